@@ -1,0 +1,46 @@
+"""Shared fixtures: paths to the detector weights and the PETS clip, read from ../shared.
+
+CI sets CROWDWATCH_MODEL and CROWDWATCH_PETS_DIR; without them a local checkout falls back to
+../shared beside the repository. Missing data skips the tests that need it, except in CI
+(CI=true), where it fails them: a green CI must have run them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+SAMPLE_CLIP = REPO / "samples" / "vtest_h264.mp4"
+
+
+def _need(path: Path | None, what: str, variable: str) -> Path:
+    if path is not None and path.exists():
+        return path
+    message = f"{what} not found: set {variable} (see README.md, 'Tests')"
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def model_path() -> Path:
+    value = os.environ.get("CROWDWATCH_MODEL")
+    default = SHARED / "models" / "yolo11n_int8_openvino_model"
+    return _need(Path(value) if value else default, "detector weights", "CROWDWATCH_MODEL")
+
+
+@pytest.fixture(scope="session")
+def pets_dir() -> Path:
+    value = os.environ.get("CROWDWATCH_PETS_DIR")
+    default = SHARED / "datasets" / "pets2009-s2l1"
+    return _need(Path(value) if value else default, "PETS2009 S2L1 data", "CROWDWATCH_PETS_DIR")
+
+
+@pytest.fixture(scope="session")
+def sample_clip() -> Path:
+    assert SAMPLE_CLIP.exists(), "samples/vtest_h264.mp4 is part of the repository"
+    return SAMPLE_CLIP
