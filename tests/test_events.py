@@ -11,16 +11,18 @@ from crowdwatch.types import FrameResult, ZoneStats
 
 RESULT = FrameResult(
     camera="gate", frame_index=7, timestamp=0.7, captured_at=1.0e9, people=3,
-    zones={"queue": ZoneStats(2, density=0.123456, occupancy=0.5, level="ok"),
-           "plain": ZoneStats(1)},
+    people_raw=4,
+    zones={"queue": ZoneStats(2, people_raw=3, density=0.123456, occupancy=0.5, level="ok"),
+           "plain": ZoneStats(1, people_raw=1)},
 )
 
 
 def test_event_record_has_the_documented_schema() -> None:
     assert event_record(RESULT) == {
-        "camera": "gate", "frame": 7, "timestamp": 0.7, "people": 3,
-        "zones": {"queue": {"people": 2, "density": 0.1235, "occupancy": 0.5, "level": "ok"},
-                  "plain": {"people": 1}},
+        "camera": "gate", "frame": 7, "timestamp": 0.7, "people": 3, "people_raw": 4,
+        "zones": {"queue": {"people": 2, "people_raw": 3, "density": 0.1235, "occupancy": 0.5,
+                            "level": "ok"},
+                  "plain": {"people": 1, "people_raw": 1}},
     }
 
 

@@ -46,8 +46,9 @@ def test_record_frame_updates_zone_and_camera_series() -> None:
     exporter = MetricsExporter(CONFIG)
     exporter.record_frame(FrameResult(
         camera="gate", frame_index=0, timestamp=0.0, captured_at=1234.5, people=5,
-        zones={"queue": ZoneStats(3, density=0.3, occupancy=0.75, level="warning"),
-               "hall": ZoneStats(2)},
+        people_raw=6,
+        zones={"queue": ZoneStats(3, people_raw=4, density=0.3, occupancy=0.75, level="warning"),
+               "hall": ZoneStats(2, people_raw=2)},
         stage_seconds={"detect": 0.02, "zones": 0.0001},
     ))
     s = samples(exporter)
@@ -58,6 +59,8 @@ def test_record_frame_updates_zone_and_camera_series() -> None:
     assert value(s, "crowdwatch_zone_level", camera="gate", zone="queue") == 1
     assert math.isnan(value(s, "crowdwatch_zone_level", camera="gate", zone="hall"))
     assert value(s, "crowdwatch_camera_people", camera="gate") == 5
+    assert value(s, "crowdwatch_camera_people_raw", camera="gate") == 6
+    assert value(s, "crowdwatch_zone_people_raw", camera="gate", zone="queue") == 4
     assert value(s, "crowdwatch_frames_processed_total", camera="gate") == 1
     assert value(s, "crowdwatch_last_frame_timestamp_seconds", camera="gate") == 1234.5
     assert value(s, "crowdwatch_stage_duration_seconds_count", camera="gate", stage="detect") == 1

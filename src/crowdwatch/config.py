@@ -11,6 +11,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from crowdwatch.errors import ConfigError
+from crowdwatch.smoothing import SmootherRegistry
 
 Anchor = Literal["bottom_center", "center"]
 Point = tuple[float, float]
@@ -160,6 +161,21 @@ class DetectorConfig(_Strict):
                                 description="CPU threads for inference; default all cores")
 
 
+class CountingConfig(_Strict):
+    """How per-frame counts are stabilised over time (raw counts are exported too)."""
+
+    smoothing: str = Field("median", description="temporal filter: none or median")
+    window: int = Field(5, ge=1, le=1000, description="frames the filter looks back over")
+
+    @field_validator("smoothing")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        if name not in SmootherRegistry.strategies:
+            valid = ", ".join(sorted(SmootherRegistry.strategies))
+            raise ValueError(f"unknown smoothing {name!r}; valid: {valid}")
+        return name
+
+
 class MetricsConfig(_Strict):
     """The Prometheus endpoint."""
 
@@ -174,6 +190,7 @@ class AppConfig(_Strict):
     cameras: Annotated[list[CameraConfig], Field(min_length=1, max_length=64)]
     detector: DetectorConfig = Field(default_factory=DetectorConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    counting: CountingConfig = Field(default_factory=CountingConfig)
     levels: LevelThresholds = Field(default_factory=LevelThresholds,
                                     description="default level thresholds for every zone")
 

@@ -16,7 +16,7 @@ def event_record(result: FrameResult) -> dict[str, Any]:
     """The JSON object written for one frame (schema in README.md)."""
     zones: dict[str, dict[str, Any]] = {}
     for name, stats in result.zones.items():
-        zone: dict[str, Any] = {"people": stats.people}
+        zone: dict[str, Any] = {"people": stats.people, "people_raw": stats.people_raw}
         if stats.density is not None:
             zone["density"] = round(stats.density, 4)
         if stats.occupancy is not None:
@@ -29,6 +29,7 @@ def event_record(result: FrameResult) -> dict[str, Any]:
         "frame": result.frame_index,
         "timestamp": round(result.timestamp, 3),
         "people": result.people,
+        "people_raw": result.people_raw,
         "zones": zones,
     }
 

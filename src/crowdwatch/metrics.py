@@ -37,6 +37,9 @@ class MetricsExporter:
         r = self.registry
         zone = ["camera", "zone"]
         self.zone_people = Gauge("crowdwatch_zone_people", "People in the zone", zone, registry=r)
+        self.zone_people_raw = Gauge(
+            "crowdwatch_zone_people_raw", "People in the zone in the last frame, before "
+            "temporal smoothing", zone, registry=r)
         self.zone_density = Gauge(
             "crowdwatch_zone_density_people_per_square_meter",
             "People per square metre of the zone's ground area", zone, registry=r)
@@ -50,6 +53,10 @@ class MetricsExporter:
             registry=r)
         self.camera_people = Gauge(
             "crowdwatch_camera_people", "People detected in the whole frame", ["camera"],
+            registry=r)
+        self.camera_people_raw = Gauge(
+            "crowdwatch_camera_people_raw",
+            "People detected in the whole last frame, before temporal smoothing", ["camera"],
             registry=r)
         self.frames = Counter("crowdwatch_frames_processed_total", "Frames analysed", ["camera"],
                               registry=r)
@@ -84,6 +91,7 @@ class MetricsExporter:
         for camera in config.cameras:
             cid = camera.id
             self.camera_people.labels(cid).set(math.nan)
+            self.camera_people_raw.labels(cid).set(math.nan)
             self.frames.labels(cid)
             self.dropped.labels(cid)
             self.reconnects.labels(cid)
@@ -94,6 +102,7 @@ class MetricsExporter:
                 self.stage_seconds.labels(cid, stage)
             for zone in camera.zones:
                 self.zone_people.labels(cid, zone.name).set(math.nan)
+                self.zone_people_raw.labels(cid, zone.name).set(math.nan)
                 self.zone_density.labels(cid, zone.name).set(math.nan)
                 self.zone_occupancy.labels(cid, zone.name).set(math.nan)
                 self.zone_capacity.labels(cid, zone.name).set(zone.capacity or math.nan)
@@ -115,8 +124,11 @@ class MetricsExporter:
         """Publish one analysed frame."""
         cid = result.camera
         self.camera_people.labels(cid).set(result.people)
+        self.camera_people_raw.labels(cid).set(result.people_raw)
         for name, stats in result.zones.items():
             self.zone_people.labels(cid, name).set(stats.people)
+            if stats.people_raw is not None:
+                self.zone_people_raw.labels(cid, name).set(stats.people_raw)
             if stats.density is not None:
                 self.zone_density.labels(cid, name).set(stats.density)
             if stats.occupancy is not None:

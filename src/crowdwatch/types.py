@@ -56,6 +56,7 @@ class ZoneStats:
     """What one zone holds in one frame; density and occupancy are None when undefined."""
 
     people: int
+    people_raw: int | None = None
     density: float | None = None
     occupancy: float | None = None
     level: str | None = None
@@ -70,5 +71,7 @@ class FrameResult:
     timestamp: float
     captured_at: float
     people: int
+    people_raw: int
     zones: dict[str, ZoneStats] = field(default_factory=dict)
+    detections: Detections = field(default_factory=Detections.empty)
     stage_seconds: dict[str, float] = field(default_factory=dict)

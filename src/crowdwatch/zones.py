@@ -119,8 +119,11 @@ class ZoneMapper:
         """People per zone, without updating levels."""
         return self.membership(detections).sum(axis=1)
 
-    def update(self, counts: npt.NDArray[np.int64]) -> dict[str, ZoneStats]:
-        """Stats per zone from this frame's counts; advances the level trackers."""
+    def update(
+        self, counts: npt.NDArray[np.int64], raw: npt.NDArray[np.int64] | None = None
+    ) -> dict[str, ZoneStats]:
+        """Stats per zone from this frame's (stabilised) counts; advances the level trackers."""
+        raw = counts if raw is None else raw
         with np.errstate(invalid="ignore", divide="ignore"):
             density = counts / self._area
             occupancy = counts / self._capacity
@@ -128,6 +131,7 @@ class ZoneMapper:
         return {
             zone.name: ZoneStats(
                 people=int(counts[i]),
+                people_raw=int(raw[i]),
                 density=None if np.isnan(density[i]) else float(density[i]),
                 occupancy=None if np.isnan(occupancy[i]) else float(occupancy[i]),
                 level=LEVELS[levels[i]] if zone.capacity else None,

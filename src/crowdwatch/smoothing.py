@@ -1,0 +1,60 @@
+"""Temporal stabilisation of per-frame counts: strategies as small classes in a registry."""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import ClassVar, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+Counts = npt.NDArray[np.int64]
+
+
+class Smoother(Protocol):
+    """Turns a stream of raw count vectors into stabilised count vectors of the same shape."""
+
+    def update(self, counts: Counts) -> Counts: ...
+
+
+class NoSmoothing:
+    """Exports the raw per-frame counts."""
+
+    def __init__(self, window: int) -> None:
+        del window
+
+    def update(self, counts: Counts) -> Counts:
+        return counts
+
+
+class MedianSmoothing:
+    """Median of the last `window` frames: removes one-frame misses and ghosts."""
+
+    def __init__(self, window: int) -> None:
+        self._history: deque[Counts] = deque(maxlen=window)
+
+    def update(self, counts: Counts) -> Counts:
+        if self._history and self._history[-1].shape != counts.shape:
+            self._history.clear()
+        self._history.append(counts)
+        # Rounding half up keeps an even window from reporting half people.
+        return np.floor(np.median(np.stack(self._history), axis=0) + 0.5).astype(np.int64)
+
+
+class SmootherRegistry:
+    """Name → strategy; an unknown name lists the valid ones."""
+
+    strategies: ClassVar[dict[str, type]] = {"none": NoSmoothing, "median": MedianSmoothing}
+
+    @classmethod
+    def create(cls, name: str, window: int) -> Smoother:
+        try:
+            strategy = cls.strategies[name]
+        except KeyError:
+            valid = ", ".join(sorted(cls.strategies))
+            raise ValueError(f"unknown smoothing {name!r}; valid: {valid}") from None
+        return strategy(window)
+
+
+def make_smoother(name: str, window: int) -> Smoother:
+    return SmootherRegistry.create(name, window)
