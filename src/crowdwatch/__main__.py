@@ -1,0 +1,3 @@
+from crowdwatch.cli import main
+
+main()

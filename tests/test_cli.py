@@ -1,0 +1,164 @@
+"""The command line end to end, with the real model on the bundled sample clip."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from importlib import resources
+from pathlib import Path
+
+import jsonschema
+import numpy as np
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from crowdwatch.groundtruth import load_ground_truth
+
+REPO = Path(__file__).resolve().parents[1]
+PETS_CONFIG = REPO / "configs" / "pets.yaml"
+EVENT_SCHEMA = json.loads(resources.files("crowdwatch").joinpath("events.schema.json").read_text())
+
+
+def crowdwatch(*args: str, model: Path | None = None, **kwargs: object) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "CROWDWATCH_MODEL": str(model) if model else "missing-model"}
+    return subprocess.run([sys.executable, "-m", "crowdwatch", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300, **kwargs)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("crowdwatch: error:")]
+    assert len(lines) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_check_accepts_the_bundled_config() -> None:
+    result = crowdwatch("check", str(PETS_CONFIG))
+    assert result.returncode == 0, result.stderr
+    assert "ok (1 camera(s), 3 zone(s))" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "fragments"),
+    [
+        ("cameras:\n  - id: a\n    source: x.mp4\n    zones:\n      - {name: q, polygon: [[0, 0], [1, 1]]}\n",
+         ["cameras[0].zones[0].polygon: needs at least 3 points, got 2"]),
+        ("cameras:\n  - id: a\n    sorce: x.mp4\n", ["cameras[0].sorce: unknown key"]),
+        ("cameras: [\n", ["YAML syntax error"]),
+    ],
+)
+def test_check_rejects_bad_configs_in_one_line(tmp_path: Path, yaml_text: str, fragments: list[str]) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml_text)
+    assert_one_line_error(crowdwatch("check", str(path)), str(path), *fragments)
+
+
+def test_run_needs_config_or_source() -> None:
+    assert_one_line_error(crowdwatch("run"), "--config FILE or --source")
+
+
+def test_missing_model_says_where_to_get_it(tmp_path: Path) -> None:
+    result = crowdwatch("run", "--source", "samples/vtest_h264.mp4", "--no-metrics")
+    assert_one_line_error(result, "missing-model", "models/README.md")
+
+
+def test_missing_source_file(model_path: Path) -> None:
+    result = crowdwatch("run", "--source", "no/such/clip.mp4", "--no-metrics", model=model_path)
+    assert_one_line_error(result, "no/such/clip.mp4")
+
+
+def test_run_writes_valid_events_and_counts_close_to_ground_truth(
+    tmp_path: Path, model_path: Path, pets_dir: Path
+) -> None:
+    events = tmp_path / "out.jsonl"
+    result = crowdwatch("run", "--config", str(PETS_CONFIG), "--max-frames", "200",
+                        "--events", str(events), "--no-metrics", model=model_path)
+    assert result.returncode == 0, result.stderr
+    lines = events.read_text().splitlines()
+    assert len(lines) == 200
+    records = [json.loads(line) for line in lines]
+    for record in records:
+        jsonschema.validate(record, EVENT_SCHEMA)
+    assert [r["frame"] for r in records] == list(range(200))
+    assert set(records[0]["zones"]) == {"west_walkway", "plaza", "east_road"}
+    truth = load_ground_truth(pets_dir / "gt" / "PETS2009-S2L1.xml").counts()[:200]
+    counted = np.array([r["people"] for r in records])
+    mae = float(np.abs(counted - truth).mean())
+    assert mae <= 0.6, f"whole-frame count MAE {mae:.3f} > 0.6 on the sample clip"
+
+
+def test_quick_mode_streams_events_to_stdout(model_path: Path) -> None:
+    result = crowdwatch("run", "--source", "samples/vtest_h264.mp4", "--max-frames", "5",
+                        "--events", "-", "--no-metrics", model=model_path)
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["frame"] for r in records] == [0, 1, 2, 3, 4]
+    assert all(set(r["zones"]) == {"all"} for r in records)
+    assert all(r["zones"]["all"]["people_raw"] == r["people_raw"] for r in records)
+
+
+def scrape(port: int) -> dict[tuple[str, tuple], float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def test_metrics_endpoint_during_a_run_and_clean_sigterm(tmp_path: Path, model_path: Path) -> None:
+    port = free_port()
+    events = tmp_path / "events.jsonl"
+    env = {**os.environ, "CROWDWATCH_MODEL": str(model_path)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "crowdwatch", "run", "--config", str(PETS_CONFIG), "--realtime",
+         "--metrics-port", str(port), "--events", str(events)],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        frames = 0.0
+        while time.monotonic() < deadline:
+            try:
+                samples = scrape(port)
+                frames = samples.get(("crowdwatch_frames_processed_total", (("camera", "pets"),)), 0)
+                if frames >= 10:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.3)
+        assert frames >= 10, "the run never served /metrics with analysed frames"
+        key = lambda zone: (("camera", "pets"), ("zone", zone))  # noqa: E731
+        assert samples[("crowdwatch_source_up", (("camera", "pets"),))] == 1
+        assert samples[("crowdwatch_zone_capacity_people", key("plaza"))] == 5
+        assert samples[("crowdwatch_zone_people", key("plaza"))] >= 0
+        assert samples[("crowdwatch_zone_density_people_per_square_meter", key("plaza"))] >= 0
+        assert samples[("crowdwatch_zone_level", key("plaza"))] in (0, 1, 2)
+        assert samples[("crowdwatch_last_frame_timestamp_seconds", (("camera", "pets"),))] > time.time() - 60
+        assert samples[("crowdwatch_stage_duration_seconds_count", (("camera", "pets"), ("stage", "detect")))] >= 10
+        process.send_signal(signal.SIGTERM)
+        _out, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, err
+    assert "Traceback" not in err
+    lines = events.read_text().splitlines()
+    assert len(lines) >= 10
+    json.loads(lines[-1])  # the last line is whole: events were flushed on SIGTERM
