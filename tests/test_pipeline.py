@@ -1,0 +1,145 @@
+"""The pipeline with fake sources and a fake detector: wiring, dead sources, errors."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from crowdwatch.config import AppConfig, CameraConfig, parse_config
+from crowdwatch.metrics import MetricsExporter
+from crowdwatch.pipeline import Outputs, Pipeline
+from crowdwatch.types import Detections, Frame, FrameResult
+
+IMAGE = np.zeros((100, 200, 3), np.uint8)
+
+
+class FakeSource:
+    """Hands out `frames` frames, then (live) stays down or (file) finishes."""
+
+    def __init__(self, frames: int, live: bool = False) -> None:
+        self.name = "fake"
+        self.live = live
+        self.frames_dropped = 0
+        self.frames_skipped = 0
+        self.reconnects = 0
+        self._left = frames
+        self._index = 0
+        self.closed = False
+        self.down_reads = 0
+
+    def read(self, timeout: float) -> Frame | None:
+        if self._left > 0:
+            self._left -= 1
+            self._index += 1
+            now = time.time()
+            return Frame(IMAGE, self._index - 1, (self._index - 1) / 10, now)
+        if self.live:
+            self.down_reads += 1
+            time.sleep(min(timeout, 0.01))
+        return None
+
+    @property
+    def finished(self) -> bool:
+        return not self.live and self._left == 0
+
+    @property
+    def up(self) -> bool:
+        return self._left > 0
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def two_people(frame: Frame) -> Detections:
+    # One person in the left half, one in the right half of the 200x100 image.
+    xyxy = np.array([[10, 10, 30, 90], [150, 10, 170, 90]], np.float32)
+    return Detections(xyxy, np.array([0.9, 0.8], np.float32))
+
+
+def config(*cameras: str) -> AppConfig:
+    zone = {"name": "left", "polygon": [[0, 0], [0.5, 0], [0.5, 1], [0, 1]], "normalized": True,
+            "capacity": 2}
+    return parse_config({"cameras": [{"id": c, "source": f"{c}.mp4", "zones": [zone]}
+                                     for c in cameras]})
+
+
+def run(cfg: AppConfig, sources: dict[str, FakeSource], outputs: Outputs,
+        max_frames: int | None = None, detect=two_people) -> Pipeline:
+    pipeline = Pipeline(cfg, detect, outputs, max_frames,
+                        source_opener=lambda camera: sources[camera.id])
+    pipeline.run()
+    return pipeline
+
+
+def test_every_frame_of_every_camera_is_analysed() -> None:
+    results: list[FrameResult] = []
+    lock = threading.Lock()
+
+    def collect(result: FrameResult) -> None:
+        with lock:
+            results.append(result)
+
+    sources = {"a": FakeSource(7), "b": FakeSource(4)}
+    pipeline = run(config("a", "b"), sources, Outputs(on_frame=collect))
+    assert pipeline.processed == {"a": 7, "b": 4}
+    assert sorted(r.frame_index for r in results if r.camera == "a") == list(range(7))
+    assert all(r.people == 2 and r.zones["left"].people == 1 for r in results)
+    assert all(r.zones["left"].occupancy == 0.5 for r in results)
+    assert all(s.closed for s in sources.values())
+
+
+def test_max_frames_stops_each_camera() -> None:
+    pipeline = run(config("a"), {"a": FakeSource(50)}, Outputs(), max_frames=5)
+    assert pipeline.processed == {"a": 5}
+
+
+def test_dead_live_source_never_reports_zero_people() -> None:
+    cfg = config("cam")
+    exporter = MetricsExporter(cfg)
+    source = FakeSource(3, live=True)
+    pipeline = Pipeline(cfg, two_people, Outputs(metrics=exporter),
+                        source_opener=lambda camera: source)
+    worker = threading.Thread(target=pipeline.run)
+    worker.start()
+    deadline = time.monotonic() + 10
+    while source.down_reads < 5 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    pipeline.stop()
+    worker.join(10)
+    assert not worker.is_alive()
+    text = generate_latest(exporter.registry).decode()
+    values = {(s.name, tuple(sorted(s.labels.items()))): s.value
+              for f in text_string_to_metric_families(text) for s in f.samples}
+    assert values[("crowdwatch_source_up", (("camera", "cam"),))] == 0
+    # The zone keeps its last real count; it does not fall to 0 because the camera died.
+    assert values[("crowdwatch_zone_people", (("camera", "cam"), ("zone", "left")))] == 1
+    assert values[("crowdwatch_frames_processed_total", (("camera", "cam"),))] == 3
+
+
+def test_an_error_in_a_camera_thread_reaches_the_caller_and_closes_sources() -> None:
+    def broken(frame: Frame) -> Detections:
+        raise RuntimeError("detector broke")
+
+    sources = {"a": FakeSource(5)}
+    with pytest.raises(RuntimeError, match="detector broke"):
+        run(config("a"), sources, Outputs(), detect=broken)
+    assert sources["a"].closed
+
+
+def test_a_source_that_fails_to_open_closes_the_ones_already_open() -> None:
+    opened: list[FakeSource] = []
+
+    def opener(camera: CameraConfig) -> FakeSource:
+        if camera.id == "b":
+            raise FileNotFoundError("b.mp4")
+        opened.append(FakeSource(1))
+        return opened[-1]
+
+    with pytest.raises(FileNotFoundError):
+        Pipeline(config("a", "b"), two_people, Outputs(), source_opener=opener)
+    assert opened and all(s.closed for s in opened)
