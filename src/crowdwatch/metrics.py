@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import threading
-from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import (
     CollectorRegistry,
@@ -14,11 +13,11 @@ from prometheus_client import (
     Info,
     PlatformCollector,
     ProcessCollector,
-    start_http_server,
 )
 
 from crowdwatch import __version__
 from crowdwatch.config import AppConfig
+from crowdwatch.server import HealthState, Server
 from crowdwatch.types import FrameResult
 from crowdwatch.zones import LEVELS
 
@@ -82,7 +81,8 @@ class MetricsExporter:
         build.info({"version": __version__, "model": config.detector.model})
         self._lock = threading.Lock()
         self._totals: dict[tuple[int, str], int] = {}
-        self._server: WSGIServer | None = None
+        self.health = HealthState(c.id for c in config.cameras)
+        self._server: Server | None = None
         self._declare_series(config)
 
     def _declare_series(self, config: AppConfig) -> None:
@@ -109,15 +109,13 @@ class MetricsExporter:
                 self.zone_level.labels(cid, zone.name).set(math.nan)
 
     def start(self, host: str, port: int) -> int:
-        """Serve /metrics in a background thread; returns the bound port."""
-        server, _thread = start_http_server(port, addr=host, registry=self.registry)
-        self._server = server
-        return int(server.server_port)
+        """Serve /metrics, /healthz and /readyz in a background thread; returns the port."""
+        self._server = Server(self.registry, self.health, host, port)
+        return self._server.port
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.close()
             self._server = None
 
     def record_frame(self, result: FrameResult) -> None:
@@ -145,6 +143,7 @@ class MetricsExporter:
 
     def record_source(self, camera: str, up: bool, dropped: int, reconnects: int) -> None:
         """Publish a source's health; dropped and reconnects are the source's running totals."""
+        self.health.beat(camera, up)
         with self._lock:
             self.source_up.labels(camera).set(1 if up else 0)
             self._advance(self.dropped, camera, dropped)
