@@ -79,9 +79,11 @@ WORKDIR /home/crowdwatch
 VOLUME ["/config", "/models"]
 EXPOSE 9108
 
-# Healthy while /metrics answers. Model loading takes a few seconds, hence the start period.
+# Healthy while /healthz answers 200: every camera loop still turns (a camera that is down
+# still turns its loop; /readyz tells that apart). Model loading takes a few seconds, hence
+# the start period.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
-    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9108/metrics', timeout=4)"]
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9108/healthz', timeout=4)"]
 
 ENTRYPOINT ["crowdwatch"]
 CMD ["run", "--config", "/config/crowdwatch.yaml"]

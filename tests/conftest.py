@@ -8,6 +8,7 @@ CI sets CROWDWATCH_MODEL and CROWDWATCH_PETS_DIR; without them a local checkout 
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,27 @@ def _need(path: Path | None, what: str, variable: str) -> Path:
     if os.environ.get("CI"):
         pytest.fail(message)
     pytest.skip(message)
+
+
+def _need_program(name: str) -> Path:
+    found = shutil.which(name)
+    if found:
+        return Path(found)
+    message = (f"{name} not found on PATH: install Debian's prometheus package "
+               "(apt-get install prometheus), as .ci/run does")
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def promtool() -> Path:
+    return _need_program("promtool")
+
+
+@pytest.fixture(scope="session")
+def prometheus_server() -> Path:
+    return _need_program("prometheus")
 
 
 @pytest.fixture(scope="session")
