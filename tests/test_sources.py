@@ -180,6 +180,19 @@ def test_realtime_frame_not_due_is_kept_for_next_read(tmp_path: Path) -> None:
         assert second is not None and (value(second), second.index) == (1, 1)
 
 
+def test_realtime_frames_are_captured_when_due_not_when_decoded(tmp_path: Path) -> None:
+    # Frame age counts from capture; a paced file is "captured" when its frame is due.
+    path = write_video(tmp_path / "clip.mp4", frames=6, fps=20.0)
+    with open_source(camera(str(path), realtime=True)) as source:
+        first = source.read(5.0)
+        time.sleep(0.3)  # meanwhile the reader decodes ahead into its queue
+        after_wait = time.time()
+        rest = drain(source)
+    assert first is not None and len(rest) == 5
+    assert all(f.captured_at >= after_wait for f in rest)
+    assert [f.captured_at for f in rest] == sorted(f.captured_at for f in rest)
+
+
 def test_truncated_video_ends_without_error(tmp_path: Path,
                                             caplog: pytest.LogCaptureFixture) -> None:
     # Matroska keeps no index at the end, so the first half still opens (a cut mp4 does not).

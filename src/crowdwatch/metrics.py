@@ -21,7 +21,8 @@ from crowdwatch.server import HealthState, Server
 from crowdwatch.types import FrameResult
 from crowdwatch.zones import LEVELS
 
-STAGES = ("decode", "detect", "zones", "export")
+# detect is preprocess + inference + postprocess (OpenVINO backend) or the whole predict call.
+STAGES = ("decode", "detect", "preprocess", "inference", "postprocess", "zones", "export")
 STAGE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.2, 0.5, 1.0, 2.5)
 AGE_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0)
 
@@ -62,6 +63,10 @@ class MetricsExporter:
         self.dropped = Counter(
             "crowdwatch_frames_dropped_total",
             "Live frames replaced by a newer one before analysis", ["camera"], registry=r)
+        self.skipped = Counter(
+            "crowdwatch_frames_skipped_total",
+            "Frames a source could not decode and skipped (damaged video, unreadable image)",
+            ["camera"], registry=r)
         self.source_up = Gauge("crowdwatch_source_up", "1 while the source delivers frames",
                                ["camera"], registry=r)
         self.reconnects = Counter("crowdwatch_source_reconnects_total",
@@ -94,6 +99,7 @@ class MetricsExporter:
             self.camera_people_raw.labels(cid).set(math.nan)
             self.frames.labels(cid)
             self.dropped.labels(cid)
+            self.skipped.labels(cid)
             self.reconnects.labels(cid)
             self.source_up.labels(cid).set(0)
             self.last_frame.labels(cid).set(0)
@@ -141,13 +147,15 @@ class MetricsExporter:
     def record_frame_age(self, camera: str, seconds: float) -> None:
         self.frame_age.labels(camera).observe(seconds)
 
-    def record_source(self, camera: str, up: bool, dropped: int, reconnects: int) -> None:
-        """Publish a source's health; dropped and reconnects are the source's running totals."""
+    def record_source(self, camera: str, up: bool, dropped: int, reconnects: int,
+                      skipped: int = 0) -> None:
+        """Publish a source's health; the counts are the source's running totals."""
         self.health.beat(camera, up)
         with self._lock:
             self.source_up.labels(camera).set(1 if up else 0)
             self._advance(self.dropped, camera, dropped)
             self._advance(self.reconnects, camera, reconnects)
+            self._advance(self.skipped, camera, skipped)
 
     def _advance(self, counter: Counter, camera: str, total: int) -> None:
         """Raise a counter to a running total kept by the source (never lowers it)."""

@@ -7,15 +7,19 @@ frame, so a slow consumer drops frames instead of falling behind the camera.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
+import os
 import queue
 import re
+import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Protocol, runtime_checkable
+from urllib.parse import urlsplit
 
 import cv2
 import numpy as np
@@ -38,10 +42,27 @@ BACKOFF_BASE_S = 0.5
 FILE_QUEUE_SIZE = 4
 # How long close() waits for a reader thread; a read blocked in the network is not waited out.
 JOIN_TIMEOUT_S = 2.0
+# Undecodable frames in a row a video file may have before the rest counts as cut off: one
+# corrupt region costs one failed read per damaged frame, so the bound only matters when the
+# container does not tell how many frames it holds.
+MAX_BAD_FRAMES_UNKNOWN_LENGTH = 25
+
+# RTSP over TCP: no frame is lost to UDP packet loss or a firewall, and a server that dies
+# resets the connection at once. An operator's own FFmpeg options (e.g. rtsp_transport;udp)
+# win. Set here, at import, before any capture thread reads the environment.
+os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;tcp")
+if "OPENCV_LOG_LEVEL" not in os.environ:
+    # OpenCV's own warnings repeat what crowdwatch logs (in one line, credentials redacted)
+    # and dump C++ exceptions for a missing device; FFmpeg's errors still show.
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 # Userinfo runs to the last '@' before the path, so an unescaped '@' in a password is covered.
 _CREDENTIALS = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^\s/?#]*@")
+# How a camera URL looks, in words the credential redaction leaves alone.
+URL_FORM = "expected e.g. rtsp://host:554/path, with user:password@ before the host if needed"
+# A live scheme followed by one slash or none: "rtsp:/cam/1", "rtsp:cam".
+_BROKEN_SCHEME = re.compile(r"^(rtsps?|rtmp|https?):(?!//)", re.IGNORECASE)
 _END = object()
 
 Image = npt.NDArray[np.uint8]
@@ -119,8 +140,50 @@ class Backoff:
         self._next = self.base
 
 
+def close_all(sources: Iterable[FrameSource]) -> None:
+    """Close sources side by side: readers blocked in a dead network are waited for together,
+    so stopping takes one JOIN_TIMEOUT_S however many cameras hang (SIGTERM within 5 s)."""
+    closers = [threading.Thread(target=s.close, name=f"close {s.name}", daemon=True)
+               for s in sources]
+    for closer in closers:
+        closer.start()
+    for closer in closers:
+        closer.join()
+
+
 def _is_url(source: str) -> bool:
     return _SCHEME.match(source) is not None
+
+
+def _check_url(source: str) -> None:
+    """SourceError naming the fault if a live URL cannot be right (no host, bad port...)."""
+    problem = None
+    if any(c.isspace() or ord(c) < 32 for c in source):
+        problem = "it contains a space or control character; percent-encode it (%20)"
+    else:
+        try:
+            parts = urlsplit(source)
+            port = parts.port  # ValueError: not a number or out of range
+        except ValueError as error:
+            problem = str(error).lower()
+        else:
+            if not parts.hostname:
+                problem = "no host"
+            elif port == 0:
+                problem = "port 0"
+    if problem:
+        # Hide everything up to the last '@': a password with a space in it ends redact()'s
+        # match early and would show.
+        scheme, _, rest = source.partition("://")
+        shown = f"{scheme}://***@{rest.rpartition('@')[2]}" if "@" in rest else source
+        raise SourceError(f"{shown}: malformed URL ({problem}); {URL_FORM}")
+
+
+def _device_hint(index: int) -> str:
+    """Why device `index` may not open, where the system can tell (Linux: no /dev/videoN)."""
+    if sys.platform.startswith("linux") and not Path(f"/dev/video{index}").exists():
+        return f" (no /dev/video{index}: is the camera connected?)"
+    return ""
 
 
 def _default_factory(read_timeout_s: float) -> CaptureFactory:
@@ -159,7 +222,11 @@ def open_source(camera: CameraConfig, capture_factory: CaptureFactory | None = N
         if scheme not in LIVE_SCHEMES:
             raise SourceError(f"{redact(source)}: unsupported URL scheme '{scheme}'; use "
                               "rtsp://, http(s)://, a file, a folder or a device index")
+        _check_url(source)
         return LiveSource(source, redact(source), camera, factory, backoff)
+    if _BROKEN_SCHEME.match(source) and not Path(source).expanduser().exists():
+        raise SourceError(f"{redact(source)}: malformed URL (the scheme needs '://'); "
+                          f"{URL_FORM}")
     path = Path(source).expanduser()
     if path.is_dir():
         return ImageFolderSource(path, camera)
@@ -198,6 +265,9 @@ class _FileSource:
         self._finished = False
         self._failed = False
         self._pending: Frame | None = None
+        # Frames skipped in the file since the last image handed over: the next frame's index
+        # and timestamp jump over them, so they keep naming the frame's position in the file.
+        self._gap = 0
         # Wall-clock (monotonic) time at which timestamp 0 is due in realtime mode.
         self._anchor: float | None = None
         self._thread = threading.Thread(target=self._run, name=f"source {name}", daemon=True)
@@ -216,6 +286,8 @@ class _FileSource:
             while not self._stop.is_set():
                 produced = 0
                 for image in self._images(first):
+                    index += self._gap
+                    self._gap = 0
                     frame = Frame(image, index, index / self._fps, time.time())
                     if not self._put(frame):
                         return
@@ -269,6 +341,11 @@ class _FileSource:
                 return None
             if wait > 0:
                 self._stop.wait(wait)
+            # Paced like a camera, a frame is captured when it is due, not when it was
+            # decoded ahead into the queue: frame age counts from then.
+            assert self._anchor is not None
+            late = max(time.monotonic() - (self._anchor + frame.timestamp), 0.0)
+            frame = dataclasses.replace(frame, captured_at=time.time() - late)
         self._pending = None
         return frame
 
@@ -321,7 +398,9 @@ class VideoFileSource(_FileSource):
         super().__init__(str(path), camera, _usable_fps(capture.get(cv2.CAP_PROP_FPS)))
         self._capture = capture
         self._first: Image | None = first
-        self._expected = capture.get(cv2.CAP_PROP_FRAME_COUNT)
+        expected = capture.get(cv2.CAP_PROP_FRAME_COUNT)
+        # Frames the container promises; 0 when unknown (still images report nonsense).
+        self._expected = expected if math.isfinite(expected) and 0 < expected < 1e9 else 0.0
         log.info("%s: opened video, %.3g fps%s", self.name, self._fps,
                  ", looping" if self._loop else "")
         self._thread.start()
@@ -356,16 +435,39 @@ class VideoFileSource(_FileSource):
                 log.warning("%s: cannot reopen video to loop; ending this source", self.name)
                 return
         count = 1 if first else 0
+        skipped = 0
+        bad = 0  # failed reads in a row
         while not self._stop.is_set():
             ok, image = capture.read()
-            if not ok or image is None:
+            if ok and image is not None:
+                if bad:
+                    # Undecodable frames with good ones after them: corruption, skipped.
+                    skipped += bad
+                    self.frames_skipped += bad
+                    self._gap += bad
+                    bad = 0
+                count += 1
+                yield image
+                continue
+            # OpenCV reports the end and an undecodable frame alike. While the container
+            # promises more frames, read on: the next read starts at the next packet.
+            bad += 1
+            if bad > self._bad_frames_allowed(count + skipped):
                 break
-            count += 1
-            yield image
-        # OpenCV reports the end and a decode error alike; the frame count tells them apart.
-        if first and math.isfinite(self._expected) and count < self._expected - 1:
+        if self._stop.is_set():
+            return
+        if skipped and first:
+            log.warning("%s: skipped %d undecodable frame(s); the file is damaged",
+                        self.name, skipped)
+        if first and self._expected > 0 and count + skipped < self._expected - 1:
             log.warning("%s: ended after %d of %d frames; the file may be truncated",
-                        self.name, count, int(self._expected))
+                        self.name, count + skipped, int(self._expected))
+
+    def _bad_frames_allowed(self, seen: int) -> float:
+        """Failed reads in a row that may still be followed by good frames."""
+        if self._expected > 0:
+            return self._expected - 1 - seen
+        return MAX_BAD_FRAMES_UNKNOWN_LENGTH
 
     def _release(self) -> None:
         if self._capture is not None:
@@ -480,7 +582,8 @@ class LiveSource:
             opened = False
             self._why = f"cannot open ({redact(str(error))})"
         else:
-            self._why = "cannot open"
+            hint = _device_hint(self._target) if isinstance(self._target, int) else ""
+            self._why = f"cannot open{hint}"
         if not opened:
             if capture is not None:
                 capture.release()
