@@ -143,3 +143,121 @@ def test_a_source_that_fails_to_open_closes_the_ones_already_open() -> None:
     with pytest.raises(FileNotFoundError):
         Pipeline(config("a", "b"), two_people, Outputs(), source_opener=opener)
     assert opened and all(s.closed for s in opened)
+
+
+# --- pipelined detectors -------------------------------------------------------------------
+
+
+class FakePending:
+    def __init__(self, detector: FakeAsyncDetect, frame: Frame) -> None:
+        self._detector = detector
+        self._frame = frame
+        self.stage_seconds = {"preprocess": 0.001, "inference": 0.01, "postprocess": 0.001}
+
+    def done(self) -> bool:
+        return self._detector.ready
+
+    def result(self) -> Detections:
+        with self._detector.lock:
+            self._detector.in_flight -= 1
+        return self._detector(self._frame)
+
+
+class FakeAsyncDetect:
+    """Detects frame.index % 5 people; counts the frames submitted but not yet collected."""
+
+    def __init__(self, ready: bool = False) -> None:
+        # ready=False: results report not done, so only a full pipeline or the end of the
+        # source makes the pipeline collect them.
+        self.ready = ready
+        self.lock = threading.Lock()
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self.submitted: list[int] = []
+
+    def __call__(self, frame: Frame) -> Detections:
+        n = frame.index % 5
+        xyxy = np.tile(np.array([[10, 10, 30, 90]], np.float32), (n, 1))
+        return Detections(xyxy, np.full(n, 0.9, np.float32))
+
+    def submit(self, frame: Frame) -> FakePending:
+        with self.lock:
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+            self.submitted.append(frame.index)
+        return FakePending(self, frame)
+
+
+def test_pipelined_detector_keeps_frames_in_order_and_few_in_flight() -> None:
+    from crowdwatch.pipeline import PIPELINE_DEPTH
+
+    results: list[FrameResult] = []
+    detect = FakeAsyncDetect()
+    pipeline = run(config("a"), {"a": FakeSource(12)}, Outputs(on_frame=results.append),
+                   detect=detect)
+    assert pipeline.processed == {"a": 12}
+    assert [r.frame_index for r in results] == list(range(12))
+    assert [r.people_raw for r in results] == [i % 5 for i in range(12)]
+    assert 1 < detect.most_in_flight <= PIPELINE_DEPTH
+    assert detect.in_flight == 0
+    assert {"decode", "preprocess", "inference", "postprocess", "detect", "zones"} <= set(
+        results[0].stage_seconds)
+
+
+@pytest.mark.parametrize(("every", "detected"), [(1, list(range(7))), (3, [0, 3, 6])])
+def test_detect_every_reuses_the_last_people_between_detections(every: int,
+                                                                detected: list[int]) -> None:
+    cfg = config("a")
+    cfg = cfg.model_copy(update={"detector": cfg.detector.model_copy(
+        update={"detect_every": every})})
+    results: list[FrameResult] = []
+    detect = FakeAsyncDetect()
+    run(cfg, {"a": FakeSource(7)}, Outputs(on_frame=results.append), detect=detect)
+    assert detect.submitted == detected
+    # Each frame shows the people of the newest detected frame at or before it.
+    assert [r.people_raw for r in results] == [(i - i % every) % 5 for i in range(7)]
+
+
+class BlockedSource(FakeSource):
+    """A live camera whose reads hang until their timeout and never deliver a frame."""
+
+    def __init__(self) -> None:
+        super().__init__(0, live=True)
+
+    def read(self, timeout: float) -> Frame | None:
+        self.down_reads += 1
+        time.sleep(timeout)
+        return None
+
+
+def test_a_dead_camera_does_not_hold_up_the_others() -> None:
+    cfg = config("dead", "ok")
+    sources = {"dead": BlockedSource(), "ok": FakeSource(30)}
+    pipeline = Pipeline(cfg, FakeAsyncDetect(), Outputs(),
+                        source_opener=lambda camera: sources[camera.id])
+    worker = threading.Thread(target=pipeline.run)
+    worker.start()
+    deadline = time.monotonic() + 10  # guards against a hang; not a speed check
+    while pipeline.processed["ok"] < 30 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    pipeline.stop()
+    worker.join(10)
+    assert pipeline.processed == {"dead": 0, "ok": 30}
+    assert sources["dead"].down_reads >= 1
+
+
+def test_a_live_frame_is_handed_on_when_its_result_is_ready() -> None:
+    # No waiting for the next frame (or a full pipeline): frame age stays low.
+    results: list[FrameResult] = []
+    source = FakeSource(3, live=True)
+    pipeline = Pipeline(config("cam"), FakeAsyncDetect(ready=True),
+                        Outputs(on_frame=results.append), source_opener=lambda camera: source)
+    worker = threading.Thread(target=pipeline.run)
+    worker.start()
+    deadline = time.monotonic() + 10  # guards against a hang; not a speed check
+    while len(results) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    running = worker.is_alive()
+    pipeline.stop()
+    worker.join(10)
+    assert running and [r.frame_index for r in results] == [0, 1, 2]

@@ -51,7 +51,7 @@ from deploy_files import (
     pod_meta_labels,
 )
 
-STREAM_FPS = 60  # well above what the detector analyses on a CPU: frames get dropped
+STREAM_FPS = 200  # well above what the detector analyses on a CPU (~80/s): frames get dropped
 TEST_FOR = "2s"  # every alert's `for:` in the test copy of the rules
 RATE_INTERVAL = "4s"  # Grafana's $__rate_interval for a 1 s scrape interval (4 x scrape)
 WAIT_S = 60.0

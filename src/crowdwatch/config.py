@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -15,6 +16,9 @@ from crowdwatch.smoothing import SmootherRegistry
 
 Anchor = Literal["bottom_center", "center"]
 Point = tuple[float, float]
+
+# Keys printed bare in an error's key path; any other key is printed quoted.
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
 WHOLE_FRAME = [(0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0)]
 
@@ -32,6 +36,12 @@ def _check_points(points: list[Point], minimum: int) -> list[Point]:
         if abs(x) > 1e6 or abs(y) > 1e6:
             raise ValueError(f"point ({x}, {y}) is out of range (|coordinate| <= 1e6)")
     return points
+
+
+def _require_unique(what: str, names: list[str]) -> None:
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"{what} must be unique, repeated: {', '.join(repeated)}")
 
 
 class LevelThresholds(_Strict):
@@ -131,10 +141,7 @@ class CameraConfig(_Strict):
     @field_validator("zones")
     @classmethod
     def _unique_zones(cls, zones: list[ZoneConfig]) -> list[ZoneConfig]:
-        names = [z.name for z in zones]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise ValueError(f"zone names must be unique, repeated: {', '.join(duplicates)}")
+        _require_unique("zone names", [z.name for z in zones])
         return zones
 
     @field_validator("source")
@@ -152,20 +159,35 @@ class DetectorConfig(_Strict):
 
     model: str = Field("yolo11n_int8_openvino_model",
                        description="a path (.pt, .onnx, OpenVINO folder) or a name in models/")
-    confidence: float = Field(0.3, gt=0, lt=1, description="minimum detection confidence")
-    iou: float = Field(0.6, gt=0, le=1, description="IoU above which NMS merges boxes")
-    imgsz: int = Field(640, ge=32, le=4096, multiple_of=32, description="model input size")
+    # Defaults tuned on PETS2009 S2.L1 together with `counting` (docs/ACCURACY.md): a low
+    # threshold finds partly hidden people, and the counting filter removes the ghosts it adds.
+    confidence: float = Field(0.15, gt=0, lt=1, description="minimum detection confidence "
+                              "(low on purpose: counting.smoothing removes short-lived ghosts)")
+    iou: float = Field(0.45, gt=0, le=1, description="IoU above which NMS merges boxes")
+    imgsz: int = Field(640, ge=32, le=4096, multiple_of=32,
+                       description="model input size (long side for input_shape stream)")
     max_det: int = Field(1000, ge=1, le=100_000,
                          description="most people per frame (ultralytics' default 300 caps crowds)")
     threads: int | None = Field(None, ge=1, le=256,
                                 description="CPU threads for inference; default all cores")
+    backend: Literal["auto", "openvino", "ultralytics"] = Field(
+        "auto", description="inference engine: openvino (OpenVINO folders only, fastest on CPU), "
+        "ultralytics (any model ultralytics reads), auto (openvino for an OpenVINO folder)")
+    input_shape: Literal["square", "stream"] = Field(
+        "stream", description="model input: square (imgsz x imgsz letterbox) or stream "
+        "(imgsz on the long side, the stream's aspect ratio: less padding, faster)")
+    detect_every: int = Field(
+        1, ge=1, le=100, description="run the detector on every k-th frame of a camera; the "
+        "frames between reuse its people (faster, counts lag by up to k-1 frames)")
 
 
 class CountingConfig(_Strict):
     """How per-frame counts are stabilised over time (raw counts are exported too)."""
 
-    smoothing: str = Field("median", description="temporal filter: none or median")
-    window: int = Field(5, ge=1, le=1000, description="frames the filter looks back over")
+    smoothing: str = Field("persistence", description="temporal filter: none, median (of the "
+                           "last window frames) or persistence (a change must last window frames)")
+    window: int = Field(3, ge=1, le=1000, description="frames the filter looks back over; a "
+                        "real change shows window - 1 (persistence) or window / 2 (median) late")
 
     @field_validator("smoothing")
     @classmethod
@@ -197,10 +219,7 @@ class AppConfig(_Strict):
     @field_validator("cameras")
     @classmethod
     def _unique_cameras(cls, cameras: list[CameraConfig]) -> list[CameraConfig]:
-        ids = [c.id for c in cameras]
-        duplicates = sorted({i for i in ids if ids.count(i) > 1})
-        if duplicates:
-            raise ValueError(f"camera ids must be unique, repeated: {', '.join(duplicates)}")
+        _require_unique("camera ids", [c.id for c in cameras])
         return cameras
 
 
@@ -210,7 +229,14 @@ def format_validation_error(error: ValidationError, limit: int = 3) -> str:
     for item in error.errors()[:limit]:
         path = ""
         for key in item["loc"]:
-            path += f"[{key}]" if isinstance(key, int) else (f".{key}" if path else str(key))
+            if isinstance(key, int):
+                path += f"[{key}]"
+            elif not _PLAIN_KEY.fullmatch(key):
+                # Quoted: an odd key (a newline, a dot, nothing at all) stays on one line
+                # and cannot be mistaken for a path.
+                path += f"[{key!r}]"
+            else:
+                path += f".{key}" if path else key
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             message = "unknown key (check its spelling)"
