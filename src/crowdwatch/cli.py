@@ -13,8 +13,10 @@ from typing import Annotated, Optional
 import typer
 
 from crowdwatch import __version__
+from crowdwatch.bench import bench_command
 from crowdwatch.config import AppConfig, load_config, quick_config
 from crowdwatch.errors import CrowdwatchError
+from crowdwatch.evaluate import eval_command
 from crowdwatch.sources import redact
 
 app = typer.Typer(
@@ -180,6 +182,10 @@ def check(config: Annotated[Path, typer.Argument(help="YAML config file.")]) -> 
         resolve_model(loaded.detector.model)
     except CrowdwatchError as error:
         typer.echo(f"crowdwatch: warning: {error}", err=True)
+
+
+app.command("bench")(bench_command)
+app.command("eval")(eval_command)
 
 
 def main() -> None:

@@ -41,10 +41,39 @@ class MedianSmoothing:
         return np.floor(np.median(np.stack(self._history), axis=0) + 0.5).astype(np.int64)
 
 
+class PersistenceSmoothing:
+    """Hysteresis: a count moves only after `window` frames in a row all lie on one side of it.
+
+    It then moves to the nearest of those frames' counts, so a one-frame miss or ghost never
+    changes it and a real change comes through after `window` frames (lag `window` - 1).
+    """
+
+    def __init__(self, window: int) -> None:
+        self._history: deque[Counts] = deque(maxlen=window)
+        self._current: Counts | None = None
+
+    def update(self, counts: Counts) -> Counts:
+        if self._current is None or self._current.shape != counts.shape:
+            self._history.clear()
+            self._current = counts.copy()
+        self._history.append(counts)
+        if len(self._history) == self._history.maxlen:
+            recent = np.stack(self._history)
+            above = (recent > self._current).all(axis=0)
+            below = (recent < self._current).all(axis=0)
+            self._current = np.where(above, recent.min(axis=0),
+                                     np.where(below, recent.max(axis=0), self._current))
+        return self._current.copy()
+
+
 class SmootherRegistry:
     """Name → strategy; an unknown name lists the valid ones."""
 
-    strategies: ClassVar[dict[str, type]] = {"none": NoSmoothing, "median": MedianSmoothing}
+    strategies: ClassVar[dict[str, type]] = {
+        "none": NoSmoothing,
+        "median": MedianSmoothing,
+        "persistence": PersistenceSmoothing,
+    }
 
     @classmethod
     def create(cls, name: str, window: int) -> Smoother:

@@ -1,0 +1,79 @@
+"""The count-accuracy gate: default counts on PETS2009 S2.L1 against accuracy/thresholds.yaml.
+
+The sample variant (200 frames) runs in every test run; the full clip (795 frames) only with
+CROWDWATCH_FULL_GATE=1, as CI sets it. Both run the real pipeline through `crowdwatch eval`'s
+runner, so they measure what operators get.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from crowdwatch.config import load_config
+from crowdwatch.evaluate import eval_config, evaluate, threshold_failures
+from crowdwatch.groundtruth import load_ground_truth
+
+REPO = Path(__file__).resolve().parents[1]
+THRESHOLDS = REPO / "accuracy" / "thresholds.yaml"
+
+
+def spec() -> dict[str, Any]:
+    return yaml.safe_load(THRESHOLDS.read_text(encoding="utf-8"))
+
+
+def limits(clip: dict[str, Any]) -> list[tuple[str, float, float]]:
+    """(metric, measured, threshold) for the whole frame and each zone."""
+    rows = [("whole frame", clip["measured"]["mae"], clip["max_mae"])]
+    rows += [(f"zone {zone}", clip["measured"]["zones"][zone], limit)
+             for zone, limit in clip["max_zone_mae"].items()]
+    return rows
+
+
+@pytest.mark.parametrize("name", sorted(spec()["clips"]))
+def test_thresholds_sit_just_above_the_measured_values(name: str) -> None:
+    data = spec()
+    clip = data["clips"][name]
+    assert set(clip["max_zone_mae"]) == set(clip["measured"]["zones"])
+    zones = {z.name for z in load_config(REPO / data["config"]).cameras[0].zones}
+    assert set(clip["max_zone_mae"]) == zones, "every zone of the config needs a threshold"
+    for metric, measured, threshold in limits(clip):
+        assert measured <= threshold <= measured + data["max_margin"] + 1e-9, (
+            f"{name}: {metric} threshold {threshold} must lie within {data['max_margin']} "
+            f"above the measured {measured}")
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("name", sorted(spec()["clips"]))
+def test_count_accuracy_gate(name: str, model_path: Path, pets_dir: Path) -> None:
+    data = spec()
+    clip = data["clips"][name]
+    variable = clip.get("only_with_env")
+    if variable and os.environ.get(variable) != "1":
+        pytest.skip(f"full-clip accuracy gate ({clip['frames']} frames, ~30-60 s): "
+                    f"set {variable}=1 to run it (CI does)")
+    video = Path(clip["video"].format(repo=REPO, pets=pets_dir))
+    truth = load_ground_truth(pets_dir / data["ground_truth"])
+    config = eval_config(load_config(REPO / data["config"]), video, model=str(model_path))
+    result = evaluate(config, truth, baseline=False).report.result()
+
+    assert result.counts.frames == clip["frames"], f"{video} should give {clip['frames']} frames"
+    failures = threshold_failures(result, clip["max_mae"], clip["max_zone_mae"])
+    if failures:
+        pytest.fail(
+            f"count-accuracy gate failed on {video.name} ({name}, {clip['frames']} frames):\n  "
+            + "\n  ".join(failures)
+            + f"\nthresholds: {THRESHOLDS.relative_to(REPO)} (clips.{name}); if the change is "
+            "meant to move the counts, re-measure as docs/ACCURACY.md says", pytrace=False)
+    measured = {"whole frame": result.counts.mae,
+                **{f"zone {z}": e.mae for z, e in result.zones.items()}}
+    better = [f"{metric} {measured[metric]:.3f} (recorded {recorded})"
+              for metric, recorded, _ in limits(clip) if measured[metric] < recorded - 0.02]
+    if better:
+        warnings.warn(f"{name}: counts improved on {', '.join(better)}: tighten "
+                      f"{THRESHOLDS.relative_to(REPO)}", stacklevel=1)
