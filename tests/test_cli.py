@@ -162,3 +162,15 @@ def test_metrics_endpoint_during_a_run_and_clean_sigterm(tmp_path: Path, model_p
     lines = events.read_text().splitlines()
     assert len(lines) >= 10
     json.loads(lines[-1])  # the last line is whole: events were flushed on SIGTERM
+
+
+def test_metrics_port_in_use_is_one_line_and_writes_nothing(tmp_path: Path, model_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    with socket.socket() as busy:
+        busy.bind(("0.0.0.0", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = crowdwatch("run", "--source", "samples/vtest_h264.mp4", "--metrics-port",
+                            str(port), "--events", str(events), model=model_path)
+    assert_one_line_error(result, f"cannot serve metrics on 0.0.0.0:{port}", "--metrics-port")
+    assert events.read_text() == ""

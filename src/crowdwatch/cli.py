@@ -112,21 +112,28 @@ def _run(config_path: Path | None, source: str | None, model: str | None,
         config = config.model_copy(update={"cameras": cameras})
     detector = PersonDetector(config.detector)
     outputs = Outputs()
-    if not no_metrics and config.metrics.enabled:
-        outputs.metrics = MetricsExporter(config)
-        host = config.metrics.host
-        port = config.metrics.port if metrics_port is None else metrics_port
-        try:
-            bound = outputs.metrics.start(host, port)
-        except OSError as error:
-            raise CrowdwatchError(
-                f"cannot serve metrics on {host}:{port} ({error.strerror}); "
-                "pick another port with --metrics-port"
-            ) from None
-        log.warning("metrics on http://%s:%d/metrics", host, bound)
+    # Sources open first, so a wrong path fails before anything is served or written.
     pipeline = Pipeline(config, detector_function(detector), outputs, max_frames)
-    if events_path is not None:
-        outputs.events = EventWriter(events_path)
+    try:
+        if events_path is not None:
+            outputs.events = EventWriter(events_path)
+        if not no_metrics and config.metrics.enabled:
+            outputs.metrics = MetricsExporter(config)
+            host = config.metrics.host
+            port = config.metrics.port if metrics_port is None else metrics_port
+            try:
+                bound = outputs.metrics.start(host, port)
+            except OSError as error:
+                raise CrowdwatchError(
+                    f"cannot serve metrics on {host}:{port} ({error.strerror}); "
+                    "pick another port with --metrics-port"
+                ) from None
+            typer.echo(f"crowdwatch: metrics on http://{host}:{bound}/metrics", err=True)
+    except BaseException:
+        pipeline.close()
+        if outputs.events is not None:
+            outputs.events.close()
+        raise
     files_only = not any(w.source.live for w in pipeline.workers)
     total = max_frames * len(config.cameras) if max_frames else None
     progress = tqdm(total=total, unit="frame", disable=None if files_only else True,
