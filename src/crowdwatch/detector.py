@@ -40,7 +40,6 @@ if TYPE_CHECKING:
     import openvino as ov
 
 PERSON_CLASS = 0
-MODEL_SUFFIXES = (".pt", ".onnx", "_openvino_model")
 MODELS_HELP = "see models/README.md for how to download or export it"
 # ultralytics pads letterboxed images with this grey.
 PAD_VALUE = 114
