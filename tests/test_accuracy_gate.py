@@ -16,8 +16,8 @@ import pytest
 import yaml
 
 from crowdwatch.config import load_config
-from crowdwatch.evaluate import eval_config, evaluate, threshold_failures
-from crowdwatch.groundtruth import load_ground_truth
+from crowdwatch.tools.evaluate import eval_config, evaluate, threshold_failures
+from crowdwatch.tools.groundtruth import load_ground_truth
 
 REPO = Path(__file__).resolve().parents[1]
 THRESHOLDS = REPO / "accuracy" / "thresholds.yaml"

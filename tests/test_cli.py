@@ -18,11 +18,11 @@ import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from crowdwatch.groundtruth import load_ground_truth
+from crowdwatch.tools.groundtruth import load_ground_truth
 
 REPO = Path(__file__).resolve().parents[1]
 PETS_CONFIG = REPO / "configs" / "pets.yaml"
-EVENT_SCHEMA = json.loads(resources.files("crowdwatch").joinpath("events.schema.json").read_text())
+EVENT_SCHEMA = json.loads(resources.files("crowdwatch.outputs").joinpath("events.schema.json").read_text())
 
 
 def crowdwatch(*args: str, model: Path | None = None, **kwargs: object) -> subprocess.CompletedProcess[str]:

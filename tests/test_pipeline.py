@@ -10,10 +10,13 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from crowdwatch.app import CallbackSink
 from crowdwatch.config import AppConfig, CameraConfig, parse_config
-from crowdwatch.metrics import MetricsExporter
-from crowdwatch.pipeline import Outputs, Pipeline
+from crowdwatch.detect.base import Done, Image
+from crowdwatch.outputs.metrics import MetricsSink
+from crowdwatch.pipeline import Pipeline
 from crowdwatch.types import Detections, Frame, FrameResult
+from crowdwatch.web.health import HealthState
 
 IMAGE = np.zeros((100, 200, 3), np.uint8)
 
@@ -37,7 +40,9 @@ class FakeSource:
             self._left -= 1
             self._index += 1
             now = time.time()
-            return Frame(IMAGE, self._index - 1, (self._index - 1) / 10, now)
+            image = IMAGE.copy()
+            image[0, 0, 0] = (self._index - 1) % 256  # lets a fake detector tell frames apart
+            return Frame(image, self._index - 1, (self._index - 1) / 10, now)
         if self.live:
             self.down_reads += 1
             time.sleep(min(timeout, 0.01))
@@ -55,10 +60,32 @@ class FakeSource:
         self.closed = True
 
 
-def two_people(frame: Frame) -> Detections:
+def frame_index(image: Image) -> int:
+    return int(image[0, 0, 0])
+
+
+class FnDetector:
+    """A synchronous Detector that calls a function on each image."""
+
+    name = "fake"
+
+    def __init__(self, fn) -> None:
+        self.fn = fn
+
+    def submit(self, image: Image) -> Done:
+        return Done(self.fn(image))
+
+    def prepare(self, width: int, height: int) -> None:
+        pass
+
+
+def _two_people(image: Image) -> Detections:
     # One person in the left half, one in the right half of the 200x100 image.
     xyxy = np.array([[10, 10, 30, 90], [150, 10, 170, 90]], np.float32)
     return Detections(xyxy, np.array([0.9, 0.8], np.float32))
+
+
+two_people = FnDetector(_two_people)
 
 
 def config(*cameras: str) -> AppConfig:
@@ -68,9 +95,9 @@ def config(*cameras: str) -> AppConfig:
                                      for c in cameras]})
 
 
-def run(cfg: AppConfig, sources: dict[str, FakeSource], outputs: Outputs,
+def run(cfg: AppConfig, sources: dict[str, FakeSource], sinks: list,
         max_frames: int | None = None, detect=two_people) -> Pipeline:
-    pipeline = Pipeline(cfg, detect, outputs, max_frames,
+    pipeline = Pipeline(cfg, detect, sinks, max_frames=max_frames,
                         source_opener=lambda camera: sources[camera.id])
     pipeline.run()
     return pipeline
@@ -85,7 +112,7 @@ def test_every_frame_of_every_camera_is_analysed() -> None:
             results.append(result)
 
     sources = {"a": FakeSource(7), "b": FakeSource(4)}
-    pipeline = run(config("a", "b"), sources, Outputs(on_frame=collect))
+    pipeline = run(config("a", "b"), sources, [CallbackSink(collect)])
     assert pipeline.processed == {"a": 7, "b": 4}
     assert sorted(r.frame_index for r in results if r.camera == "a") == list(range(7))
     assert all(r.people == 2 and r.zones["left"].people == 1 for r in results)
@@ -94,15 +121,16 @@ def test_every_frame_of_every_camera_is_analysed() -> None:
 
 
 def test_max_frames_stops_each_camera() -> None:
-    pipeline = run(config("a"), {"a": FakeSource(50)}, Outputs(), max_frames=5)
+    pipeline = run(config("a"), {"a": FakeSource(50)}, [], max_frames=5)
     assert pipeline.processed == {"a": 5}
 
 
 def test_dead_live_source_never_reports_zero_people() -> None:
     cfg = config("cam")
-    exporter = MetricsExporter(cfg)
+    health = HealthState(["cam"])
+    exporter = MetricsSink(cfg, health)
     source = FakeSource(3, live=True)
-    pipeline = Pipeline(cfg, two_people, Outputs(metrics=exporter),
+    pipeline = Pipeline(cfg, two_people, [exporter], health,
                         source_opener=lambda camera: source)
     worker = threading.Thread(target=pipeline.run)
     worker.start()
@@ -122,12 +150,14 @@ def test_dead_live_source_never_reports_zero_people() -> None:
 
 
 def test_an_error_in_a_camera_thread_reaches_the_caller_and_closes_sources() -> None:
-    def broken(frame: Frame) -> Detections:
+    def _broken(image: Image) -> Detections:
         raise RuntimeError("detector broke")
+
+    broken = FnDetector(_broken)
 
     sources = {"a": FakeSource(5)}
     with pytest.raises(RuntimeError, match="detector broke"):
-        run(config("a"), sources, Outputs(), detect=broken)
+        run(config("a"), sources, [], detect=broken)
     assert sources["a"].closed
 
 
@@ -141,7 +171,7 @@ def test_a_source_that_fails_to_open_closes_the_ones_already_open() -> None:
         return opened[-1]
 
     with pytest.raises(FileNotFoundError):
-        Pipeline(config("a", "b"), two_people, Outputs(), source_opener=opener)
+        Pipeline(config("a", "b"), two_people, [], source_opener=opener)
     assert opened and all(s.closed for s in opened)
 
 
@@ -149,9 +179,9 @@ def test_a_source_that_fails_to_open_closes_the_ones_already_open() -> None:
 
 
 class FakePending:
-    def __init__(self, detector: FakeAsyncDetect, frame: Frame) -> None:
+    def __init__(self, detector: FakeAsyncDetect, image: Image) -> None:
         self._detector = detector
-        self._frame = frame
+        self._image = image
         self.stage_seconds = {"preprocess": 0.001, "inference": 0.01, "postprocess": 0.001}
 
     def done(self) -> bool:
@@ -160,7 +190,7 @@ class FakePending:
     def result(self) -> Detections:
         with self._detector.lock:
             self._detector.in_flight -= 1
-        return self._detector(self._frame)
+        return self._detector(self._image)
 
 
 class FakeAsyncDetect:
@@ -175,17 +205,22 @@ class FakeAsyncDetect:
         self.most_in_flight = 0
         self.submitted: list[int] = []
 
-    def __call__(self, frame: Frame) -> Detections:
-        n = frame.index % 5
+    name = "fake-async"
+
+    def __call__(self, image: Image) -> Detections:
+        n = frame_index(image) % 5
         xyxy = np.tile(np.array([[10, 10, 30, 90]], np.float32), (n, 1))
         return Detections(xyxy, np.full(n, 0.9, np.float32))
 
-    def submit(self, frame: Frame) -> FakePending:
+    def submit(self, image: Image) -> FakePending:
         with self.lock:
             self.in_flight += 1
             self.most_in_flight = max(self.most_in_flight, self.in_flight)
-            self.submitted.append(frame.index)
-        return FakePending(self, frame)
+            self.submitted.append(frame_index(image))
+        return FakePending(self, image)
+
+    def prepare(self, width: int, height: int) -> None:
+        pass
 
 
 def test_pipelined_detector_keeps_frames_in_order_and_few_in_flight() -> None:
@@ -193,7 +228,7 @@ def test_pipelined_detector_keeps_frames_in_order_and_few_in_flight() -> None:
 
     results: list[FrameResult] = []
     detect = FakeAsyncDetect()
-    pipeline = run(config("a"), {"a": FakeSource(12)}, Outputs(on_frame=results.append),
+    pipeline = run(config("a"), {"a": FakeSource(12)}, [CallbackSink(results.append)],
                    detect=detect)
     assert pipeline.processed == {"a": 12}
     assert [r.frame_index for r in results] == list(range(12))
@@ -212,7 +247,7 @@ def test_detect_every_reuses_the_last_people_between_detections(every: int,
         update={"detect_every": every})})
     results: list[FrameResult] = []
     detect = FakeAsyncDetect()
-    run(cfg, {"a": FakeSource(7)}, Outputs(on_frame=results.append), detect=detect)
+    run(cfg, {"a": FakeSource(7)}, [CallbackSink(results.append)], detect=detect)
     assert detect.submitted == detected
     # Each frame shows the people of the newest detected frame at or before it.
     assert [r.people_raw for r in results] == [(i - i % every) % 5 for i in range(7)]
@@ -233,7 +268,7 @@ class BlockedSource(FakeSource):
 def test_a_dead_camera_does_not_hold_up_the_others() -> None:
     cfg = config("dead", "ok")
     sources = {"dead": BlockedSource(), "ok": FakeSource(30)}
-    pipeline = Pipeline(cfg, FakeAsyncDetect(), Outputs(),
+    pipeline = Pipeline(cfg, FakeAsyncDetect(), [],
                         source_opener=lambda camera: sources[camera.id])
     worker = threading.Thread(target=pipeline.run)
     worker.start()
@@ -251,7 +286,7 @@ def test_a_live_frame_is_handed_on_when_its_result_is_ready() -> None:
     results: list[FrameResult] = []
     source = FakeSource(3, live=True)
     pipeline = Pipeline(config("cam"), FakeAsyncDetect(ready=True),
-                        Outputs(on_frame=results.append), source_opener=lambda camera: source)
+                        [CallbackSink(results.append)], source_opener=lambda camera: source)
     worker = threading.Thread(target=pipeline.run)
     worker.start()
     deadline = time.monotonic() + 10  # guards against a hang; not a speed check

@@ -1,4 +1,8 @@
-"""Command line: `crowdwatch run`, `crowdwatch check`."""
+"""Command line (typer only): `crowdwatch run`, `check`, `eval` and `bench`.
+
+Commands parse options and print; the work happens in app.py and tools/. Heavy modules
+(cv2, OpenVINO, torch) are imported inside the commands, so `--help` stays fast.
+"""
 
 from __future__ import annotations
 
@@ -13,11 +17,9 @@ from typing import Annotated, Optional
 import typer
 
 from crowdwatch import __version__
-from crowdwatch.bench import bench_command
 from crowdwatch.config import AppConfig, load_config, quick_config
 from crowdwatch.errors import CrowdwatchError
-from crowdwatch.evaluate import eval_command
-from crowdwatch.sources import redact
+from crowdwatch.sources.urls import redact
 
 app = typer.Typer(
     help="Count people in zones of camera streams and export the counts to Prometheus.",
@@ -26,6 +28,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 log = logging.getLogger("crowdwatch")
+
+ModelOption = Annotated[Optional[str], typer.Option(  # noqa: UP045 (typer needs Optional here)
+    "--model", "-m", help="Detector model path or name (overrides the config; default: "
+    "$CROWDWATCH_MODEL, else the config's model).")]
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
@@ -71,8 +77,7 @@ def run(
     source: Annotated[Optional[str], typer.Option(  # noqa: UP045
         "--source", "-s", help="Quick mode: one file, folder, device index or URL; "
         "the whole frame is one zone.")] = None,
-    model: Annotated[Optional[str], typer.Option(  # noqa: UP045
-        "--model", "-m", help="Detector model path or name (overrides the config).")] = None,
+    model: ModelOption = None,
     max_frames: Annotated[Optional[int], typer.Option(  # noqa: UP045
         "--max-frames", min=1, help="Stop each camera after N analysed frames.")] = None,
     events: Annotated[Optional[str], typer.Option(  # noqa: UP045
@@ -98,47 +103,26 @@ def run(
 def _run(config_path: Path | None, source: str | None, model: str | None,
          max_frames: int | None, events_path: str | None, metrics_port: int | None,
          no_metrics: bool, keep_serving: bool, realtime: bool) -> None:
-    # Imports here keep `crowdwatch check` and `--help` free of torch's start-up time.
+    # Imports here keep `crowdwatch check` and `--help` free of the detector's start-up time.
     from tqdm import tqdm
 
-    from crowdwatch.detector import PersonDetector
-    from crowdwatch.events import EventWriter
-    from crowdwatch.metrics import MetricsExporter
-    from crowdwatch.pipeline import Outputs, Pipeline, detector_function
+    from crowdwatch.app import CallbackSink, RunOptions, build_app
 
     config = _load(config_path, source, model)
     if realtime:
         cameras = [c.model_copy(update={"realtime": True}) for c in config.cameras]
         config = config.model_copy(update={"cameras": cameras})
-    detector = PersonDetector(config.detector)
-    outputs = Outputs()
-    # Sources open first, so a wrong path fails before anything is served or written.
-    pipeline = Pipeline(config, detector_function(detector), outputs, max_frames)
-    try:
-        if events_path is not None:
-            outputs.events = EventWriter(events_path)
-        if not no_metrics and config.metrics.enabled:
-            outputs.metrics = MetricsExporter(config)
-            host = config.metrics.host
-            port = config.metrics.port if metrics_port is None else metrics_port
-            try:
-                bound = outputs.metrics.start(host, port)
-            except OSError as error:
-                raise CrowdwatchError(
-                    f"cannot serve metrics on {host}:{port} ({error.strerror}); "
-                    "pick another port with --metrics-port"
-                ) from None
-            typer.echo(f"crowdwatch: metrics on http://{host}:{bound}/metrics", err=True)
-    except BaseException:
-        pipeline.close()
-        if outputs.events is not None:
-            outputs.events.close()
-        raise
+    options = RunOptions(max_frames=max_frames, events=events_path, metrics_port=metrics_port,
+                         serve=not no_metrics)
+    running = build_app(config, options)
+    pipeline = running.pipeline
+    if running.url is not None:
+        typer.echo(f"crowdwatch: metrics on {running.url}", err=True)
     files_only = not any(w.source.live for w in pipeline.workers)
     total = max_frames * len(config.cameras) if max_frames else None
     progress = tqdm(total=total, unit="frame", disable=None if files_only else True,
                     dynamic_ncols=True, file=sys.stderr)
-    outputs.on_frame = lambda _result: progress.update(1)
+    pipeline.attach(CallbackSink(lambda _result: progress.update(1)))
 
     signalled = threading.Event()
 
@@ -156,16 +140,13 @@ def _run(config_path: Path | None, source: str | None, model: str | None,
         progress.close()
         typer.echo(f"crowdwatch: analysed {done} frames in {elapsed:.1f} s "
                    f"({done / max(elapsed, 1e-9):.1f} frames/s)", err=True)
-        if keep_serving and outputs.metrics is not None and not signalled.is_set():
+        if keep_serving and running.url is not None and not signalled.is_set():
             typer.echo("crowdwatch: sources ended; still serving /metrics until Ctrl-C", err=True)
             while not signalled.wait(0.5):
                 pass
     finally:
         progress.close()
-        if outputs.events is not None:
-            outputs.events.close()
-        if outputs.metrics is not None:
-            outputs.metrics.stop()
+        running.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 
@@ -173,8 +154,8 @@ def _run(config_path: Path | None, source: str | None, model: str | None,
 @app.command()
 def check(config: Annotated[Path, typer.Argument(help="YAML config file.")]) -> None:
     """Validate a config file without running it."""
-    from crowdwatch.detector import resolve_model
-    from crowdwatch.zones import build_zones
+    from crowdwatch.analytics.zones import build_zones
+    from crowdwatch.detect.models import resolve_model
 
     try:
         loaded = load_config(config)
@@ -191,8 +172,149 @@ def check(config: Annotated[Path, typer.Argument(help="YAML config file.")]) -> 
         typer.echo(f"crowdwatch: warning: {error}", err=True)
 
 
-app.command("bench")(bench_command)
-app.command("eval")(eval_command)
+@app.command("eval")
+def eval_command(
+    video: Annotated[Path, typer.Option("--video", help="Clip with ground truth (file or "
+                                        "image folder); replaces the config's source.")],
+    gt: Annotated[Path, typer.Option("--gt", help="Ground truth of the clip: MOT gt.txt, CVML "
+                                     "XML or CSV (frame,id,x,y,w,h, 0-based frames).")],
+    gt_format: Annotated[Optional[str], typer.Option(  # noqa: UP045 (typer needs Optional)
+        "--gt-format", help="One of mot, cvml, csv; detected when left out.")] = None,
+    config_path: Annotated[Optional[Path], typer.Option(  # noqa: UP045
+        "--config", "-c", help="YAML config: zones, detector and counting settings "
+        "(default: the built-in defaults, whole frame only).")] = None,
+    camera: Annotated[Optional[str], typer.Option(  # noqa: UP045
+        "--camera", help="Camera of the config to use when it has several.")] = None,
+    model: ModelOption = None,
+    changes: Annotated[Optional[list[str]], typer.Option(  # noqa: UP045
+        "--set", help="Change the config's own setting: key=value[,key=value...], e.g. "
+        "detector.iou=0.5 (--compare entries build on the result). Repeatable.")] = None,
+    name: Annotated[str, typer.Option(
+        "--name", help="Row name of the config's own setting.")] = "crowdwatch",
+    compare: Annotated[Optional[list[str]], typer.Option(  # noqa: UP045
+        "--compare", help="Another setting to run, as NAME:key=value[,key=value...], e.g. "
+        "conf35:detector.confidence=0.35 or m9:counting.window=9. Repeatable.")] = None,
+    no_baseline: Annotated[bool, typer.Option(
+        "--no-baseline", help="Leave out the raw-YOLO baseline row.")] = False,
+    start_frame: Annotated[int, typer.Option(
+        "--start-frame", min=0, help="Skip the clip's frames before this index.")] = 0,
+    max_frames: Annotated[Optional[int], typer.Option(  # noqa: UP045
+        "--max-frames", min=1, help="Analyse at most N frames.")] = None,
+    split: Annotated[Optional[int], typer.Option(  # noqa: UP045
+        "--split", min=1, help="Also score frames < N and >= N separately "
+        "(e.g. a tuning half and a test half).")] = None,
+    report: Annotated[Optional[Path], typer.Option(  # noqa: UP045
+        "--report", help="Write the full results as JSON to FILE.")] = None,
+    max_mae: Annotated[Optional[float], typer.Option(  # noqa: UP045
+        "--max-mae", min=0, help="Exit 3 if the config's own whole-frame count MAE (over all "
+        "scored frames) is above this.")
+    ] = None,
+    max_zone_mae: Annotated[Optional[float], typer.Option(  # noqa: UP045
+        "--max-zone-mae", min=0, help="Exit 3 if any zone's count MAE (config's own "
+        "setting) is above this.")] = None,
+) -> None:
+    """Score counts and detections against ground truth; compare settings side by side."""
+    from crowdwatch.config import load_config
+    from crowdwatch.tools.evaluate import (
+        BASELINE_HELP,
+        EXIT_THRESHOLD,
+        describe_setting,
+        eval_config,
+        evaluate,
+        report_json,
+        threshold_failures,
+        write_report,
+    )
+    from crowdwatch.tools.groundtruth import load_ground_truth
+    from crowdwatch.tools.scoring import format_table
+
+    def log(message: str) -> None:
+        typer.echo(f"crowdwatch: eval: {message}", err=True)
+
+    try:
+        truth = load_ground_truth(gt, gt_format)
+        loaded = None if config_path is None else load_config(config_path)
+        config = eval_config(loaded, video, camera, model)
+        evaluation = evaluate(config, truth, compare or (), not no_baseline, start_frame,
+                              max_frames, split, log=log, name=name, changes=changes or ())
+        failures = threshold_failures(evaluation.report.result(), max_mae, max_zone_mae)
+        document = report_json(evaluation, video, gt, config_path, failures)
+        if report is not None:
+            write_report(report, document)
+    except CrowdwatchError as error:
+        raise fail(str(error)) from None
+    first, last = evaluation.report.frames
+    typer.echo(f"{video}: frames {first}-{last} ({evaluation.report.scored} scored"
+               + (f", {evaluation.report.unscored} beyond the ground truth not scored"
+                  if evaluation.report.unscored else "") + ")")
+    for setting in evaluation.settings:
+        typer.echo(f"  {describe_setting(setting)}")
+    if not no_baseline:
+        typer.echo(f"  ({BASELINE_HELP})")
+    typer.echo("  precision/recall: boxes matched one-to-one at IoU >= 0.5\n")
+    typer.echo(format_table([row.result for row in evaluation.report.rows]))
+    for failure in failures:
+        typer.echo(f"crowdwatch: eval: FAILED: {failure}", err=True)
+    if failures:
+        raise typer.Exit(EXIT_THRESHOLD)
+
+
+@app.command("bench")
+def bench_command(
+    clip: Annotated[Optional[Path], typer.Option(  # noqa: UP045 (typer needs Optional here)
+        "--clip", help="PETS2009 clip (default: $CROWDWATCH_PETS_DIR/vtest.avi, else "
+        "samples/vtest_h264.mp4)")] = None,
+    ground_truth: Annotated[Optional[Path], typer.Option(  # noqa: UP045
+        "--ground-truth", help="per-frame counts CSV (frame,count) for count errors "
+        "(default: $CROWDWATCH_PETS_DIR/gt/PETS2009-S2L1_counts.csv)")] = None,
+    model: ModelOption = None,
+    runs: Annotated[int, typer.Option(min=1, help="runs per setting (medians)")] = 3,
+    frames: Annotated[int, typer.Option(min=2, help="frames per run and stream")] = 400,
+    streams: Annotated[int, typer.Option(min=1, max=64,
+                                         help="streams of the multi scenario")] = 4,
+    live_frames: Annotated[int, typer.Option(min=2, help="frames of the live scenario")] = 150,
+    scenario: Annotated[Optional[list[str]], typer.Option(  # noqa: UP045
+        "--scenario", "-s", help="single, multi or live; repeat for several (default: all)")
+    ] = None,
+    cache_dir: Annotated[Optional[Path], typer.Option(  # noqa: UP045
+        "--cache-dir", help="where the generated clips are kept (default: "
+        "$TMPDIR/crowdwatch-bench)")] = None,
+    json_path: Annotated[Optional[Path], typer.Option(  # noqa: UP045
+        "--json", help="also write the full report as JSON")] = None,
+) -> None:
+    """Measure frames/s, stage latency, memory and frame age against the ultralytics loop."""
+    import json
+
+    from crowdwatch.config import DetectorConfig
+    from crowdwatch.detect.models import resolve_model
+    from crowdwatch.tools.bench import (
+        SCENARIOS,
+        BenchOptions,
+        default_clip,
+        default_truth,
+        format_report,
+        run_bench,
+    )
+
+    try:
+        clip = clip or default_clip()
+        options = BenchOptions(
+            clip=clip, model=str(resolve_model(model or DetectorConfig().model)),
+            ground_truth=ground_truth or default_truth(clip), runs=runs, frames=frames,
+            streams=streams, live_frames=live_frames, scenarios=scenario or SCENARIOS)
+        if cache_dir is not None:
+            options.cache_dir = cache_dir
+        started = time.monotonic()
+        report = run_bench(options, log=lambda m: typer.echo(f"crowdwatch bench: {m}",
+                                                             err=True))
+    except CrowdwatchError as error:
+        raise fail(str(error)) from None
+    typer.echo(format_report(report))
+    typer.echo(f"(bench took {time.monotonic() - started:.0f} s)", err=True)
+    if json_path is not None:
+        json_path.write_text(json.dumps(report, indent=1), encoding="utf-8")
+
+
 
 
 def main() -> None:

@@ -1,10 +1,13 @@
-"""Runs every camera through source → detector → zones → outputs, one thread per camera.
+"""Runs every camera through source → detector → analytics → sinks, one thread per camera.
 
-Each camera keeps up to PIPELINE_DEPTH frames in flight in a detector that can take frames
-asynchronously (see detector.PersonDetector.submit): while frames are inferred, the next one
-is decoded and letterboxed. All cameras submit to one shared model, which runs the requests
+Each camera keeps up to PIPELINE_DEPTH frames in flight in the detector (Detector.submit
+returns at once for asynchronous backends): while frames are inferred, the next one is
+decoded and letterboxed. All cameras submit to one shared detector, which runs the requests
 of every camera first come, first served on its CPU streams, so no camera waits for another
 camera's source and a dead camera holds nothing but its own idle thread.
+
+The pipeline knows no output: it hands each FrameResult to its sinks and reports each
+source's state to a HealthState.
 """
 
 from __future__ import annotations
@@ -13,24 +16,22 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
+from crowdwatch.analytics.smoothing import make_smoother
+from crowdwatch.analytics.zones import ZoneMapper
 from crowdwatch.config import AppConfig, CameraConfig
-from crowdwatch.detector import Done, Pending, PersonDetector
-from crowdwatch.events import EventWriter
-from crowdwatch.metrics import MetricsExporter
-from crowdwatch.smoothing import make_smoother
+from crowdwatch.detect.base import Detector, Pending
+from crowdwatch.outputs.base import Sink
 from crowdwatch.sources import FrameSource, close_all, open_source
 from crowdwatch.types import Detections, Frame, FrameResult
-from crowdwatch.zones import ZoneMapper
+from crowdwatch.web.health import HealthState, SourceStatus
 
 log = logging.getLogger("crowdwatch.pipeline")
 
-Detect = Callable[[Frame], Detections]
 SourceOpener = Callable[[CameraConfig], FrameSource]
 READ_TIMEOUT_S = 0.5
 # While frames are in the detector, the source is read in slices this long, so a finished
@@ -42,42 +43,6 @@ POLL_S = 0.002
 # collected as soon as they are ready, so a live camera's frames do not wait for the next.
 PIPELINE_DEPTH = 3
 DETECT_STAGES = ("preprocess", "inference", "postprocess")
-
-
-@runtime_checkable
-class AsyncDetect(Protocol):
-    """A Detect that can also start a frame and hand back a Pending (pipelined cameras)."""
-
-    def __call__(self, frame: Frame) -> Detections: ...
-
-    def submit(self, frame: Frame) -> Pending: ...
-
-
-class DetectorFunction:
-    """PersonDetector as a Detect callable, with submit() for pipelined cameras."""
-
-    def __init__(self, detector: PersonDetector) -> None:
-        self.detector = detector
-
-    def __call__(self, frame: Frame) -> Detections:
-        return self.detector.detect(frame.image)
-
-    def submit(self, frame: Frame) -> Pending:
-        return self.detector.submit(frame.image)
-
-
-def detector_function(detector: PersonDetector) -> DetectorFunction:
-    return DetectorFunction(detector)
-
-
-@dataclass
-class Outputs:
-    """Where results go; each part is optional."""
-
-    metrics: MetricsExporter | None = None
-    events: EventWriter | None = None
-    on_frame: Callable[[FrameResult], None] | None = None
-    on_error: list[BaseException] = field(default_factory=list)
 
 
 @dataclass
@@ -95,24 +60,28 @@ class CameraWorker:
     """Reads one camera and analyses its frames until the source ends or stop is set."""
 
     def __init__(self, camera: CameraConfig, config: AppConfig, source: FrameSource,
-                 detect: Detect, outputs: Outputs, stop: threading.Event,
+                 detector: Detector, sinks: list[Sink], health: HealthState,
+                 stop: threading.Event, errors: list[BaseException],
                  max_frames: int | None = None) -> None:
         self.camera = camera
         self.config = config
         self.source = source
-        self.detect = detect
-        self.outputs = outputs
+        self.detector = detector
+        # Shared with the Pipeline: sinks attached after the sources opened are seen here.
+        self.sinks = sinks
+        self.health = health
         self.stop = stop
+        self.errors = errors
         self.max_frames = max_frames
         self.processed = 0
-        self._submit = detect.submit if isinstance(detect, AsyncDetect) else None
         self._every = config.detector.detect_every
         # Frames that reuse people ride along, so PIPELINE_DEPTH detections stay in flight.
-        self.depth = PIPELINE_DEPTH * self._every if self._submit is not None else 1
+        self.depth = PIPELINE_DEPTH * self._every
         self._started = 0
         self._last = Detections.empty()
         self._mapper: ZoneMapper | None = None
-        self._smoother = make_smoother(config.counting.smoothing, config.counting.window)
+        self._zone_smoother = make_smoother(config.counting.smoothing, config.counting.window)
+        self._camera_smoother = make_smoother(config.counting.smoothing, config.counting.window)
         self._frame_size: tuple[int, int] | None = None
         self.thread = threading.Thread(target=self._run, name=f"camera-{camera.id}", daemon=True)
 
@@ -123,11 +92,10 @@ class CameraWorker:
             self._frame_size = size
         return self._mapper
 
-    def _publish_health(self) -> None:
-        if self.outputs.metrics is not None:
-            s = self.source
-            self.outputs.metrics.record_source(self.camera.id, s.up, s.frames_dropped,
-                                               s.reconnects, s.frames_skipped)
+    def _report_source(self) -> None:
+        s = self.source
+        self.health.report(self.camera.id, SourceStatus(s.up, s.frames_dropped,
+                                                         s.frames_skipped, s.reconnects))
 
     def _run(self) -> None:
         in_flight: deque[_InFlight] = deque()
@@ -141,22 +109,21 @@ class CameraWorker:
                 started = time.perf_counter()
                 frame = self.source.read(POLL_S if in_flight else READ_TIMEOUT_S)
                 if frame is not None:
-                    self._publish_health()
+                    self._report_source()
                     in_flight.append(self._start(frame, time.perf_counter() - started))
                 elif in_flight:
                     if self.source.finished:  # nothing more to read: wait for the results
                         self._finish(in_flight.popleft())
                 else:
-                    self._publish_health()
+                    self._report_source()
                     if self.source.finished:
-                        if self.outputs.metrics is not None:
-                            self.outputs.metrics.health.finish(self.camera.id)
+                        self.health.finish(self.camera.id)
                         break
                     # A live source is down: its zone series stay as they were.
             while in_flight:
                 self._finish(in_flight.popleft())
         except BaseException as error:  # handed to the main thread, which reports it
-            self.outputs.on_error.append(error)
+            self.errors.append(error)
             self.stop.set()
 
     def _start(self, frame: Frame, decode_s: float) -> _InFlight:
@@ -164,11 +131,7 @@ class CameraWorker:
         self._started += 1
         if not detect_now:
             return _InFlight(frame, decode_s, None)
-        if self._submit is not None:
-            return _InFlight(frame, decode_s, self._submit(frame))
-        t0 = time.perf_counter()
-        detections = self.detect(frame)
-        return _InFlight(frame, decode_s, Done(detections, {"detect": time.perf_counter() - t0}))
+        return _InFlight(frame, decode_s, self.detector.submit(frame.image))
 
     def _finish(self, item: _InFlight) -> None:
         frame = item.frame
@@ -181,55 +144,54 @@ class CameraWorker:
         detections = self._last
         t1 = time.perf_counter()
         mapper = self._mapper_for(frame)
-        raw = np.append(mapper.count(detections), len(detections))
-        counts = self._smoother.update(raw)
-        zones = mapper.update(counts[:-1], raw[:-1])
+        raw = mapper.count(detections)
+        counts = self._zone_smoother.update(raw)
+        people = int(self._camera_smoother.update(np.array([len(detections)]))[0])
+        zones = mapper.update(counts, raw)
         t2 = time.perf_counter()
         stage_seconds["zones"] = t2 - t1
         result = FrameResult(
             camera=self.camera.id,
             frame_index=frame.index,
-            timestamp=frame.timestamp,
+            position_s=frame.position_s,
             captured_at=frame.captured_at,
-            people=int(counts[-1]),
+            people=people,
             people_raw=len(detections),
             zones=zones,
             detections=detections,
             stage_seconds=stage_seconds,
+            analysed_at=t2,
         )
-        outputs = self.outputs
-        if outputs.events is not None:
-            outputs.events.write(result)
-        if outputs.metrics is not None:
-            outputs.metrics.record_frame(result)
-            t3 = time.perf_counter()
-            outputs.metrics.stage_seconds.labels(self.camera.id, "export").observe(t3 - t2)
-            outputs.metrics.record_frame_age(self.camera.id, time.time() - frame.captured_at)
-            # The result shares this dict: on_frame sees the export time without a copy.
-            stage_seconds["export"] = t3 - t2
-        if outputs.on_frame is not None:
-            outputs.on_frame(result)
+        for sink in self.sinks:
+            sink.write(result)
         self.processed += 1
 
 
 class Pipeline:
     """Opens every camera's source up front (so bad paths fail fast), then runs them."""
 
-    def __init__(self, config: AppConfig, detect: Detect, outputs: Outputs,
-                 max_frames: int | None = None,
+    def __init__(self, config: AppConfig, detector: Detector, sinks: Sequence[Sink] = (),
+                 health: HealthState | None = None, max_frames: int | None = None,
                  source_opener: SourceOpener = open_source) -> None:
         self.config = config
-        self.outputs = outputs
+        self.sinks = list(sinks)
+        self.health = health or HealthState(c.id for c in config.cameras)
+        self.errors: list[BaseException] = []
         self.stop_event = threading.Event()
         self.workers: list[CameraWorker] = []
         try:
             for camera in config.cameras:
                 source = source_opener(camera)
-                self.workers.append(CameraWorker(camera, config, source, detect, outputs,
-                                                 self.stop_event, max_frames))
+                self.workers.append(CameraWorker(camera, config, source, detector, self.sinks,
+                                                 self.health, self.stop_event, self.errors,
+                                                 max_frames))
         except BaseException:
             self.close()
             raise
+
+    def attach(self, sink: Sink) -> None:
+        """Add an output before run(); sources open first, so outputs can come after."""
+        self.sinks.append(sink)
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -249,8 +211,8 @@ class Pipeline:
                 if worker.thread.is_alive():
                     worker.thread.join(5.0)
             self.close()
-        if self.outputs.on_error:
-            raise self.outputs.on_error[0]
+        if self.errors:
+            raise self.errors[0]
 
     def close(self) -> None:
         close_all(w.source for w in self.workers)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import IntEnum
 
 import numpy as np
 import numpy.typing as npt
 
 FloatArray = npt.NDArray[np.float32]
+IdArray = npt.NDArray[np.int64]
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,9 +18,9 @@ class Frame:
 
     image: npt.NDArray[np.uint8]
     index: int
-    # Position in the file for file sources, wall-clock (Unix seconds) for live sources.
-    timestamp: float
-    # Wall-clock time (time.time()) when the frame left the decoder; measures frame age.
+    # Seconds into the file for file and folder sources; None for live sources.
+    position_s: float | None
+    # Unix time when the frame was captured (left the decoder); measures frame age.
     captured_at: float
 
     @property
@@ -32,16 +34,20 @@ class Frame:
 
 @dataclass(frozen=True, slots=True)
 class Detections:
-    """People found in one frame: boxes as (N, 4) xyxy pixels and (N,) confidences."""
+    """People found in one frame: (N, 4) xyxy pixels, (N,) confidences, optional track ids."""
 
     xyxy: FloatArray
     confidence: FloatArray
+    # Set by a tracker; -1 marks a track not yet confirmed.
+    tracker_id: IdArray | None = None
 
     def __post_init__(self) -> None:
         if self.xyxy.ndim != 2 or self.xyxy.shape[1] != 4:
             raise ValueError(f"xyxy must have shape (N, 4), got {self.xyxy.shape}")
         if self.confidence.shape != (len(self.xyxy),):
             raise ValueError("confidence must have one value per box")
+        if self.tracker_id is not None and self.tracker_id.shape != (len(self.xyxy),):
+            raise ValueError("tracker_id must have one value per box")
 
     @classmethod
     def empty(cls) -> Detections:
@@ -49,6 +55,24 @@ class Detections:
 
     def __len__(self) -> int:
         return len(self.xyxy)
+
+    def __getitem__(self, keep: npt.NDArray[np.bool_] | npt.NDArray[np.intp]) -> Detections:
+        """The people selected by a boolean mask or an index array."""
+        ids = None if self.tracker_id is None else self.tracker_id[keep]
+        return Detections(self.xyxy[keep], self.confidence[keep], ids)
+
+
+class Level(IntEnum):
+    """A zone's occupancy level; the value is what crowdwatch_zone_level exports."""
+
+    OK = 0
+    WARNING = 1
+    CRITICAL = 2
+
+    @property
+    def label(self) -> str:
+        """The name written in events: ok, warning, critical."""
+        return self.name.lower()
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +83,7 @@ class ZoneStats:
     people_raw: int | None = None
     density: float | None = None
     occupancy: float | None = None
-    level: str | None = None
+    level: Level | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,10 +92,17 @@ class FrameResult:
 
     camera: str
     frame_index: int
-    timestamp: float
+    position_s: float | None
     captured_at: float
     people: int
     people_raw: int
     zones: dict[str, ZoneStats] = field(default_factory=dict)
     detections: Detections = field(default_factory=Detections.empty)
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    # perf_counter() when analysis ended: the export stage runs from here.
+    analysed_at: float = 0.0
+
+    @property
+    def timestamp(self) -> float:
+        """Seconds into the file for files, Unix time for live sources (the events' field)."""
+        return self.captured_at if self.position_s is None else self.position_s

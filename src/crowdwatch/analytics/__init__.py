@@ -1,0 +1,1 @@
+"""Analytics stage: what the people found in a frame mean for zones (and, later, lines)."""

@@ -1,0 +1,36 @@
+"""Shared pieces of the per-domain config models: strict base, point and name checks."""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+Anchor = Literal["bottom_center", "center"]
+Point = tuple[float, float]
+# Label values (camera ids, zone and line names) in metrics.
+NAME_PATTERN = r"^[A-Za-z0-9_.:-]+$"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def check_points(points: list[Point], minimum: int) -> list[Point]:
+    if len(points) < minimum:
+        raise ValueError(f"needs at least {minimum} points, got {len(points)}")
+    for x, y in points:
+        if not (math.isfinite(x) and math.isfinite(y)):
+            raise ValueError(f"point ({x}, {y}) is not a finite number")
+        if abs(x) > 1e6 or abs(y) > 1e6:
+            raise ValueError(f"point ({x}, {y}) is out of range (|coordinate| <= 1e6)")
+    return points
+
+
+def require_unique(what: str, names: list[str]) -> None:
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"{what} must be unique, repeated: {', '.join(repeated)}")
+
+

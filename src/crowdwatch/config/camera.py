@@ -1,0 +1,43 @@
+"""One camera: its frame source and what is drawn on it."""
+
+from __future__ import annotations
+
+from pydantic import Field, field_validator
+
+from crowdwatch.config.base import NAME_PATTERN, Anchor, Strict, require_unique
+from crowdwatch.config.zones import GroundPlane, ZoneConfig
+
+
+class CameraConfig(Strict):
+    """One frame source and the zones drawn on it."""
+
+    id: str = Field(min_length=1, max_length=64, pattern=NAME_PATTERN,
+                    description="label value in metrics; letters, digits, _ . : -")
+    source: str | int = Field(description="video file, image folder, device index, "
+                              "or rtsp:// http:// URL")
+    zones: list[ZoneConfig] = Field(default_factory=list, max_length=256)
+    anchor: Anchor = Field("bottom_center", description="default zone anchor for this camera")
+    ground_plane: GroundPlane | None = Field(None, description="homography for zone areas")
+    realtime: bool = Field(False, description="pace file sources at their own frame rate")
+    loop: bool = Field(False, description="restart a file source at its end, like a camera")
+    read_timeout_s: float = Field(5.0, gt=0, le=600,
+                                  description="a live source with no frame this long is down")
+    max_backoff_s: float = Field(30.0, ge=0.1, le=3600,
+                                 description="longest wait between reconnect attempts")
+
+    @field_validator("zones")
+    @classmethod
+    def _unique_zones(cls, zones: list[ZoneConfig]) -> list[ZoneConfig]:
+        require_unique("zone names", [z.name for z in zones])
+        return zones
+
+    @field_validator("source")
+    @classmethod
+    def _source(cls, source: str | int) -> str | int:
+        if isinstance(source, int) and source < 0:
+            raise ValueError(f"device index must be >= 0, got {source}")
+        if isinstance(source, str) and not source.strip():
+            raise ValueError("must not be empty")
+        return source
+
+

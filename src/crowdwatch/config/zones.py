@@ -1,0 +1,89 @@
+"""Zones drawn on a camera image, their occupancy levels and the ground plane."""
+
+from __future__ import annotations
+
+import shapely
+from pydantic import Field, field_validator, model_validator
+
+from crowdwatch.config.base import NAME_PATTERN, Anchor, Point, Strict, check_points
+
+WHOLE_FRAME = [(0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0)]
+
+
+class LevelThresholds(Strict):
+    """Occupancy ratios at which a zone turns warning / critical, with hysteresis."""
+
+    warning: float = Field(0.8, gt=0, le=10, description="occupancy ratio that enters warning")
+    critical: float = Field(1.0, gt=0, le=10, description="occupancy ratio that enters critical")
+    hysteresis: float = Field(
+        0.1, ge=0, le=1, description="a level is left only below its threshold minus this ratio"
+    )
+    clear_frames: int = Field(
+        5, ge=1, le=100_000, description="frames in a row below a level before it is left"
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> LevelThresholds:
+        if self.critical < self.warning:
+            raise ValueError(
+                f"critical ({self.critical}) must be >= warning ({self.warning})"
+            )
+        return self
+
+
+class ZoneConfig(Strict):
+    """A named polygon in one camera's image."""
+
+    name: str = Field(min_length=1, max_length=64, pattern=NAME_PATTERN,
+                      description="label value in metrics; letters, digits, _ . : -")
+    polygon: list[Point] = Field(description="vertices in pixels, or 0-1 when normalized")
+    normalized: bool = Field(False, description="polygon coordinates are fractions of width/height")
+    capacity: int | None = Field(None, ge=1, le=1_000_000,
+                                 description="people the zone holds; enables occupancy and levels")
+    area_m2: float | None = Field(None, gt=0, le=1e8,
+                                  description="ground area in m^2; enables density")
+    anchor: Anchor | None = Field(None, description="point of a person's box tested against the "
+                                  "zone; defaults to the camera's anchor")
+    levels: LevelThresholds | None = Field(None, description="overrides the global levels")
+
+    @field_validator("polygon")
+    @classmethod
+    def _valid_polygon(cls, points: list[Point]) -> list[Point]:
+        check_points(points, 3)
+        polygon = shapely.Polygon(points)
+        if not polygon.is_valid:
+            reason = shapely.is_valid_reason(polygon)
+            raise ValueError(f"is not a simple polygon ({reason}); "
+                             "list the vertices in order around the zone without crossing edges")
+        if polygon.area <= 0:
+            raise ValueError("has zero area; its points must not all lie on one line")
+        return points
+
+    @model_validator(mode="after")
+    def _normalized_range(self) -> ZoneConfig:
+        if self.normalized and any(not (0 <= v <= 1) for p in self.polygon for v in p):
+            raise ValueError("polygon: normalized coordinates must lie between 0 and 1")
+        return self
+
+
+class GroundPlane(Strict):
+    """Image-point to ground-point (metres) pairs that define a homography for zone areas."""
+
+    image_points: list[Point] = Field(description="pixel coordinates in the camera image")
+    ground_points: list[Point] = Field(description="the same points on the ground, in metres")
+
+    @field_validator("image_points", "ground_points")
+    @classmethod
+    def _enough(cls, points: list[Point]) -> list[Point]:
+        return check_points(points, 4)
+
+    @model_validator(mode="after")
+    def _paired(self) -> GroundPlane:
+        if len(self.image_points) != len(self.ground_points):
+            raise ValueError(
+                f"image_points has {len(self.image_points)} points but ground_points has "
+                f"{len(self.ground_points)}; give one ground point per image point"
+            )
+        return self
+
+

@@ -1,0 +1,82 @@
+"""The Detector interface every backend implements, and the Pending results it returns."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from crowdwatch.types import Detections
+
+Image = npt.NDArray[np.uint8]
+# COCO's class 0.
+PERSON_CLASS = 0
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (a container's limit, not the host's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+class Pending(Protocol):
+    """Detection started on one image; result() waits for it (call it once)."""
+
+    def result(self) -> Detections: ...
+
+    def done(self) -> bool:
+        """result() would return at once."""
+        ...
+
+    @property
+    def stage_seconds(self) -> dict[str, float]:
+        """Seconds per detector stage (preprocess, inference, postprocess), after result()."""
+        ...
+
+
+@dataclass
+class Done:
+    """A detection that finished when it was submitted (synchronous backends)."""
+
+    detections: Detections
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+
+    def result(self) -> Detections:
+        return self.detections
+
+    def done(self) -> bool:
+        return True
+
+
+class Detector(Protocol):
+    """Finds people in BGR images; safe to share between camera threads.
+
+    Asynchronous backends return from submit() at once; synchronous ones return a Done.
+    """
+
+    name: str
+
+    def submit(self, image: Image) -> Pending:
+        """Start detecting people in one image; the Pending's result() waits for them."""
+        ...
+
+    def prepare(self, width: int, height: int) -> None:
+        """Load what frames of this size need now, so the first one is not slow."""
+        ...
+
+
+def detect(detector: Detector, image: Image) -> Detections:
+    """People in one BGR image, waiting for them."""
+    return detector.submit(image).result()
+
+
+def detect_all(detector: Detector, images: Sequence[Image]) -> list[Detections]:
+    """People in each of several images, all submitted before the first is awaited."""
+    pending = [detector.submit(image) for image in images]
+    return [p.result() for p in pending]

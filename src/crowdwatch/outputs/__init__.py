@@ -1,0 +1,1 @@
+"""Outputs stage: sinks that take every analysed frame (metrics, events)."""

@@ -1,0 +1,158 @@
+"""Metrics sink: per-camera and per-zone series in a Prometheus registry.
+
+Frame series are set as each analysed frame is written; source series (up, dropped, skipped,
+reconnects) are read from the pipeline's HealthState whenever Prometheus scrapes.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from crowdwatch import __version__
+from crowdwatch.config import AppConfig
+from crowdwatch.types import FrameResult
+from crowdwatch.web.health import HealthState
+
+# detect is preprocess + inference + postprocess (OpenVINO backend) or the whole predict call;
+# export runs from the end of analysis until the counts are in this registry.
+STAGES = ("decode", "detect", "preprocess", "inference", "postprocess", "zones", "export")
+STAGE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.2, 0.5, 1.0, 2.5)
+AGE_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0)
+
+
+class _SourceCollector(Collector):
+    """Source series from the running totals the camera loops report to HealthState."""
+
+    def __init__(self, health: HealthState) -> None:
+        self._health = health
+
+    def collect(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily("crowdwatch_source_up", "1 while the source delivers frames",
+                               labels=["camera"])
+        dropped = CounterMetricFamily(
+            "crowdwatch_frames_dropped", "Live frames replaced by a newer one before analysis",
+            labels=["camera"])
+        skipped = CounterMetricFamily(
+            "crowdwatch_frames_skipped",
+            "Frames a source could not decode and skipped (damaged video, unreadable image)",
+            labels=["camera"])
+        reconnects = CounterMetricFamily(
+            "crowdwatch_source_reconnects", "Successful reopenings of a failed source",
+            labels=["camera"])
+        for camera, status in self._health.sources().items():
+            up.add_metric([camera], 1 if status.up else 0)
+            dropped.add_metric([camera], status.frames_dropped)
+            skipped.add_metric([camera], status.frames_skipped)
+            reconnects.add_metric([camera], status.reconnects)
+        yield from (up, dropped, skipped, reconnects)
+
+
+class MetricsSink:
+    """Owns the registry and its series; a Sink of analysed frames."""
+
+    def __init__(self, config: AppConfig, health: HealthState,
+                 registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        r = self.registry
+        zone = ["camera", "zone"]
+        self.zone_people = Gauge("crowdwatch_zone_people", "People in the zone", zone, registry=r)
+        self.zone_people_raw = Gauge(
+            "crowdwatch_zone_people_raw", "People in the zone in the last frame, before "
+            "temporal smoothing", zone, registry=r)
+        self.zone_density = Gauge(
+            "crowdwatch_zone_density_people_per_square_meter",
+            "People per square metre of the zone's ground area", zone, registry=r)
+        self.zone_occupancy = Gauge(
+            "crowdwatch_zone_occupancy_ratio", "People in the zone divided by its capacity",
+            zone, registry=r)
+        self.zone_capacity = Gauge(
+            "crowdwatch_zone_capacity_people", "Configured capacity of the zone", zone, registry=r)
+        self.zone_level = Gauge(
+            "crowdwatch_zone_level", "Occupancy level: 0 ok, 1 warning, 2 critical", zone,
+            registry=r)
+        self.camera_people = Gauge(
+            "crowdwatch_camera_people", "People detected in the whole frame", ["camera"],
+            registry=r)
+        self.camera_people_raw = Gauge(
+            "crowdwatch_camera_people_raw",
+            "People detected in the whole last frame, before temporal smoothing", ["camera"],
+            registry=r)
+        self.frames = Counter("crowdwatch_frames_processed_total", "Frames analysed", ["camera"],
+                              registry=r)
+        self.last_frame = Gauge(
+            "crowdwatch_last_frame_timestamp_seconds",
+            "Unix time when the newest analysed frame was captured", ["camera"], registry=r)
+        self.stage_seconds = Histogram(
+            "crowdwatch_stage_duration_seconds", "Time per frame spent in each stage",
+            ["camera", "stage"], buckets=STAGE_BUCKETS, registry=r)
+        self.frame_age = Histogram(
+            "crowdwatch_frame_age_seconds",
+            "Age of a frame when its counts reach the metrics", ["camera"],
+            buckets=AGE_BUCKETS, registry=r)
+        build = Info("crowdwatch_build", "crowdwatch version and detector model", registry=r)
+        build.info({"version": __version__, "model": config.detector.model})
+        self.registry.register(_SourceCollector(health))
+        self._declare_series(config)
+
+    def _declare_series(self, config: AppConfig) -> None:
+        # Every series exists from start-up; counts read NaN (no data) until a frame is
+        # analysed, never a misleading 0.
+        for camera in config.cameras:
+            cid = camera.id
+            self.camera_people.labels(cid).set(math.nan)
+            self.camera_people_raw.labels(cid).set(math.nan)
+            self.frames.labels(cid)
+            self.last_frame.labels(cid).set(0)
+            self.frame_age.labels(cid)
+            for stage in STAGES:
+                self.stage_seconds.labels(cid, stage)
+            for zone in camera.zones:
+                self.zone_people.labels(cid, zone.name).set(math.nan)
+                self.zone_people_raw.labels(cid, zone.name).set(math.nan)
+                self.zone_density.labels(cid, zone.name).set(math.nan)
+                self.zone_occupancy.labels(cid, zone.name).set(math.nan)
+                self.zone_capacity.labels(cid, zone.name).set(zone.capacity or math.nan)
+                self.zone_level.labels(cid, zone.name).set(math.nan)
+
+    def write(self, result: FrameResult) -> None:
+        """Publish one analysed frame, its stage times and its age."""
+        cid = result.camera
+        self.camera_people.labels(cid).set(result.people)
+        self.camera_people_raw.labels(cid).set(result.people_raw)
+        for name, stats in result.zones.items():
+            self.zone_people.labels(cid, name).set(stats.people)
+            if stats.people_raw is not None:
+                self.zone_people_raw.labels(cid, name).set(stats.people_raw)
+            if stats.density is not None:
+                self.zone_density.labels(cid, name).set(stats.density)
+            if stats.occupancy is not None:
+                self.zone_occupancy.labels(cid, name).set(stats.occupancy)
+            if stats.level is not None:
+                self.zone_level.labels(cid, name).set(int(stats.level))
+        for stage, seconds in result.stage_seconds.items():
+            self.stage_seconds.labels(cid, stage).observe(seconds)
+        self.frames.labels(cid).inc()
+        self.last_frame.labels(cid).set(result.captured_at)
+        if result.analysed_at:
+            self.stage_seconds.labels(cid, "export").observe(
+                time.perf_counter() - result.analysed_at)
+        self.frame_age.labels(cid).observe(max(time.time() - result.captured_at, 0.0))
+
+    def close(self) -> None:
+        """Nothing to flush: the registry is read by the server."""

@@ -1,0 +1,70 @@
+"""OpenCV captures: the part of cv2.VideoCapture sources use, and how they are opened."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from crowdwatch.sources.urls import is_url
+
+Image = npt.NDArray[np.uint8]
+
+
+class CaptureLike(Protocol):
+    """The part of cv2.VideoCapture that sources use."""
+
+    def isOpened(self) -> bool: ...
+
+    def read(self) -> tuple[bool, Image | None]: ...
+
+    def get(self, prop: int) -> float: ...
+
+    def release(self) -> None: ...
+
+
+CaptureFactory = Callable[[str | int], CaptureLike]
+
+
+def configure_opencv() -> None:
+    """Process-wide OpenCV settings for camera streams; called before the first capture opens."""
+    # RTSP over TCP: no frame is lost to UDP packet loss or a firewall, and a server that dies
+    # resets the connection at once. An operator's own FFmpeg options (e.g. rtsp_transport;udp)
+    # win.
+    os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;tcp")
+    if "OPENCV_LOG_LEVEL" not in os.environ:
+        # OpenCV's own warnings repeat what crowdwatch logs (in one line, credentials
+        # redacted) and dump C++ exceptions for a missing device; FFmpeg's errors still show.
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+
+
+def device_hint(index: int) -> str:
+    """Why device `index` may not open, where the system can tell (Linux: no /dev/videoN)."""
+    if sys.platform.startswith("linux") and not Path(f"/dev/video{index}").exists():
+        return f" (no /dev/video{index}: is the camera connected?)"
+    return ""
+
+
+def default_factory(read_timeout_s: float) -> CaptureFactory:
+    """cv2.VideoCapture, with FFmpeg open/read timeouts for URLs so a dead stream returns."""
+    # Opening RTSP takes several round trips; below a second healthy cameras time out.
+    timeout_ms = int(max(read_timeout_s, 1.0) * 1000)
+
+    def factory(source: str | int) -> CaptureLike:
+        if isinstance(source, str) and is_url(source):
+            params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, timeout_ms,
+                      cv2.CAP_PROP_READ_TIMEOUT_MSEC, timeout_ms]
+            try:
+                return cv2.VideoCapture(source, cv2.CAP_FFMPEG, params)
+            except (TypeError, cv2.error):
+                # An OpenCV without the params overload: open without timeouts.
+                return cv2.VideoCapture(source)
+        return cv2.VideoCapture(source)
+
+    return factory

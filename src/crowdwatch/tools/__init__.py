@@ -1,0 +1,1 @@
+"""Tools around the pipeline: accuracy evaluation, scoring, ground truth, benchmarks."""

@@ -1,0 +1,485 @@
+"""`crowdwatch bench`: crowdwatch's speed against the plain ultralytics loop, side by side.
+
+Scenarios, all on the PETS2009 clip and H.264 copies of it made by ffmpeg:
+
+- single: one stream per clip (768x576, 1280x720, 1920x1080); the baseline is what a user
+  writes by hand, ``for r in YOLO(model).predict(clip, stream=True, classes=[0])``;
+- multi: several 1280x720 streams in one process, frames/s of each;
+- live: one stream paced at its own frame rate (like a camera); age of each frame when its
+  counts reach the metrics.
+
+Each run is a fresh subprocess (peak memory is per run, no run warms the next), runs of the
+baseline and of crowdwatch alternate, and the tables show medians over runs. Frames/s count
+from a stream's first result to its last, so model loading is left out of both sides.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from crowdwatch.errors import CrowdwatchError
+
+SIZES = {"1280x720": (1280, 720), "1920x1080": (1920, 1080)}
+SCENARIOS = ("single", "multi", "live")
+# Stage columns of the single-stream table, in pipeline order (metrics = the export stage).
+STAGE_COLUMNS = ("decode", "preprocess", "inference", "postprocess", "zones", "export")
+WORKER_TIMEOUT_S = 900
+
+
+@dataclass
+class BenchOptions:
+    """What `crowdwatch bench` measures."""
+
+    clip: Path
+    model: str
+    ground_truth: Path | None = None
+    cache_dir: Path = field(default_factory=lambda: Path(tempfile.gettempdir())
+                            / "crowdwatch-bench")
+    runs: int = 3
+    frames: int = 400
+    streams: int = 4
+    live_frames: int = 150
+    scenarios: Sequence[str] = SCENARIOS
+    # Generated clip sizes of the single scenario (multi always uses 1280x720).
+    sizes: Sequence[str] = tuple(SIZES)
+    # Extra crowdwatch settings run on the PETS clip only, as name -> detector overrides.
+    variants: dict[str, dict[str, Any]] = field(default_factory=lambda: {
+        "square input": {"input_shape": "square"},
+        "detect_every=2": {"detect_every": 2},
+    })
+
+
+@dataclass
+class Job:
+    """One measurement, run in a subprocess by `python -m crowdwatch.tools.bench JOB.json`."""
+
+    kind: str  # "baseline" or "crowdwatch"
+    clips: list[str]
+    model: str
+    frames: int
+    detector: dict[str, Any] = field(default_factory=dict)
+    realtime: bool = False
+    output: str = ""
+
+
+# ---------------------------------------------------------------------------------------------
+# Workers (run in the subprocess)
+# ---------------------------------------------------------------------------------------------
+
+
+def _stream_summary(done_at: list[float], ages: list[float] | None = None,
+                    cpu: tuple[float, float] | None = None) -> dict[str, Any]:
+    """Frames/s between a stream's first and last result, and frame-age percentiles.
+
+    cpu: process CPU seconds at the first and last result; CPU time per frame is steadier
+    than frames/s on a machine shared with other work.
+    """
+    span = done_at[-1] - done_at[0] if len(done_at) > 1 else 0.0
+    summary: dict[str, Any] = {"frames": len(done_at),
+                               "fps": (len(done_at) - 1) / span if span > 0 else None}
+    if cpu is not None and len(done_at) > 1:
+        summary["cpu_ms_per_frame"] = (cpu[1] - cpu[0]) / (len(done_at) - 1) * 1000
+    if ages:
+        summary["age_p50_s"] = float(np.percentile(ages, 50))
+        summary["age_p95_s"] = float(np.percentile(ages, 95))
+    return summary
+
+
+def _medians(stages: list[dict[str, float]]) -> dict[str, float]:
+    names = {name for s in stages for name in s}
+    return {name: statistics.median(s[name] for s in stages if name in s) for name in names}
+
+
+def _run_baseline(job: Job) -> dict[str, Any]:
+    from crowdwatch.detect.ultralytics import configure_ultralytics
+
+    configure_ultralytics()  # offline and quiet; no effect on speed
+    from ultralytics import YOLO
+
+    done_at: list[float] = []
+    counts: list[int] = []
+    stages: list[dict[str, float]] = []
+    # Exactly the loop a user writes by hand, with ultralytics' defaults.
+    cpu: list[float] = []
+    for r in YOLO(job.model).predict(job.clips[0], stream=True, classes=[0]):
+        done_at.append(time.perf_counter())
+        cpu.append(time.process_time())
+        counts.append(len(r.boxes))
+        stages.append({k: v / 1000 for k, v in r.speed.items() if v is not None})
+        if len(counts) >= job.frames:
+            break
+    return {"streams": {"baseline": {**_stream_summary(done_at, cpu=(cpu[0], cpu[-1])),
+                                     "counts": counts,
+                                     "stages": _medians(stages)}}}
+
+
+def _run_crowdwatch(job: Job) -> dict[str, Any]:
+    from crowdwatch.app import CallbackSink
+    from crowdwatch.config import WHOLE_FRAME, AppConfig, CameraConfig, DetectorConfig, ZoneConfig
+    from crowdwatch.detect import create_detector
+    from crowdwatch.outputs.metrics import MetricsSink
+    from crowdwatch.pipeline import Pipeline
+    from crowdwatch.types import FrameResult
+    from crowdwatch.web.health import HealthState
+
+    zone = ZoneConfig(name="all", polygon=WHOLE_FRAME, normalized=True)
+    cameras = [CameraConfig(id=f"cam{i}", source=clip, zones=[zone], realtime=job.realtime)
+               for i, clip in enumerate(job.clips)]
+    config = AppConfig(cameras=cameras,
+                       detector=DetectorConfig(model=job.model, **job.detector))
+    detector = create_detector(config.detector)
+    for clip in set(job.clips):
+        # Compile for the clip's size now: model loading is not part of the measurement.
+        width, height = (int(v) for v in clip_size(Path(clip)).split("x"))
+        detector.prepare(width, height)
+    rows: dict[str, list[tuple[float, float, int, int, int, dict[str, float]]]] = {
+        c.id: [] for c in cameras}
+
+    cpu: list[float] = []
+
+    def on_frame(result: FrameResult) -> None:
+        cpu.append(time.process_time())
+        now = time.perf_counter()
+        stages = {**result.stage_seconds, "export": now - result.analysed_at}
+        rows[result.camera].append((now, time.time() - result.captured_at,
+                                    result.frame_index, result.people_raw, result.people, stages))
+
+    health = HealthState(c.id for c in cameras)
+    # The metrics sink first: on_frame then sees each frame as exported (age, export stage).
+    sinks = [MetricsSink(config, health), CallbackSink(on_frame)]
+    Pipeline(config, detector, sinks, health, job.frames).run()
+    streams = {}
+    for camera, got in rows.items():
+        streams[camera] = {
+            **_stream_summary([r[0] for r in got], [r[1] for r in got],
+                              (cpu[0], cpu[-1]) if len(rows) == 1 else None),
+            "frame_index": [r[2] for r in got],
+            "counts": [r[3] for r in got],
+            "counts_smoothed": [r[4] for r in got],
+            "stages": _medians([r[5] for r in got]),
+        }
+    return {"streams": streams, "backend": detector.name}
+
+
+def worker_main(job_path: str) -> None:
+    """Run one Job and write its result, with this process's peak memory, as JSON."""
+    job = Job(**json.loads(Path(job_path).read_text(encoding="utf-8")))
+    result = _run_baseline(job) if job.kind == "baseline" else _run_crowdwatch(job)
+    # Linux reports ru_maxrss in KiB.
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    Path(job.output).write_text(json.dumps(result), encoding="utf-8")
+
+
+# ---------------------------------------------------------------------------------------------
+# Orchestration (the parent process)
+# ---------------------------------------------------------------------------------------------
+
+
+def run_job(job: Job, workdir: Path) -> dict[str, Any]:
+    """Run a Job in a fresh interpreter and return its result."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    spec = workdir / f"job-{os.getpid()}-{time.monotonic_ns()}.json"
+    job.output = str(spec.with_suffix(".out.json"))
+    spec.write_text(json.dumps(asdict(job)), encoding="utf-8")
+    try:
+        done = subprocess.run([sys.executable, "-m", "crowdwatch.tools.bench", str(spec)],
+                              capture_output=True, text=True, timeout=WORKER_TIMEOUT_S)
+        if done.returncode != 0:
+            tail = "\n".join(done.stderr.strip().splitlines()[-5:])
+            raise CrowdwatchError(f"bench {job.kind} run on {job.clips[0]} failed:\n{tail}")
+        return json.loads(Path(job.output).read_text(encoding="utf-8"))
+    finally:
+        spec.unlink(missing_ok=True)
+        Path(job.output).unlink(missing_ok=True)
+
+
+def make_clip(source: Path, size: tuple[int, int], frames: int, cache_dir: Path) -> Path:
+    """An H.264 copy of source at size (centre-cropped to its aspect first), cached."""
+    width, height = size
+    out = cache_dir / f"{source.stem}_{width}x{height}_{frames}f.mp4"
+    if out.exists():
+        return out
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        raise CrowdwatchError("ffmpeg not found: install it (Debian: apt install ffmpeg) to "
+                              "make the 1280x720 and 1920x1080 clips")
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    # Crop before scaling so people keep their proportions.
+    crop = f"crop='min(iw,ih*{width}/{height})':'min(ih,iw*{height}/{width})'"
+    partial = out.with_suffix(".part.mp4")
+    command = [ffmpeg, "-y", "-loglevel", "error", "-i", str(source), "-frames:v", str(frames),
+               "-an", "-vf", f"{crop},scale={width}:{height}", "-c:v", "libx264",
+               "-preset", "veryfast", "-crf", "23", "-pix_fmt", "yuv420p", str(partial)]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise CrowdwatchError(f"ffmpeg failed making {out.name}: {done.stderr.strip()[-300:]}")
+    partial.replace(out)
+    return out
+
+
+def decode_ms(clip: Path, frames: int) -> float:
+    """Median milliseconds OpenCV takes to decode one frame of clip."""
+    import cv2
+
+    capture = cv2.VideoCapture(str(clip))
+    times = []
+    try:
+        for _ in range(frames):
+            started = time.perf_counter()
+            ok, _image = capture.read()
+            if not ok:
+                break
+            times.append(time.perf_counter() - started)
+    finally:
+        capture.release()
+    return statistics.median(times) * 1000 if times else float("nan")
+
+
+def clip_size(clip: Path) -> str:
+    import cv2
+
+    capture = cv2.VideoCapture(str(clip))
+    try:
+        return f"{int(capture.get(cv2.CAP_PROP_FRAME_WIDTH))}x" \
+               f"{int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))}"
+    finally:
+        capture.release()
+
+
+def hardware() -> str:
+    """CPU model and the cores this process may use."""
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    from crowdwatch.detect.base import available_cores
+
+    return f"{model}, {available_cores()} cores"
+
+
+def _count_mae(stream: dict[str, Any], truth: np.ndarray | None, key: str) -> float | None:
+    if truth is None or key not in stream:
+        return None
+    index = np.asarray(stream.get("frame_index", range(len(stream[key]))), np.int64)
+    counts = np.asarray(stream[key], np.float64)
+    inside = index < len(truth)
+    if not inside.any():
+        return None
+    return float(np.abs(counts[inside] - truth[index[inside]]).mean())
+
+
+def _summarise(runs: list[dict[str, Any]], truth: np.ndarray | None) -> dict[str, Any]:
+    """Median over runs of each stream's frames/s, stages, ages; count errors of the runs."""
+    streams = list(runs[0]["streams"])
+    per_stream = {}
+    for name in streams:
+        got = [r["streams"][name] for r in runs]
+        fps = [g["fps"] for g in got if g["fps"] is not None]
+        stages = [g["stages"] for g in got]
+        summary: dict[str, Any] = {
+            "fps_runs": fps,
+            "fps": statistics.median(fps) if fps else None,
+            "frames": got[0]["frames"],
+            "stages": {k: statistics.median(s[k] for s in stages if k in s)
+                       for k in {k for s in stages for k in s}},
+            "cpu_ms_per_frame": statistics.median(cpu) if (cpu := [
+                g["cpu_ms_per_frame"] for g in got if g.get("cpu_ms_per_frame")]) else None,
+            "mae": _count_mae(got[0], truth, "counts"),
+            "mae_smoothed": _count_mae(got[0], truth, "counts_smoothed"),
+        }
+        if "age_p95_s" in got[0]:
+            summary["age_p50_s"] = statistics.median(g["age_p50_s"] for g in got)
+            summary["age_p95_s"] = statistics.median(g["age_p95_s"] for g in got)
+        per_stream[name] = summary
+    return {"streams": per_stream,
+            "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
+            "runs": len(runs)}
+
+
+def run_bench(options: BenchOptions, log: Callable[[str], None] = lambda _m: None
+              ) -> dict[str, Any]:
+    """Measure every scenario; returns the report that format_report prints."""
+    for name in options.scenarios:
+        if name not in SCENARIOS:
+            raise CrowdwatchError(f"unknown scenario {name!r}; valid: {', '.join(SCENARIOS)}")
+    if not options.clip.exists():
+        raise CrowdwatchError(f"{options.clip}: clip not found; give --clip or set "
+                              "CROWDWATCH_PETS_DIR")
+    truth = None
+    if options.ground_truth is not None and options.ground_truth.exists():
+        truth = np.loadtxt(options.ground_truth, delimiter=",", skiprows=1, dtype=np.int64)[:, 1]
+    clips = {clip_size(options.clip): options.clip}
+    notes = []
+    needs_sizes = {"single": list(options.sizes), "multi": ["1280x720"], "live": []}
+    for size in dict.fromkeys(s for n in options.scenarios for s in needs_sizes[n]):
+        try:
+            clips[size] = make_clip(options.clip, SIZES[size], options.frames, options.cache_dir)
+        except CrowdwatchError as error:
+            notes.append(f"{size} skipped: {error}")
+    bench = _Bench(options, log)
+    return {
+        "hardware": hardware(), "model": options.model, "runs": options.runs,
+        "frames": options.frames, "python": platform.python_version(), "notes": notes,
+        "versions": _versions(),
+        "single": bench.single(clips, truth) if "single" in options.scenarios else [],
+        "multi": (bench.multi(clips["1280x720"])
+                  if "multi" in options.scenarios and "1280x720" in clips else []),
+        "live": bench.live(*next(iter(clips.items()))) if "live" in options.scenarios else [],
+    }
+
+
+class _Bench:
+    """The scenarios; the first clip is the PETS clip, the others are made from it."""
+
+    def __init__(self, options: BenchOptions, log: Callable[[str], None]) -> None:
+        self.options = options
+        self.log = log
+        self.work = options.cache_dir / "jobs"
+
+    def job(self, kind: str, clips: list[Path], frames: int | None = None,
+            realtime: bool = False, **detector: Any) -> Job:
+        return Job(kind, [str(c) for c in clips], self.options.model,
+                   frames or self.options.frames, detector, realtime)
+
+    def single(self, clips: dict[str, Path], truth: np.ndarray | None) -> list[dict[str, Any]]:
+        """Each clip through the loop, crowdwatch and (PETS only) the variants."""
+        rows = []
+        pets = next(iter(clips))
+        for size, clip in clips.items():
+            settings = [("ultralytics loop", self.job("baseline", [clip])),
+                        ("crowdwatch", self.job("crowdwatch", [clip]))]
+            if size == pets:
+                settings += [(f"crowdwatch, {name}", self.job("crowdwatch", [clip], **overrides))
+                             for name, overrides in self.options.variants.items()]
+            results: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in settings}
+            for run in range(self.options.runs):
+                # Alternate the order so neither side always runs on a warmer machine.
+                for name, spec in settings if run % 2 == 0 else settings[::-1]:
+                    self.log(f"single {size}: {name}, run {run + 1}/{self.options.runs}")
+                    results[name].append(run_job(spec, self.work))
+            summaries = {name: _summarise(r, truth if size == pets else None)
+                         for name, r in results.items()}
+            base_fps = summaries["ultralytics loop"]["streams"]["baseline"]["fps"]
+            decode = decode_ms(clip, min(self.options.frames, 200))
+            for name, summary in summaries.items():
+                stream = next(iter(summary["streams"].values()))
+                rows.append({"clip": size, "setting": name, **stream,
+                             "ratio": stream["fps"] / base_fps
+                             if stream["fps"] and base_fps else None,
+                             "decode_ms": decode, "peak_rss_mb": summary["peak_rss_mb"]})
+        return rows
+
+    def multi(self, clip: Path) -> list[dict[str, Any]]:
+        """Several streams of one clip in one process."""
+        streams = self.options.streams
+        runs = []
+        for run in range(self.options.runs):
+            self.log(f"multi: {streams} x {clip_size(clip)}, run {run + 1}/{self.options.runs}")
+            runs.append(run_job(self.job("crowdwatch", [clip] * streams), self.work))
+        summary = _summarise(runs, None)
+        fps = {name: s["fps"] for name, s in summary["streams"].items()}
+        return [{"clip": clip_size(clip), "streams": streams, "fps_per_stream": fps,
+                 "min_fps": min(fps.values()), "total_fps": sum(fps.values()),
+                 "peak_rss_mb": summary["peak_rss_mb"]}]
+
+    def live(self, size: str, clip: Path) -> list[dict[str, Any]]:
+        """One stream paced at its frame rate: the age of frames at the metrics."""
+        frames = self.options.live_frames
+        self.log(f"live: {size} paced at its frame rate, {frames} frames")
+        summary = _summarise([run_job(self.job("crowdwatch", [clip], frames, realtime=True),
+                                      self.work)], None)
+        stream = next(iter(summary["streams"].values()))
+        return [{"clip": size, "frames": stream["frames"], "fps": stream["fps"],
+                 "age_p50_s": stream["age_p50_s"], "age_p95_s": stream["age_p95_s"],
+                 "peak_rss_mb": summary["peak_rss_mb"]}]
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for package in ("openvino", "ultralytics", "opencv-python", "torch"):
+        with contextlib.suppress(PackageNotFoundError):
+            out[package] = version(package)
+    return out
+
+
+def _num(value: float | None, digits: int = 1, scale: float = 1.0) -> str:
+    return "-" if value is None or value != value else f"{value * scale:.{digits}f}"
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """The report as Markdown tables (pasted as they are into docs/PERFORMANCE.md)."""
+    lines = [f"Hardware: {report['hardware']}; model {report['model']}; "
+             f"{report['runs']} runs, {report['frames']} frames per run; "
+             + ", ".join(f"{k} {v}" for k, v in report["versions"].items()), ""]
+    if report["single"]:
+        lines += ["Single stream: frames/s (median of runs, [min-max]); ratio = frames/s over "
+                  "the ultralytics loop's; count MAE = mean |people - ground truth| per frame "
+                  "(raw / smoothed); CPU = process CPU time per frame (steadier than frames/s on a "
+                  "shared machine); stage medians in ms (decode: OpenCV alone; inference: "
+                  "OpenVINO request latency, queueing included).", "",
+                  "| clip | pipeline | frames/s | ratio | count MAE | CPU ms | "
+                  + " | ".join(STAGE_COLUMNS) + " | peak RSS MB |",
+                  "|---|---|---|---|---|---|" + "---|" * len(STAGE_COLUMNS) + "---|"]
+        for row in report["single"]:
+            fps_runs = row["fps_runs"]
+            spread = f" [{min(fps_runs):.0f}-{max(fps_runs):.0f}]" if len(fps_runs) > 1 else ""
+            mae = _num(row["mae"], 3)
+            if row.get("mae_smoothed") is not None:
+                mae += f" / {_num(row['mae_smoothed'], 3)}"
+            stages = dict(row["stages"], decode=row["decode_ms"] / 1000)
+            lines.append(f"| {row['clip']} | {row['setting']} | {_num(row['fps'])}{spread} | "
+                         f"{_num(row['ratio'], 2)}x | {mae} | "
+                         f"{_num(row.get('cpu_ms_per_frame'))} | "
+                         + " | ".join(_num(stages.get(s), 1, 1000) for s in STAGE_COLUMNS)
+                         + f" | {row['peak_rss_mb']:.0f} |")
+        lines.append("")
+    for row in report["multi"]:
+        per = ", ".join(f"{_num(v)}" for v in row["fps_per_stream"].values())
+        lines += [f"{row['streams']} concurrent {row['clip']} streams in one process: "
+                  f"frames/s per stream {per} (lowest {_num(row['min_fps'])}, total "
+                  f"{_num(row['total_fps'])}); peak RSS {row['peak_rss_mb']:.0f} MB", ""]
+    for row in report["live"]:
+        lines += [f"Live ({row['clip']} paced at its frame rate, {row['frames']} frames): "
+                  f"frame age p50 {_num(row['age_p50_s'], 0, 1000)} ms, "
+                  f"p95 {_num(row['age_p95_s'], 0, 1000)} ms; peak RSS "
+                  f"{row['peak_rss_mb']:.0f} MB", ""]
+    lines += [f"Note: {note}" for note in report["notes"]]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def default_clip() -> Path:
+    if pets := os.environ.get("CROWDWATCH_PETS_DIR"):
+        return Path(pets) / "vtest.avi"
+    return Path("samples") / "vtest_h264.mp4"
+
+
+def default_truth(clip: Path) -> Path | None:
+    if pets := os.environ.get("CROWDWATCH_PETS_DIR"):
+        return Path(pets) / "gt" / "PETS2009-S2L1_counts.csv"
+    return None
+
+
+if __name__ == "__main__":
+    worker_main(sys.argv[1])

@@ -1,0 +1,549 @@
+"""`crowdwatch eval`: run the real pipeline over a clip with ground truth and score its counts.
+
+Every setting is the config with dotted-key overrides (``conf35:detector.confidence=0.35``).
+Settings with the same detector settings share one detection pass: the first decodes the clip
+and runs the detector through the pipeline; the others replay the people it found through the
+same Pipeline (smoothing, zones), so every row measures what operators get, each detection
+pass is paid once, and no per-frame logic is written twice.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+import yaml
+
+from crowdwatch.analytics.zones import build_zones
+from crowdwatch.config import AppConfig, CameraConfig, parse_config
+from crowdwatch.errors import CrowdwatchError
+from crowdwatch.tools.groundtruth import GroundTruth
+from crowdwatch.tools.scoring import (
+    DetectionTally,
+    EvalResult,
+    count_errors,
+    people_in_zone,
+)
+from crowdwatch.types import Detections, Frame, FrameResult
+
+if TYPE_CHECKING:  # the pipeline pulls in cv2 and the detector: imported where used
+    from crowdwatch.detect.base import Detector, Image, Pending
+    from crowdwatch.sources import FrameSource
+
+PRIMARY = "crowdwatch"
+BASELINE = "baseline"
+# What "raw YOLO" means: ultralytics' own predict() defaults on the same model (square
+# 640 letterbox, confidence 0.25, NMS IoU 0.7), every frame, boxes counted as they come.
+BASELINE_OVERRIDES: dict[str, object] = {
+    "detector.backend": "ultralytics",
+    "detector.input_shape": "square",
+    "detector.confidence": 0.25,
+    "detector.iou": 0.7,
+    "detector.imgsz": 640,
+    "detector.detect_every": 1,
+    "counting.smoothing": "none",
+    "counting.window": 1,
+}
+BASELINE_HELP = ("baseline = raw YOLO: the same model through ultralytics' predict() at its "
+                 "defaults (square 640 input, confidence 0.25, NMS IoU 0.7), every frame, "
+                 "no smoothing")
+EXIT_THRESHOLD = 3
+_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,40}$")
+
+DetectFactory = Callable[[AppConfig], "Detector"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Settings
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One row of the comparison: a name, its overrides and the config they give."""
+
+    name: str
+    config: AppConfig
+    overrides: Mapping[str, object] = field(default_factory=dict)
+
+
+def parse_overrides(text: str, origin: str) -> dict[str, object]:
+    """'key=value[,key=value...]' → {dotted key: value read as YAML (0.35, 7, none, true)}."""
+    overrides: dict[str, object] = {}
+    for item in text.split(","):
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise CrowdwatchError(f"{origin}: {item!r} is not key=value "
+                                  "(e.g. detector.confidence=0.35)")
+        try:
+            overrides[key.strip()] = yaml.safe_load(value) if value.strip() else ""
+        except yaml.YAMLError:
+            overrides[key.strip()] = value.strip()
+    return overrides
+
+
+def parse_compare(text: str) -> tuple[str, dict[str, object]]:
+    """'NAME:key=value[,key=value...]' → (name, {dotted key: YAML-parsed value})."""
+    name, sep, body = text.partition(":")
+    if not sep or not _NAME.match(name.strip()):
+        raise CrowdwatchError(f"--compare {text!r}: expected NAME:key=value[,key=value...] "
+                              "with NAME made of letters, digits, _ . -")
+    return name.strip(), parse_overrides(body, f"--compare {text!r}")
+
+
+def apply_overrides(config: AppConfig, overrides: Mapping[str, object], origin: str) -> AppConfig:
+    """A copy of config with dotted keys (detector.iou, counting.window ...) replaced."""
+    data = config.model_dump(mode="python")
+    for key, value in overrides.items():
+        node: Any = data
+        parts = key.split(".")
+        for depth, part in enumerate(parts):
+            if not isinstance(node, dict) or part not in node:
+                where = ".".join(parts[:depth]) or "the top level"
+                valid = ", ".join(sorted(node)) if isinstance(node, dict) else "none"
+                raise CrowdwatchError(f"{origin}: unknown key {key!r} ({part!r} is not a key "
+                                      f"of {where}; valid: {valid})")
+            if depth == len(parts) - 1:
+                node[part] = value
+            else:
+                node = node[part]
+    return parse_config(data, origin)
+
+
+def _known_overrides(config: AppConfig, overrides: Mapping[str, object]) -> dict[str, object]:
+    """The section.key overrides this config has: the baseline pins only settings that exist."""
+    data = config.model_dump()
+    known = {}
+    for key, value in overrides.items():
+        section, _, name = key.partition(".")
+        if name in data.get(section, {}):
+            known[key] = value
+    return known
+
+
+def build_settings(config: AppConfig, compare: Sequence[str], baseline: bool,
+                   primary: str = PRIMARY, changes: Sequence[str] = ()) -> list[Setting]:
+    """The config with --set changes (named primary), each --compare entry on top of that
+    config, then the raw-YOLO baseline."""
+    if not _NAME.match(primary):
+        raise CrowdwatchError(f"--name {primary!r}: use letters, digits, _ . - (1-40)")
+    own: dict[str, object] = {}
+    for text in changes:
+        own.update(parse_overrides(text, f"--set {text!r}"))
+    if own:
+        config = apply_overrides(config, own, "--set")
+    settings = [Setting(primary, config, own)]
+    for text in compare:
+        name, overrides = parse_compare(text)
+        if "detector.model" in overrides and os.environ.get("CROWDWATCH_MODEL"):
+            raise CrowdwatchError(
+                f"--compare {name}: CROWDWATCH_MODEL is set and overrides every model; unset "
+                "it and point CROWDWATCH_MODEL_DIR at the models folder to compare models")
+        settings.append(Setting(name, apply_overrides(config, overrides, f"--compare {name}"),
+                                overrides))
+    if baseline:
+        overrides = _known_overrides(config, BASELINE_OVERRIDES)
+        settings.append(Setting(BASELINE, apply_overrides(config, overrides, BASELINE),
+                                overrides))
+    names = [s.name for s in settings]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise CrowdwatchError(f"setting names must be unique, repeated: {', '.join(duplicates)}")
+    return settings
+
+
+# ---------------------------------------------------------------------------------------------
+# Running the pipeline
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FrameInfo:
+    """What a replay needs to stand in for a decoded frame."""
+
+    index: int
+    position_s: float | None
+    width: int
+    height: int
+
+
+class RecordingSource:
+    """Wraps a file source: drops frames before `start` and notes each frame handed over."""
+
+    def __init__(self, inner: FrameSource, start: int) -> None:
+        self._inner = inner
+        self._start = start
+        self.frames: list[FrameInfo] = []
+        self.name = inner.name
+        self.live = inner.live
+
+    def __getattr__(self, attribute: str) -> Any:
+        # frames_dropped, reconnects, ... come from the wrapped source.
+        return getattr(self._inner, attribute)
+
+    def read(self, timeout: float) -> Frame | None:
+        while True:
+            frame = self._inner.read(timeout)
+            if frame is None or frame.index >= self._start:
+                break
+        if frame is not None:
+            self.frames.append(FrameInfo(frame.index, frame.position_s, frame.width, frame.height))
+        return frame
+
+    @property
+    def finished(self) -> bool:
+        return bool(self._inner.finished)
+
+    @property
+    def up(self) -> bool:
+        return bool(self._inner.up)
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+class ReplaySource:
+    """Hands out recorded frames again, as blank images of the recorded size (no decoding)."""
+
+    live = False
+    frames_dropped = 0
+    frames_skipped = 0
+    reconnects = 0
+
+    def __init__(self, frames: Sequence[FrameInfo], name: str = "replay") -> None:
+        self.name = name
+        self._frames = list(frames)
+        self._next = 0
+
+    def read(self, timeout: float) -> Frame | None:
+        del timeout
+        if self._next >= len(self._frames):
+            return None
+        info = self._frames[self._next]
+        self._next += 1
+        # A broadcast view: the size is right and no image memory is allocated.
+        blank = np.broadcast_to(np.zeros((1, 1, 3), np.uint8), (info.height, info.width, 3))
+        return Frame(blank, info.index, info.position_s, time.time())
+
+    @property
+    def finished(self) -> bool:
+        return self._next >= len(self._frames)
+
+    @property
+    def up(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass
+class Pass:
+    """The frames and results of one setting's run through the pipeline."""
+
+    frames: list[FrameInfo]
+    results: list[FrameResult]
+    seconds: float
+    replayed: bool
+
+
+def _run_pipeline(config: AppConfig, detector: Detector, source: FrameSource,
+                  max_frames: int | None) -> list[FrameResult]:
+    from crowdwatch.app import CallbackSink
+    from crowdwatch.pipeline import Pipeline
+
+    results: list[FrameResult] = []
+    pipeline = Pipeline(config, detector, [CallbackSink(results.append)],
+                        max_frames=max_frames, source_opener=lambda _camera: source)
+    pipeline.run()
+    return sorted(results, key=lambda r: r.frame_index)
+
+
+def real_detect(config: AppConfig) -> Detector:
+    """The detector operators run, built from the config's detector settings."""
+    from crowdwatch.detect import create_detector
+
+    return create_detector(config.detector)
+
+
+def run_settings(settings: Sequence[Setting], start_frame: int = 0,
+                 max_frames: int | None = None, detect_factory: DetectFactory | None = None,
+                 log: Callable[[str], None] | None = None) -> dict[str, Pass]:
+    """Run each setting's single camera through the pipeline; one detection pass per detector.
+
+    detect_factory builds the detector of a setting (default: the real one, real_detect).
+    """
+    from crowdwatch.sources import open_source
+
+    make_detect = detect_factory or real_detect
+
+    passes: dict[str, Pass] = {}
+    detected: dict[str, Pass] = {}
+    for setting in settings:
+        key = setting.config.detector.model_dump_json()
+        started = time.perf_counter()
+        if key in detected:
+            first = detected[key]
+            # The same detector settings submit the same frames in the same order.
+            every = setting.config.detector.detect_every
+            recorded = [r.detections for r in first.results[::every]]
+            results = _run_pipeline(setting.config, ReplayDetector(recorded),
+                                    ReplaySource(first.frames), None)
+            passes[setting.name] = Pass(first.frames, results,
+                                        time.perf_counter() - started, True)
+        else:
+            camera = setting.config.cameras[0]
+            detect = make_detect(setting.config)
+            source = RecordingSource(open_source(camera), start_frame)
+            results = _run_pipeline(setting.config, detect, source, max_frames)
+            passes[setting.name] = detected[key] = Pass(
+                source.frames, results, time.perf_counter() - started, False)
+        if log is not None:
+            done = passes[setting.name]
+            how = "replayed" if done.replayed else "detected"
+            log(f"{setting.name}: {how} {len(done.results)} frames in {done.seconds:.1f} s")
+    return passes
+
+
+class ReplayDetector:
+    """Hands back recorded detections in the order frames are submitted."""
+
+    name = "replay"
+
+    def __init__(self, recorded: Sequence[Detections]) -> None:
+        self._recorded = iter(recorded)
+
+    def submit(self, image: Image) -> Pending:
+        from crowdwatch.detect.base import Done
+
+        return Done(next(self._recorded))
+
+    def prepare(self, width: int, height: int) -> None:
+        pass
+
+
+# ---------------------------------------------------------------------------------------------
+# Scoring
+# ---------------------------------------------------------------------------------------------
+
+
+def truth_zone_counts(camera: CameraConfig, truth: GroundTruth, frames: npt.NDArray[np.int64],
+                      width: int, height: int) -> dict[str, npt.NDArray[np.int64]]:
+    """Ground-truth people per zone and frame, by the zone stage's anchor rule."""
+    counts: dict[str, npt.NDArray[np.int64]] = {}
+    for zone in build_zones(camera, width, height):
+        anchor = "center" if zone.use_center else "bottom_center"
+        counts[zone.name] = np.array(
+            [people_in_zone(truth.boxes(int(i)), zone.polygon, anchor) for i in frames], np.int64)
+    return counts
+
+
+def score(name: str, results: Sequence[FrameResult], truth: GroundTruth,
+          zone_truth: Mapping[str, npt.NDArray[np.int64]], iou: float = 0.5) -> EvalResult:
+    """Count errors (whole frame and per zone) and detection precision/recall of one run.
+
+    zone_truth holds one ground-truth count per result, in the same order.
+    """
+    frames = np.array([r.frame_index for r in results], np.int64)
+    counts = count_errors([r.people for r in results], truth.counts()[frames])
+    zones = {zone: count_errors([r.zones[zone].people for r in results], expected)
+             for zone, expected in zone_truth.items()}
+    tally = DetectionTally(iou_threshold=iou)
+    for result in results:
+        tally.add_frame(result.detections.xyxy, result.detections.confidence,
+                        truth.boxes(result.frame_index))
+    return EvalResult(name, counts, tally, zones)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the table: a setting scored over a span of frames."""
+
+    setting: str
+    span: tuple[int, int]
+    result: EvalResult
+    whole: bool
+
+
+@dataclass
+class Report:
+    """Scores of every setting over the whole run, and over each side of an optional split."""
+
+    rows: list[Row]
+    frames: tuple[int, int]
+    scored: int
+    unscored: int
+
+    def result(self, setting: str | None = None) -> EvalResult:
+        """The whole-run row of one setting (default: the first, the config's own)."""
+        name = self.rows[0].setting if setting is None else setting
+        return next(row.result for row in self.rows if row.setting == name and row.whole)
+
+
+def score_passes(settings: Sequence[Setting], passes: Mapping[str, Pass], truth: GroundTruth,
+                 split: int | None = None) -> Report:
+    """Score each setting over the scored frames, then over frames < split and >= split."""
+    rows: list[Row] = []
+    frames = np.zeros(0, np.int64)
+    unscored = 0
+    zone_truth_cache: dict[tuple[object, ...], dict[str, npt.NDArray[np.int64]]] = {}
+    for setting in settings:
+        done = passes[setting.name]
+        if not done.results:
+            raise CrowdwatchError("the clip gave no frames to score; check --video, "
+                                  "--start-frame and --max-frames")
+        results = [r for r in done.results if r.frame_index < truth.num_frames]
+        unscored = max(unscored, len(done.results) - len(results))
+        if not results:
+            raise CrowdwatchError(
+                f"no analysed frame has ground truth (it covers frames 0-"
+                f"{truth.num_frames - 1}); check --gt and --start-frame")
+        frames = np.array([r.frame_index for r in results], np.int64)
+        camera = setting.config.cameras[0]
+        size = (done.frames[0].width, done.frames[0].height)
+        key = (camera.model_dump_json(), *size, frames.tobytes())
+        if key not in zone_truth_cache:
+            zone_truth_cache[key] = truth_zone_counts(camera, truth, frames, *size)
+        zone_truth = zone_truth_cache[key]
+        parts = [np.ones(len(frames), bool)]
+        if split is not None:
+            parts += [frames < split, frames >= split]
+        for number, mask in enumerate(parts):
+            # A split outside the analysed frames would repeat the whole-run row.
+            if number and (mask.all() or not mask.any()):
+                continue
+            chosen = [r for r, keep in zip(results, mask, strict=True) if keep]
+            span = (int(frames[mask][0]), int(frames[mask][-1]))
+            label = f"{setting.name} [{span[0]}-{span[1]}]" if number else setting.name
+            zones = {zone: counts[mask] for zone, counts in zone_truth.items()}
+            rows.append(Row(setting.name, span, score(label, chosen, truth, zones), not number))
+    return Report(rows, (int(frames[0]), int(frames[-1])), len(frames), unscored)
+
+
+# ---------------------------------------------------------------------------------------------
+# Thresholds
+# ---------------------------------------------------------------------------------------------
+
+
+def threshold_failures(result: EvalResult, max_mae: float | None,
+                       max_zone_mae: float | Mapping[str, float] | None) -> list[str]:
+    """One message per exceeded threshold: metric, measured value, threshold."""
+    failures = []
+    if max_mae is not None and result.counts.mae > max_mae:
+        failures.append(f"{result.name}: whole-frame count MAE {result.counts.mae:.3f} "
+                        f"> threshold {max_mae:.3f}")
+    if max_zone_mae is not None:
+        limits = (max_zone_mae if isinstance(max_zone_mae, Mapping)
+                  else dict.fromkeys(result.zones, max_zone_mae))
+        for zone, limit in limits.items():
+            if zone not in result.zones:
+                failures.append(f"{result.name}: zone {zone} has a threshold but is not in "
+                                "the config")
+            elif result.zones[zone].mae > limit:
+                failures.append(f"{result.name}: zone {zone} count MAE "
+                                f"{result.zones[zone].mae:.3f} > threshold {limit:.3f}")
+    return failures
+
+
+# ---------------------------------------------------------------------------------------------
+# One call for the command line and the CI gate
+# ---------------------------------------------------------------------------------------------
+
+
+def eval_config(config: AppConfig | None, video: Path, camera_id: str | None = None,
+                model: str | None = None) -> AppConfig:
+    """The config to evaluate: one camera reading `video`, unpaced, not looping."""
+    if not video.exists():
+        raise CrowdwatchError(f"{video}: video not found; check --video")
+    if config is None:
+        config = AppConfig(cameras=[CameraConfig(id="eval", source=str(video))])
+    if camera_id is not None:
+        cameras = [c for c in config.cameras if c.id == camera_id]
+        if not cameras:
+            known = ", ".join(c.id for c in config.cameras)
+            raise CrowdwatchError(f"--camera {camera_id}: no such camera; the config has {known}")
+    elif len(config.cameras) > 1:
+        known = ", ".join(c.id for c in config.cameras)
+        raise CrowdwatchError(f"eval scores one camera and the config has several ({known}); "
+                              "choose one with --camera")
+    else:
+        cameras = config.cameras
+    camera = cameras[0].model_copy(update={"source": str(video), "realtime": False,
+                                           "loop": False})
+    update: dict[str, Any] = {"cameras": [camera]}
+    if model:
+        update["detector"] = config.detector.model_copy(update={"model": model})
+    return config.model_copy(update=update)
+
+
+@dataclass
+class Evaluation:
+    """Everything `crowdwatch eval` measured."""
+
+    settings: list[Setting]
+    passes: dict[str, Pass]
+    report: Report
+
+
+def evaluate(config: AppConfig, truth: GroundTruth, compare: Sequence[str] = (),
+             baseline: bool = True, start_frame: int = 0, max_frames: int | None = None,
+             split: int | None = None, detect_factory: DetectFactory | None = None,
+             log: Callable[[str], None] | None = None, name: str = PRIMARY,
+             changes: Sequence[str] = ()) -> Evaluation:
+    """Run and score the config (see eval_config) with its --set changes, each --compare
+    entry and the baseline."""
+    settings = build_settings(config, compare, baseline, name, changes)
+    passes = run_settings(settings, start_frame, max_frames, detect_factory, log)
+    return Evaluation(settings, passes, score_passes(settings, passes, truth, split))
+
+
+def report_json(evaluation: Evaluation, video: Path, gt: Path, config_path: Path | None,
+                failures: Sequence[str]) -> dict[str, Any]:
+    """The --report document: inputs, each setting's effective settings, every row."""
+    report = evaluation.report
+    return {
+        "video": str(video),
+        "ground_truth": str(gt),
+        "config": None if config_path is None else str(config_path),
+        "frames": {"first": report.frames[0], "last": report.frames[1],
+                   "scored": report.scored, "unscored": report.unscored},
+        "baseline": BASELINE_HELP,
+        "matching": "greedy one-to-one by descending confidence, IoU >= 0.5 (COCO rule)",
+        "settings": [
+            {"name": s.name, "overrides": dict(s.overrides),
+             "detector": s.config.detector.model_dump(),
+             "counting": s.config.counting.model_dump(),
+             "seconds": round(evaluation.passes[s.name].seconds, 2),
+             "replayed": evaluation.passes[s.name].replayed}
+            for s in evaluation.settings
+        ],
+        "results": [{"setting": row.setting, "frames": list(row.span), "whole": row.whole,
+                     **row.result.to_dict()} for row in report.rows],
+        "failures": list(failures),
+    }
+
+
+def describe_setting(setting: Setting) -> str:
+    d, c = setting.config.detector, setting.config.counting
+    smoothing = c.smoothing if c.smoothing == "none" else f"{c.smoothing} {c.window}"
+    extra = "".join(f" {k}={getattr(d, k)}" for k in ("backend", "input_shape", "detect_every")
+                    if hasattr(d, k))
+    return (f"{setting.name}: conf {d.confidence:g}, iou {d.iou:g}, imgsz {d.imgsz}{extra}, "
+            f"smoothing {smoothing}")
+
+
+def write_report(path: Path, document: Mapping[str, Any]) -> None:
+    import json
+
+    try:
+        path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    except OSError as error:
+        raise CrowdwatchError(f"{path}: cannot write report ({error.strerror})") from None
+

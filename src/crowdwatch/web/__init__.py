@@ -1,0 +1,1 @@
+"""The one HTTP server: /metrics, /healthz and /readyz."""

@@ -1,0 +1,67 @@
+"""The HTTP endpoint: /metrics for Prometheus, /healthz and /readyz for orchestrators.
+
+It serves numbers and states only, never images.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterable
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from prometheus_client import CollectorRegistry, make_wsgi_app
+
+from crowdwatch.web.health import HealthState
+
+
+class _ThreadingServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def make_app(health: HealthState,
+             registry: CollectorRegistry | None = None) -> Callable[..., Iterable[bytes]]:
+    """A WSGI app: /healthz, /readyz, and Prometheus' exposition (if given a registry) on
+    every other path."""
+    metrics_app = make_wsgi_app(registry) if registry is not None else None
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "/")
+        if path in ("/healthz", "/readyz"):
+            ok = health.alive() if path == "/healthz" else health.ready()
+            body = json.dumps({"ok": ok, "cameras": health.cameras()}).encode()
+            status = "200 OK" if ok else "503 Service Unavailable"
+            start_response(status, [("Content-Type", "application/json"),
+                                    ("Content-Length", str(len(body)))])
+            return [body]
+        if metrics_app is not None:
+            return metrics_app(environ, start_response)
+        start_response("404 Not Found", [("Content-Type", "text/plain")])
+        return [b"not found\n"]
+
+    return app
+
+
+class Server:
+    """The endpoint on a background thread."""
+
+    def __init__(self, health: HealthState, host: str, port: int,
+                 registry: CollectorRegistry | None = None) -> None:
+        self._httpd = make_server(host, port, make_app(health, registry), _ThreadingServer,
+                                  handler_class=_QuietHandler)
+        self.port = int(self._httpd.server_port)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name="http",
+                                         daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(5)

@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from crowdwatch.config import AppConfig, load_config, parse_config, quick_config
+from crowdwatch.errors import ConfigError
+
+SQUARE = [[0, 0], [10, 0], [10, 10], [0, 10]]
+
+
+def camera(**zone: object) -> dict:
+    return {"cameras": [{"id": "cam", "source": "x.mp4",
+                         "zones": [{"name": "z", "polygon": SQUARE, **zone}]}]}
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({}, "cameras: is required"),
+        ({"cameras": []}, "cameras: List should have at least 1 item"),
+        (camera(polygon=[[0, 0], [1, 1]]), "cameras[0].zones[0].polygon: needs at least 3 points, got 2"),
+        (camera(polygon=[[0, 0], [1, 1], [1, 0], [0, 1]]), "cameras[0].zones[0].polygon: is not a simple polygon"),
+        (camera(polygon=[[0, 0], [1, 1], [2, 2]]), "cameras[0].zones[0].polygon: is not a simple polygon"),
+        (camera(polygon=[[0, 0], [float("nan"), 1], [2, 0]]), "is not a finite number"),
+        (camera(polygon=[[0, 0], [1e9, 1], [2, 0]]), "out of range"),
+        (camera(capacity=0), "cameras[0].zones[0].capacity: Input should be greater than or equal to 1"),
+        (camera(area_m2=-1), "cameras[0].zones[0].area_m2: Input should be greater than 0"),
+        (camera(normalized=True), "normalized coordinates must lie between 0 and 1"),
+        (camera(colour="red"), "cameras[0].zones[0].colour: unknown key"),
+        (camera(name="has space"), "cameras[0].zones[0].name: String should match pattern"),
+        (camera(levels={"warning": 0.9, "critical": 0.5}), "critical (0.5) must be >= warning (0.9)"),
+        ({**camera(), "detectr": {}}, "detectr: unknown key"),
+        ({**camera(), "detector": {"confidence": 1.5}}, "detector.confidence: Input should be less than 1"),
+        ({**camera(), "detector": {"imgsz": 650}}, "detector.imgsz: Input should be a multiple of 32"),
+        ({**camera(), "metrics": {"port": 70000}}, "metrics.port: Input should be less than or equal to 65535"),
+    ],
+)
+def test_invalid_configs_name_key_path_and_problem(data: dict, message: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        parse_config(data)
+    assert message in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_duplicate_zone_and_camera_names_are_rejected() -> None:
+    data = camera()
+    data["cameras"][0]["zones"].append({"name": "z", "polygon": SQUARE})
+    with pytest.raises(ConfigError, match=r"cameras\[0\].zones: .*repeated: z"):
+        parse_config(data)
+    data = camera()
+    data["cameras"].append(dict(data["cameras"][0]))
+    with pytest.raises(ConfigError, match="camera ids must be unique, repeated: cam"):
+        parse_config(data)
+
+
+@pytest.mark.parametrize(
+    ("ground_plane", "message"),
+    [
+        ({"image_points": SQUARE[:3], "ground_points": SQUARE[:3]}, "needs at least 4 points, got 3"),
+        ({"image_points": SQUARE, "ground_points": [*SQUARE, [5, 5]]}, "give one ground point per image point"),
+    ],
+)
+def test_ground_plane_needs_four_matching_pairs(ground_plane: dict, message: str) -> None:
+    data = camera()
+    data["cameras"][0]["ground_plane"] = ground_plane
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        parse_config(data)
+
+
+def test_defaults_are_filled_in() -> None:
+    config = parse_config(camera(capacity=3))
+    assert config.detector.max_det > 300
+    assert config.cameras[0].anchor == "bottom_center"
+    assert config.cameras[0].zones[0].capacity == 3
+    assert config.metrics.port == 9108
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("cameras: [", "YAML syntax error at line"),
+        ("- just\n- a list\n", "must be a mapping"),
+        ("", "must be a mapping"),
+    ],
+)
+def test_load_config_reports_file_problems(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_config(path)
+
+
+def test_missing_config_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_quick_config_is_one_whole_frame_zone() -> None:
+    config = quick_config("clip.mp4")
+    assert isinstance(config, AppConfig)
+    (cam,) = config.cameras
+    assert cam.source == "clip.mp4"
+    assert [z.name for z in cam.zones] == ["all"]
+    assert cam.zones[0].normalized
+
+
+def test_bundled_configs_are_valid() -> None:
+    configs = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.yaml"))
+    assert configs, "configs/ holds the ready configs"
+    for path in configs:
+        assert load_config(path).cameras

@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+import math
+import urllib.request
+
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from crowdwatch.config import parse_config
+from crowdwatch.outputs.metrics import MetricsSink
+from crowdwatch.types import FrameResult, Level, ZoneStats
+from crowdwatch.web.health import HealthState, SourceStatus
+from crowdwatch.web.server import Server
+
+CONFIG = parse_config({
+    "cameras": [{"id": "gate", "source": "x.mp4", "zones": [
+        {"name": "queue", "polygon": [[0, 0], [1, 0], [1, 1]], "capacity": 4, "area_m2": 10},
+        {"name": "hall", "polygon": [[0, 0], [1, 0], [1, 1]]},
+    ]}],
+})
+
+
+def samples(exporter: MetricsSink) -> dict[tuple[str, tuple], float]:
+    text = generate_latest(exporter.registry).decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def value(all_samples: dict, name: str, **labels: str) -> float:
+    return all_samples[(name, tuple(sorted(labels.items())))]
+
+
+def sink(health: HealthState | None = None) -> MetricsSink:
+    return MetricsSink(CONFIG, health or HealthState(["gate"]))
+
+
+def test_series_exist_from_start_up_without_fake_zeros() -> None:
+    s = samples(sink())
+    assert math.isnan(value(s, "crowdwatch_zone_people", camera="gate", zone="queue"))
+    assert math.isnan(value(s, "crowdwatch_camera_people", camera="gate"))
+    assert value(s, "crowdwatch_zone_capacity_people", camera="gate", zone="queue") == 4
+    assert value(s, "crowdwatch_source_up", camera="gate") == 0
+    assert value(s, "crowdwatch_frames_processed_total", camera="gate") == 0
+    assert value(s, "crowdwatch_build_info", version="0.1.0",
+                 model="yolo11n_int8_openvino_model") == 1
+
+
+def test_record_frame_updates_zone_and_camera_series() -> None:
+    exporter = sink()
+    exporter.write(FrameResult(
+        camera="gate", frame_index=0, position_s=0.0, captured_at=1234.5, people=5,
+        people_raw=6,
+        zones={"queue": ZoneStats(3, people_raw=4, density=0.3, occupancy=0.75, level=Level.WARNING),
+               "hall": ZoneStats(2, people_raw=2)},
+        stage_seconds={"detect": 0.02, "zones": 0.0001},
+    ))
+    s = samples(exporter)
+    assert value(s, "crowdwatch_zone_people", camera="gate", zone="queue") == 3
+    assert value(s, "crowdwatch_zone_people", camera="gate", zone="hall") == 2
+    assert value(s, "crowdwatch_zone_density_people_per_square_meter", camera="gate", zone="queue") == 0.3
+    assert value(s, "crowdwatch_zone_occupancy_ratio", camera="gate", zone="queue") == 0.75
+    assert value(s, "crowdwatch_zone_level", camera="gate", zone="queue") == 1
+    assert math.isnan(value(s, "crowdwatch_zone_level", camera="gate", zone="hall"))
+    assert value(s, "crowdwatch_camera_people", camera="gate") == 5
+    assert value(s, "crowdwatch_camera_people_raw", camera="gate") == 6
+    assert value(s, "crowdwatch_zone_people_raw", camera="gate", zone="queue") == 4
+    assert value(s, "crowdwatch_frames_processed_total", camera="gate") == 1
+    assert value(s, "crowdwatch_last_frame_timestamp_seconds", camera="gate") == 1234.5
+    assert value(s, "crowdwatch_stage_duration_seconds_count", camera="gate", stage="detect") == 1
+
+
+def test_source_totals_become_monotonic_counters() -> None:
+    health = HealthState(["gate"])
+    exporter = sink(health)
+    health.report("gate", SourceStatus(up=True, frames_dropped=3, reconnects=1))
+    health.report("gate", SourceStatus(up=False, frames_dropped=5, reconnects=1))
+    s = samples(exporter)
+    assert value(s, "crowdwatch_frames_dropped_total", camera="gate") == 5
+    assert value(s, "crowdwatch_source_reconnects_total", camera="gate") == 1
+    assert value(s, "crowdwatch_source_up", camera="gate") == 0
+
+
+def test_names_follow_prometheus_conventions() -> None:
+    text = generate_latest(sink().registry).decode()
+    ours = [f for f in text_string_to_metric_families(text) if f.name.startswith("crowdwatch_")]
+    assert len(ours) >= 14
+    for family in ours:
+        if family.type == "counter":
+            assert all(x.name.endswith(("_total", "_created")) for x in family.samples)
+        for sample in family.samples:
+            # Bounded labels only: never a track id or a URL.
+            assert set(sample.labels) <= {"camera", "zone", "stage", "le", "version", "model"}
+
+
+def test_endpoint_serves_over_http() -> None:
+    health = HealthState(["gate"])
+    server = Server(health, "127.0.0.1", 0, sink(health).registry)
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/metrics",
+                                    timeout=5) as response:
+            body = response.read().decode()
+    finally:
+        server.close()
+    names = {f.name for f in text_string_to_metric_families(body)}
+    assert {"crowdwatch_zone_people", "crowdwatch_source_up", "crowdwatch_frames_processed"} <= names

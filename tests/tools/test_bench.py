@@ -1,0 +1,49 @@
+"""The benchmark's code path on a few frames (speed is not asserted), and its report."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from crowdwatch.tools.bench import BenchOptions, format_report, make_clip, run_bench
+
+
+def test_generated_clip_has_the_asked_size(tmp_path: Path, sample_clip: Path) -> None:
+    import cv2
+
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("ffmpeg not installed")
+    clip = make_clip(sample_clip, (1280, 720), 3, tmp_path)
+    capture = cv2.VideoCapture(str(clip))
+    size = (capture.get(cv2.CAP_PROP_FRAME_WIDTH), capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    capture.release()
+    assert size == (1280, 720)
+    assert make_clip(sample_clip, (1280, 720), 3, tmp_path) == clip  # cached
+
+
+@pytest.mark.model
+def test_bench_runs_every_scenario_on_a_few_frames(tmp_path: Path, sample_clip: Path,
+                                                   model_path: Path) -> None:
+    truth = tmp_path / "counts.csv"
+    truth.write_text("frame,count\n" + "".join(f"{i},4\n" for i in range(200)))
+    options = BenchOptions(clip=sample_clip, model=str(model_path), ground_truth=truth,
+                           cache_dir=tmp_path, runs=1, frames=5, streams=2, live_frames=3,
+                           sizes=(),  # the multi scenario still makes a 1280x720 clip
+                           variants={"square input": {"input_shape": "square"}})
+    report = run_bench(options)
+    settings = [(r["clip"], r["setting"]) for r in report["single"]]
+    assert ("768x576", "ultralytics loop") in settings
+    assert ("768x576", "crowdwatch") in settings
+    assert ("768x576", "crowdwatch, square input") in settings
+    for row in report["single"]:
+        assert row["frames"] == 5 and row["fps"] > 0 and row["ratio"] > 0
+        assert row["peak_rss_mb"] > 0
+    pets = [r for r in report["single"] if r["clip"] == "768x576"]
+    assert all(r["mae"] is not None for r in pets)
+    assert report["live"][0]["age_p95_s"] >= report["live"][0]["age_p50_s"] >= 0
+    if shutil.which("ffmpeg"):
+        assert len(report["multi"][0]["fps_per_stream"]) == 2
+    text = format_report(report)
+    assert "| 768x576 | crowdwatch |" in text and "ratio" in text
