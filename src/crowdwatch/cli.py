@@ -265,8 +265,8 @@ def bench_command(
         "--clip", help="PETS2009 clip (default: $CROWDWATCH_PETS_DIR/vtest.avi, else "
         "samples/vtest_h264.mp4)")] = None,
     ground_truth: Annotated[Optional[Path], typer.Option(  # noqa: UP045
-        "--ground-truth", help="per-frame counts CSV (frame,count) for count errors "
-        "(default: $CROWDWATCH_PETS_DIR/gt/PETS2009-S2L1_counts.csv)")] = None,
+        "--ground-truth", help="ground truth for count errors, any format `crowdwatch eval` "
+        "reads (default: $CROWDWATCH_PETS_DIR/gt/PETS2009-S2L1.xml)")] = None,
     model: ModelOption = None,
     runs: Annotated[int, typer.Option(min=1, help="runs per setting (medians)")] = 3,
     frames: Annotated[int, typer.Option(min=2, help="frames per run and stream")] = 400,
@@ -284,6 +284,7 @@ def bench_command(
 ) -> None:
     """Measure frames/s, stage latency, memory and frame age against the ultralytics loop."""
     import json
+    from dataclasses import asdict
 
     from crowdwatch.config import DetectorConfig
     from crowdwatch.detect.models import resolve_model
@@ -312,7 +313,7 @@ def bench_command(
     typer.echo(format_report(report))
     typer.echo(f"(bench took {time.monotonic() - started:.0f} s)", err=True)
     if json_path is not None:
-        json_path.write_text(json.dumps(report, indent=1), encoding="utf-8")
+        json_path.write_text(json.dumps(asdict(report), indent=1), encoding="utf-8")
 
 
 

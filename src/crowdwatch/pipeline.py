@@ -27,7 +27,7 @@ from crowdwatch.config import AppConfig, CameraConfig
 from crowdwatch.detect.base import Detector, Pending
 from crowdwatch.outputs.base import Sink
 from crowdwatch.sources import FrameSource, close_all, open_source
-from crowdwatch.types import Detections, Frame, FrameResult
+from crowdwatch.types import DETECT_STAGES, Detections, Frame, FrameResult
 from crowdwatch.web.health import HealthState, SourceStatus
 
 log = logging.getLogger("crowdwatch.pipeline")
@@ -42,7 +42,6 @@ POLL_S = 0.002
 # and letterboxes the next frame (14% more frames/s than two, measured). Results are
 # collected as soon as they are ready, so a live camera's frames do not wait for the next.
 PIPELINE_DEPTH = 3
-DETECT_STAGES = ("preprocess", "inference", "postprocess")
 
 
 @dataclass

@@ -11,6 +11,13 @@ import numpy.typing as npt
 FloatArray = npt.NDArray[np.float32]
 IdArray = npt.NDArray[np.int64]
 
+# What a detector's Pending times; "detect" is their sum (or a synchronous backend's call).
+DETECT_STAGES = ("preprocess", "inference", "postprocess")
+# Every stage a frame passes, in pipeline order: the `stage` label of
+# crowdwatch_stage_duration_seconds. export runs from the end of analysis until the counts
+# are in the metrics registry.
+STAGES = ("decode", "detect", *DETECT_STAGES, "zones", "export")
+
 
 @dataclass(frozen=True, slots=True)
 class Frame:

@@ -26,24 +26,26 @@ def test_generated_clip_has_the_asked_size(tmp_path: Path, sample_clip: Path) ->
 @pytest.mark.model
 def test_bench_runs_every_scenario_on_a_few_frames(tmp_path: Path, sample_clip: Path,
                                                    model_path: Path) -> None:
-    truth = tmp_path / "counts.csv"
-    truth.write_text("frame,count\n" + "".join(f"{i},4\n" for i in range(200)))
+    # Four people in every frame, in the CSV ground-truth format eval reads.
+    truth = tmp_path / "boxes.csv"
+    truth.write_text("frame,id,x,y,w,h\n" + "".join(
+        f"{i},{p},{10 + 50 * p},10,20,60\n" for i in range(200) for p in range(4)))
     options = BenchOptions(clip=sample_clip, model=str(model_path), ground_truth=truth,
                            cache_dir=tmp_path, runs=1, frames=5, streams=2, live_frames=3,
                            sizes=(),  # the multi scenario still makes a 1280x720 clip
                            variants={"square input": {"input_shape": "square"}})
     report = run_bench(options)
-    settings = [(r["clip"], r["setting"]) for r in report["single"]]
+    settings = [(r.clip, r.setting) for r in report.single]
     assert ("768x576", "ultralytics loop") in settings
     assert ("768x576", "crowdwatch") in settings
     assert ("768x576", "crowdwatch, square input") in settings
-    for row in report["single"]:
-        assert row["frames"] == 5 and row["fps"] > 0 and row["ratio"] > 0
-        assert row["peak_rss_mb"] > 0
-    pets = [r for r in report["single"] if r["clip"] == "768x576"]
-    assert all(r["mae"] is not None for r in pets)
-    assert report["live"][0]["age_p95_s"] >= report["live"][0]["age_p50_s"] >= 0
+    for row in report.single:
+        assert row.stream.frames == 5 and row.stream.fps > 0 and row.ratio > 0
+        assert row.peak_rss_mb > 0
+    pets = [r for r in report.single if r.clip == "768x576"]
+    assert all(r.stream.mae is not None for r in pets)
+    assert report.live[0].age_p95_s >= report.live[0].age_p50_s >= 0
     if shutil.which("ffmpeg"):
-        assert len(report["multi"][0]["fps_per_stream"]) == 2
+        assert len(report.multi[0].fps_per_stream) == 2
     text = format_report(report)
     assert "| 768x576 | crowdwatch |" in text and "ratio" in text

@@ -24,12 +24,9 @@ from prometheus_client.registry import Collector
 
 from crowdwatch import __version__
 from crowdwatch.config import AppConfig
-from crowdwatch.types import FrameResult
+from crowdwatch.types import STAGES, FrameResult
 from crowdwatch.web.health import HealthState
 
-# detect is preprocess + inference + postprocess (OpenVINO backend) or the whole predict call;
-# export runs from the end of analysis until the counts are in this registry.
-STAGES = ("decode", "detect", "preprocess", "inference", "postprocess", "zones", "export")
 STAGE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.2, 0.5, 1.0, 2.5)
 AGE_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0)
 

@@ -32,13 +32,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from crowdwatch.errors import CrowdwatchError
+from crowdwatch.tools.groundtruth import load_ground_truth
+from crowdwatch.tools.scoring import count_errors
+from crowdwatch.types import STAGES
 
 SIZES = {"1280x720": (1280, 720), "1920x1080": (1920, 1080)}
 SCENARIOS = ("single", "multi", "live")
-# Stage columns of the single-stream table, in pipeline order (metrics = the export stage).
-STAGE_COLUMNS = ("decode", "preprocess", "inference", "postprocess", "zones", "export")
+# Stage columns of the single-stream table: every stage but "detect" (the sum of three).
+STAGE_COLUMNS = tuple(s for s in STAGES if s != "detect")
 WORKER_TIMEOUT_S = 900
 
 
@@ -78,27 +82,127 @@ class Job:
     output: str = ""
 
 
+@dataclass
+class StreamRun:
+    """One stream of one run, as the worker measured it."""
+
+    frames: int
+    fps: float | None
+    stages: dict[str, float]
+    cpu_ms_per_frame: float | None = None
+    age_p50_s: float | None = None
+    age_p95_s: float | None = None
+    frame_index: list[int] = field(default_factory=list)
+    counts: list[int] = field(default_factory=list)
+    counts_smoothed: list[int] | None = None
+
+
+@dataclass
+class WorkerResult:
+    """What one Job's subprocess measured (sent back as JSON)."""
+
+    streams: dict[str, StreamRun]
+    peak_rss_mb: float = 0.0
+    backend: str | None = None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> WorkerResult:
+        streams = {name: StreamRun(**value) for name, value in data["streams"].items()}
+        return cls(streams, data.get("peak_rss_mb", 0.0), data.get("backend"))
+
+
+@dataclass
+class StreamSummary:
+    """One stream over all runs of a setting: medians, and count errors of the first run."""
+
+    frames: int
+    fps: float | None
+    fps_runs: list[float]
+    stages: dict[str, float]
+    cpu_ms_per_frame: float | None
+    mae: float | None
+    mae_smoothed: float | None
+    age_p50_s: float | None = None
+    age_p95_s: float | None = None
+
+
+@dataclass
+class Summary:
+    streams: dict[str, StreamSummary]
+    peak_rss_mb: float
+    runs: int
+
+
+@dataclass
+class SingleRow:
+    """One setting on one clip in the single-stream table."""
+
+    clip: str
+    setting: str
+    stream: StreamSummary
+    ratio: float | None
+    decode_ms: float
+    peak_rss_mb: float
+
+
+@dataclass
+class MultiRow:
+    clip: str
+    streams: int
+    fps_per_stream: dict[str, float | None]
+    min_fps: float | None
+    total_fps: float
+    peak_rss_mb: float
+
+
+@dataclass
+class LiveRow:
+    clip: str
+    frames: int
+    fps: float | None
+    age_p50_s: float | None
+    age_p95_s: float | None
+    peak_rss_mb: float
+
+
+@dataclass
+class BenchReport:
+    """Everything `crowdwatch bench` measured; format_report prints it."""
+
+    hardware: str
+    model: str
+    runs: int
+    frames: int
+    python: str
+    versions: dict[str, str]
+    notes: list[str] = field(default_factory=list)
+    single: list[SingleRow] = field(default_factory=list)
+    multi: list[MultiRow] = field(default_factory=list)
+    live: list[LiveRow] = field(default_factory=list)
+
+
 # ---------------------------------------------------------------------------------------------
 # Workers (run in the subprocess)
 # ---------------------------------------------------------------------------------------------
 
 
-def _stream_summary(done_at: list[float], ages: list[float] | None = None,
-                    cpu: tuple[float, float] | None = None) -> dict[str, Any]:
+def _stream_run(done_at: list[float], stages: dict[str, float],
+                ages: list[float] | None = None, cpu: tuple[float, float] | None = None,
+                ) -> StreamRun:
     """Frames/s between a stream's first and last result, and frame-age percentiles.
 
     cpu: process CPU seconds at the first and last result; CPU time per frame is steadier
     than frames/s on a machine shared with other work.
     """
     span = done_at[-1] - done_at[0] if len(done_at) > 1 else 0.0
-    summary: dict[str, Any] = {"frames": len(done_at),
-                               "fps": (len(done_at) - 1) / span if span > 0 else None}
+    run = StreamRun(frames=len(done_at), fps=(len(done_at) - 1) / span if span > 0 else None,
+                    stages=stages)
     if cpu is not None and len(done_at) > 1:
-        summary["cpu_ms_per_frame"] = (cpu[1] - cpu[0]) / (len(done_at) - 1) * 1000
+        run.cpu_ms_per_frame = (cpu[1] - cpu[0]) / (len(done_at) - 1) * 1000
     if ages:
-        summary["age_p50_s"] = float(np.percentile(ages, 50))
-        summary["age_p95_s"] = float(np.percentile(ages, 95))
-    return summary
+        run.age_p50_s = float(np.percentile(ages, 50))
+        run.age_p95_s = float(np.percentile(ages, 95))
+    return run
 
 
 def _medians(stages: list[dict[str, float]]) -> dict[str, float]:
@@ -106,7 +210,7 @@ def _medians(stages: list[dict[str, float]]) -> dict[str, float]:
     return {name: statistics.median(s[name] for s in stages if name in s) for name in names}
 
 
-def _run_baseline(job: Job) -> dict[str, Any]:
+def _run_baseline(job: Job) -> WorkerResult:
     from crowdwatch.detect.ultralytics import configure_ultralytics
 
     configure_ultralytics()  # offline and quiet; no effect on speed
@@ -124,12 +228,12 @@ def _run_baseline(job: Job) -> dict[str, Any]:
         stages.append({k: v / 1000 for k, v in r.speed.items() if v is not None})
         if len(counts) >= job.frames:
             break
-    return {"streams": {"baseline": {**_stream_summary(done_at, cpu=(cpu[0], cpu[-1])),
-                                     "counts": counts,
-                                     "stages": _medians(stages)}}}
+    run = _stream_run(done_at, _medians(stages), cpu=(cpu[0], cpu[-1]))
+    run.counts = counts
+    return WorkerResult({"baseline": run}, backend="ultralytics")
 
 
-def _run_crowdwatch(job: Job) -> dict[str, Any]:
+def _run_crowdwatch(job: Job) -> WorkerResult:
     from crowdwatch.app import CallbackSink
     from crowdwatch.config import WHOLE_FRAME, AppConfig, CameraConfig, DetectorConfig, ZoneConfig
     from crowdwatch.detect import create_detector
@@ -166,15 +270,13 @@ def _run_crowdwatch(job: Job) -> dict[str, Any]:
     Pipeline(config, detector, sinks, health, job.frames).run()
     streams = {}
     for camera, got in rows.items():
-        streams[camera] = {
-            **_stream_summary([r[0] for r in got], [r[1] for r in got],
-                              (cpu[0], cpu[-1]) if len(rows) == 1 else None),
-            "frame_index": [r[2] for r in got],
-            "counts": [r[3] for r in got],
-            "counts_smoothed": [r[4] for r in got],
-            "stages": _medians([r[5] for r in got]),
-        }
-    return {"streams": streams, "backend": detector.name}
+        run = _stream_run([r[0] for r in got], _medians([r[5] for r in got]),
+                          [r[1] for r in got], (cpu[0], cpu[-1]) if len(rows) == 1 else None)
+        run.frame_index = [r[2] for r in got]
+        run.counts = [r[3] for r in got]
+        run.counts_smoothed = [r[4] for r in got]
+        streams[camera] = run
+    return WorkerResult(streams, backend=detector.name)
 
 
 def worker_main(job_path: str) -> None:
@@ -182,8 +284,8 @@ def worker_main(job_path: str) -> None:
     job = Job(**json.loads(Path(job_path).read_text(encoding="utf-8")))
     result = _run_baseline(job) if job.kind == "baseline" else _run_crowdwatch(job)
     # Linux reports ru_maxrss in KiB.
-    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    Path(job.output).write_text(json.dumps(result), encoding="utf-8")
+    result.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    Path(job.output).write_text(json.dumps(asdict(result)), encoding="utf-8")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -191,7 +293,7 @@ def worker_main(job_path: str) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def run_job(job: Job, workdir: Path) -> dict[str, Any]:
+def run_job(job: Job, workdir: Path) -> WorkerResult:
     """Run a Job in a fresh interpreter and return its result."""
     workdir.mkdir(parents=True, exist_ok=True)
     spec = workdir / f"job-{os.getpid()}-{time.monotonic_ns()}.json"
@@ -203,7 +305,7 @@ def run_job(job: Job, workdir: Path) -> dict[str, Any]:
         if done.returncode != 0:
             tail = "\n".join(done.stderr.strip().splitlines()[-5:])
             raise CrowdwatchError(f"bench {job.kind} run on {job.clips[0]} failed:\n{tail}")
-        return json.loads(Path(job.output).read_text(encoding="utf-8"))
+        return WorkerResult.from_json(json.loads(Path(job.output).read_text(encoding="utf-8")))
     finally:
         spec.unlink(missing_ok=True)
         Path(job.output).unlink(missing_ok=True)
@@ -277,47 +379,44 @@ def hardware() -> str:
     return f"{model}, {available_cores()} cores"
 
 
-def _count_mae(stream: dict[str, Any], truth: np.ndarray | None, key: str) -> float | None:
-    if truth is None or key not in stream:
+def _count_mae(index: list[int], counts: list[int] | None,
+               truth: npt.NDArray[np.int64] | None) -> float | None:
+    """Count MAE over the frames the ground truth covers (scoring.count_errors)."""
+    if truth is None or not counts:
         return None
-    index = np.asarray(stream.get("frame_index", range(len(stream[key]))), np.int64)
-    counts = np.asarray(stream[key], np.float64)
-    inside = index < len(truth)
+    frames = np.asarray(index if index else range(len(counts)), np.int64)
+    inside = frames < len(truth)
     if not inside.any():
         return None
-    return float(np.abs(counts[inside] - truth[index[inside]]).mean())
+    return count_errors(np.asarray(counts)[inside], truth[frames[inside]]).mae
 
 
-def _summarise(runs: list[dict[str, Any]], truth: np.ndarray | None) -> dict[str, Any]:
+def _summarise(runs: list[WorkerResult], truth: npt.NDArray[np.int64] | None) -> Summary:
     """Median over runs of each stream's frames/s, stages, ages; count errors of the runs."""
-    streams = list(runs[0]["streams"])
     per_stream = {}
-    for name in streams:
-        got = [r["streams"][name] for r in runs]
-        fps = [g["fps"] for g in got if g["fps"] is not None]
-        stages = [g["stages"] for g in got]
-        summary: dict[str, Any] = {
-            "fps_runs": fps,
-            "fps": statistics.median(fps) if fps else None,
-            "frames": got[0]["frames"],
-            "stages": {k: statistics.median(s[k] for s in stages if k in s)
-                       for k in {k for s in stages for k in s}},
-            "cpu_ms_per_frame": statistics.median(cpu) if (cpu := [
-                g["cpu_ms_per_frame"] for g in got if g.get("cpu_ms_per_frame")]) else None,
-            "mae": _count_mae(got[0], truth, "counts"),
-            "mae_smoothed": _count_mae(got[0], truth, "counts_smoothed"),
-        }
-        if "age_p95_s" in got[0]:
-            summary["age_p50_s"] = statistics.median(g["age_p50_s"] for g in got)
-            summary["age_p95_s"] = statistics.median(g["age_p95_s"] for g in got)
-        per_stream[name] = summary
-    return {"streams": per_stream,
-            "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
-            "runs": len(runs)}
+    for name in runs[0].streams:
+        got = [r.streams[name] for r in runs]
+        fps = [g.fps for g in got if g.fps is not None]
+        cpu = [g.cpu_ms_per_frame for g in got if g.cpu_ms_per_frame]
+        ages_50 = [g.age_p50_s for g in got if g.age_p50_s is not None]
+        ages_95 = [g.age_p95_s for g in got if g.age_p95_s is not None]
+        first = got[0]
+        per_stream[name] = StreamSummary(
+            frames=first.frames,
+            fps=statistics.median(fps) if fps else None,
+            fps_runs=fps,
+            stages=_medians([g.stages for g in got]),
+            cpu_ms_per_frame=statistics.median(cpu) if cpu else None,
+            mae=_count_mae(first.frame_index, first.counts, truth),
+            mae_smoothed=_count_mae(first.frame_index, first.counts_smoothed, truth),
+            age_p50_s=statistics.median(ages_50) if ages_50 else None,
+            age_p95_s=statistics.median(ages_95) if ages_95 else None,
+        )
+    return Summary(per_stream, max(r.peak_rss_mb for r in runs), len(runs))
 
 
 def run_bench(options: BenchOptions, log: Callable[[str], None] = lambda _m: None
-              ) -> dict[str, Any]:
+              ) -> BenchReport:
     """Measure every scenario; returns the report that format_report prints."""
     for name in options.scenarios:
         if name not in SCENARIOS:
@@ -326,8 +425,8 @@ def run_bench(options: BenchOptions, log: Callable[[str], None] = lambda _m: Non
         raise CrowdwatchError(f"{options.clip}: clip not found; give --clip or set "
                               "CROWDWATCH_PETS_DIR")
     truth = None
-    if options.ground_truth is not None and options.ground_truth.exists():
-        truth = np.loadtxt(options.ground_truth, delimiter=",", skiprows=1, dtype=np.int64)[:, 1]
+    if options.ground_truth is not None:
+        truth = load_ground_truth(options.ground_truth).counts()
     clips = {clip_size(options.clip): options.clip}
     notes = []
     needs_sizes = {"single": list(options.sizes), "multi": ["1280x720"], "live": []}
@@ -337,15 +436,14 @@ def run_bench(options: BenchOptions, log: Callable[[str], None] = lambda _m: Non
         except CrowdwatchError as error:
             notes.append(f"{size} skipped: {error}")
     bench = _Bench(options, log)
-    return {
-        "hardware": hardware(), "model": options.model, "runs": options.runs,
-        "frames": options.frames, "python": platform.python_version(), "notes": notes,
-        "versions": _versions(),
-        "single": bench.single(clips, truth) if "single" in options.scenarios else [],
-        "multi": (bench.multi(clips["1280x720"])
-                  if "multi" in options.scenarios and "1280x720" in clips else []),
-        "live": bench.live(*next(iter(clips.items()))) if "live" in options.scenarios else [],
-    }
+    return BenchReport(
+        hardware=hardware(), model=options.model, runs=options.runs, frames=options.frames,
+        python=platform.python_version(), versions=_versions(), notes=notes,
+        single=bench.single(clips, truth) if "single" in options.scenarios else [],
+        multi=(bench.multi(clips["1280x720"])
+               if "multi" in options.scenarios and "1280x720" in clips else []),
+        live=bench.live(*next(iter(clips.items()))) if "live" in options.scenarios else [],
+    )
 
 
 class _Bench:
@@ -361,7 +459,8 @@ class _Bench:
         return Job(kind, [str(c) for c in clips], self.options.model,
                    frames or self.options.frames, detector, realtime)
 
-    def single(self, clips: dict[str, Path], truth: np.ndarray | None) -> list[dict[str, Any]]:
+    def single(self, clips: dict[str, Path],
+               truth: npt.NDArray[np.int64] | None) -> list[SingleRow]:
         """Each clip through the loop, crowdwatch and (PETS only) the variants."""
         rows = []
         pets = next(iter(clips))
@@ -371,7 +470,7 @@ class _Bench:
             if size == pets:
                 settings += [(f"crowdwatch, {name}", self.job("crowdwatch", [clip], **overrides))
                              for name, overrides in self.options.variants.items()]
-            results: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in settings}
+            results: dict[str, list[WorkerResult]] = {name: [] for name, _ in settings}
             for run in range(self.options.runs):
                 # Alternate the order so neither side always runs on a warmer machine.
                 for name, spec in settings if run % 2 == 0 else settings[::-1]:
@@ -379,17 +478,15 @@ class _Bench:
                     results[name].append(run_job(spec, self.work))
             summaries = {name: _summarise(r, truth if size == pets else None)
                          for name, r in results.items()}
-            base_fps = summaries["ultralytics loop"]["streams"]["baseline"]["fps"]
+            base_fps = summaries["ultralytics loop"].streams["baseline"].fps
             decode = decode_ms(clip, min(self.options.frames, 200))
             for name, summary in summaries.items():
-                stream = next(iter(summary["streams"].values()))
-                rows.append({"clip": size, "setting": name, **stream,
-                             "ratio": stream["fps"] / base_fps
-                             if stream["fps"] and base_fps else None,
-                             "decode_ms": decode, "peak_rss_mb": summary["peak_rss_mb"]})
+                stream = next(iter(summary.streams.values()))
+                ratio = stream.fps / base_fps if stream.fps and base_fps else None
+                rows.append(SingleRow(size, name, stream, ratio, decode, summary.peak_rss_mb))
         return rows
 
-    def multi(self, clip: Path) -> list[dict[str, Any]]:
+    def multi(self, clip: Path) -> list[MultiRow]:
         """Several streams of one clip in one process."""
         streams = self.options.streams
         runs = []
@@ -397,21 +494,20 @@ class _Bench:
             self.log(f"multi: {streams} x {clip_size(clip)}, run {run + 1}/{self.options.runs}")
             runs.append(run_job(self.job("crowdwatch", [clip] * streams), self.work))
         summary = _summarise(runs, None)
-        fps = {name: s["fps"] for name, s in summary["streams"].items()}
-        return [{"clip": clip_size(clip), "streams": streams, "fps_per_stream": fps,
-                 "min_fps": min(fps.values()), "total_fps": sum(fps.values()),
-                 "peak_rss_mb": summary["peak_rss_mb"]}]
+        fps = {name: s.fps for name, s in summary.streams.items()}
+        known = [v for v in fps.values() if v is not None]
+        return [MultiRow(clip_size(clip), streams, fps, min(known) if known else None,
+                         sum(known), summary.peak_rss_mb)]
 
-    def live(self, size: str, clip: Path) -> list[dict[str, Any]]:
+    def live(self, size: str, clip: Path) -> list[LiveRow]:
         """One stream paced at its frame rate: the age of frames at the metrics."""
         frames = self.options.live_frames
         self.log(f"live: {size} paced at its frame rate, {frames} frames")
         summary = _summarise([run_job(self.job("crowdwatch", [clip], frames, realtime=True),
                                       self.work)], None)
-        stream = next(iter(summary["streams"].values()))
-        return [{"clip": size, "frames": stream["frames"], "fps": stream["fps"],
-                 "age_p50_s": stream["age_p50_s"], "age_p95_s": stream["age_p95_s"],
-                 "peak_rss_mb": summary["peak_rss_mb"]}]
+        stream = next(iter(summary.streams.values()))
+        return [LiveRow(size, stream.frames, stream.fps, stream.age_p50_s, stream.age_p95_s,
+                        summary.peak_rss_mb)]
 
 
 def _versions() -> dict[str, str]:
@@ -428,12 +524,12 @@ def _num(value: float | None, digits: int = 1, scale: float = 1.0) -> str:
     return "-" if value is None or value != value else f"{value * scale:.{digits}f}"
 
 
-def format_report(report: dict[str, Any]) -> str:
+def format_report(report: BenchReport) -> str:
     """The report as Markdown tables (pasted as they are into docs/PERFORMANCE.md)."""
-    lines = [f"Hardware: {report['hardware']}; model {report['model']}; "
-             f"{report['runs']} runs, {report['frames']} frames per run; "
-             + ", ".join(f"{k} {v}" for k, v in report["versions"].items()), ""]
-    if report["single"]:
+    lines = [f"Hardware: {report.hardware}; model {report.model}; "
+             f"{report.runs} runs, {report.frames} frames per run; "
+             + ", ".join(f"{k} {v}" for k, v in report.versions.items()), ""]
+    if report.single:
         lines += ["Single stream: frames/s (median of runs, [min-max]); ratio = frames/s over "
                   "the ultralytics loop's; count MAE = mean |people - ground truth| per frame "
                   "(raw / smoothed); CPU = process CPU time per frame (steadier than frames/s on a "
@@ -442,30 +538,30 @@ def format_report(report: dict[str, Any]) -> str:
                   "| clip | pipeline | frames/s | ratio | count MAE | CPU ms | "
                   + " | ".join(STAGE_COLUMNS) + " | peak RSS MB |",
                   "|---|---|---|---|---|---|" + "---|" * len(STAGE_COLUMNS) + "---|"]
-        for row in report["single"]:
-            fps_runs = row["fps_runs"]
+        for row in report.single:
+            stream = row.stream
+            fps_runs = stream.fps_runs
             spread = f" [{min(fps_runs):.0f}-{max(fps_runs):.0f}]" if len(fps_runs) > 1 else ""
-            mae = _num(row["mae"], 3)
-            if row.get("mae_smoothed") is not None:
-                mae += f" / {_num(row['mae_smoothed'], 3)}"
-            stages = dict(row["stages"], decode=row["decode_ms"] / 1000)
-            lines.append(f"| {row['clip']} | {row['setting']} | {_num(row['fps'])}{spread} | "
-                         f"{_num(row['ratio'], 2)}x | {mae} | "
-                         f"{_num(row.get('cpu_ms_per_frame'))} | "
+            mae = _num(stream.mae, 3)
+            if stream.mae_smoothed is not None:
+                mae += f" / {_num(stream.mae_smoothed, 3)}"
+            stages = dict(stream.stages, decode=row.decode_ms / 1000)
+            lines.append(f"| {row.clip} | {row.setting} | {_num(stream.fps)}{spread} | "
+                         f"{_num(row.ratio, 2)}x | {mae} | {_num(stream.cpu_ms_per_frame)} | "
                          + " | ".join(_num(stages.get(s), 1, 1000) for s in STAGE_COLUMNS)
-                         + f" | {row['peak_rss_mb']:.0f} |")
+                         + f" | {row.peak_rss_mb:.0f} |")
         lines.append("")
-    for row in report["multi"]:
-        per = ", ".join(f"{_num(v)}" for v in row["fps_per_stream"].values())
-        lines += [f"{row['streams']} concurrent {row['clip']} streams in one process: "
-                  f"frames/s per stream {per} (lowest {_num(row['min_fps'])}, total "
-                  f"{_num(row['total_fps'])}); peak RSS {row['peak_rss_mb']:.0f} MB", ""]
-    for row in report["live"]:
-        lines += [f"Live ({row['clip']} paced at its frame rate, {row['frames']} frames): "
-                  f"frame age p50 {_num(row['age_p50_s'], 0, 1000)} ms, "
-                  f"p95 {_num(row['age_p95_s'], 0, 1000)} ms; peak RSS "
-                  f"{row['peak_rss_mb']:.0f} MB", ""]
-    lines += [f"Note: {note}" for note in report["notes"]]
+    for multi in report.multi:
+        per = ", ".join(f"{_num(v)}" for v in multi.fps_per_stream.values())
+        lines += [f"{multi.streams} concurrent {multi.clip} streams in one process: "
+                  f"frames/s per stream {per} (lowest {_num(multi.min_fps)}, total "
+                  f"{_num(multi.total_fps)}); peak RSS {multi.peak_rss_mb:.0f} MB", ""]
+    for live in report.live:
+        lines += [f"Live ({live.clip} paced at its frame rate, {live.frames} frames): "
+                  f"frame age p50 {_num(live.age_p50_s, 0, 1000)} ms, "
+                  f"p95 {_num(live.age_p95_s, 0, 1000)} ms; peak RSS "
+                  f"{live.peak_rss_mb:.0f} MB", ""]
+    lines += [f"Note: {note}" for note in report.notes]
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -477,7 +573,7 @@ def default_clip() -> Path:
 
 def default_truth(clip: Path) -> Path | None:
     if pets := os.environ.get("CROWDWATCH_PETS_DIR"):
-        return Path(pets) / "gt" / "PETS2009-S2L1_counts.csv"
+        return Path(pets) / "gt" / "PETS2009-S2L1.xml"
     return None
 
 
