@@ -1,4 +1,5 @@
-"""VideoRecorder: a playable H.264 MP4, and skipped frames counted instead of blocking."""
+"""VideoRecorder and RecordingSink: a playable H.264 MP4 per camera, and skipped frames counted
+instead of blocking."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from prometheus_client import CollectorRegistry
 
-from crowdwatch.outputs.video import VideoRecorder, recording_path
+from crowdwatch.outputs.video import RecordingSink, VideoRecorder, recording_path
 from crowdwatch.types import FrameResult
 
 av = pytest.importorskip("av", reason="PyAV (pip install av) is needed for recordings")
@@ -112,3 +114,63 @@ def test_an_encoder_failure_is_reported_by_close(tmp_path: Path) -> None:
 def test_recording_path_is_safe(tmp_path: Path) -> None:
     path = recording_path(tmp_path, "cam/../x", 0.0)
     assert path.parent == tmp_path and "/" not in path.name and path.suffix == ".mp4"
+
+
+class ListEncoder:
+    """Keeps the size it was opened with and the frames' pts."""
+
+    def __init__(self, width: int, height: int) -> None:
+        self.size = (width, height)
+        self.pts: list[int] = []
+
+    def encode(self, image: np.ndarray, pts_ms: int) -> None:
+        self.pts.append(pts_ms)
+
+    def close(self) -> None:
+        pass
+
+
+def _with_image(camera: str, i: int, image: np.ndarray | None) -> FrameResult:
+    return FrameResult(camera, i, i / 10, time.time(), 0, 0, image=image)
+
+
+def test_recording_sink_keeps_one_file_per_camera(tmp_path: Path) -> None:
+    encoders: dict[str, ListEncoder] = {}
+
+    def recorder_for(camera: str) -> VideoRecorder:
+        def factory(path: Path, width: int, height: int) -> ListEncoder:
+            encoders[camera] = ListEncoder(width, height)
+            return encoders[camera]
+
+        return VideoRecorder(tmp_path / f"{camera}.mp4", queue_size=64,
+                             encoder_factory=factory)
+
+    sink = RecordingSink(recorder_for)
+    for i in range(5):
+        sink.write(_with_image("a", i, _frame(i, 64, 48)))
+        sink.write(_with_image("b", i, _frame(i, 32, 24)))
+    sink.write(_with_image("c", 0, None))  # no image: nothing to record, no file
+    sink.close()
+    sink.write(_with_image("d", 0, _frame(0)))  # after close: no new recorder
+    assert sorted(sink.recorders) == ["a", "b"]
+    assert encoders["a"].size == (64, 48) and encoders["b"].size == (32, 24)
+    # 10 fps positions: 0, 100, ... 400 ms.
+    assert encoders["a"].pts == [0, 100, 200, 300, 400]
+
+
+def test_recording_sink_exports_written_and_skipped_frames(tmp_path: Path) -> None:
+    encoder = SlowEncoder()
+    sink = RecordingSink(lambda camera: VideoRecorder(
+        tmp_path / "slow.mp4", queue_size=2, encoder_factory=lambda path, w, h: encoder))
+    for i in range(20):
+        sink.write(_with_image("cam0", i, _frame(i)))
+    sink.close()
+    registry = CollectorRegistry()
+    registry.register(sink)
+    recorder = sink.recorders["cam0"]
+    skipped = registry.get_sample_value("crowdwatch_recording_frames_skipped_total",
+                                        {"camera": "cam0"})
+    written = registry.get_sample_value("crowdwatch_recording_frames_written_total",
+                                        {"camera": "cam0"})
+    assert skipped == recorder.frames_skipped > 0
+    assert written == encoder.frames == 20 - skipped

@@ -95,3 +95,17 @@ def test_status_lists_counts_and_levels() -> None:
     assert status[0]["zones"] == [{"name": "all", "people": 4, "occupancy": None,
                                    "level": "warning"}]
     assert status[1]["people"] is None
+
+
+def test_write_offers_the_results_image_by_reference() -> None:
+    hub = PreviewHub(["cam0"])
+    image = np.zeros((48, 64, 3), np.uint8)
+    hub.write(FrameResult("cam0", 0, 0.0, 0.0, 2, 2, image=image))
+    assert hub.latest_image("cam0") is image  # no copy on the counting thread
+    # A result without an image keeps the last frame but updates the counts.
+    hub.write(FrameResult("cam0", 1, 0.1, 0.0, 5, 5))
+    assert hub.latest_image("cam0") is image
+    assert hub.status()["cameras"][0]["people"] == 5
+    assert hub.frames_encoded == 0
+    hub.write(FrameResult("cam1", 0, 0.0, 0.0, 1, 1))  # no frame ever: nothing to show
+    assert hub.latest_image("cam1") is None
