@@ -71,14 +71,15 @@ def test_page_recording_and_metrics_share_one_server(tmp_path: Path,
         assert str(CLIP) not in body.decode()
         status, jpeg = _get(app.web_url + "cameras/cam0/snapshot.jpg", "tok")
         assert status == 200 and jpeg[:2] == b"\xff\xd8"
+        app.finish_recordings()  # sources ended: the file is complete while serving goes on
+        recordings = list((tmp_path / "rec").glob("cam0-*.mp4"))
+        assert len(recordings) == 1 and recordings[0].stat().st_size > 0
         status, metrics = _get(app.url)  # /metrics needs no token
         assert status == 200
-        assert b'crowdwatch_recording_frames_written_total{camera="cam0"}' in metrics
+        assert b'crowdwatch_recording_frames_written_total{camera="cam0"} 6.0' in metrics
         assert b'crowdwatch_recording_frames_skipped_total{camera="cam0"}' in metrics
     finally:
         app.close()
-    recordings = list((tmp_path / "rec").glob("cam0-*.mp4"))
-    assert len(recordings) == 1 and recordings[0].stat().st_size > 0
 
 
 def test_nothing_visual_is_built_by_default(tmp_path: Path) -> None:

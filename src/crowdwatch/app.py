@@ -56,6 +56,14 @@ class App:
     # The live page, when the config turns it on.
     web_url: str | None = None
 
+    def finish_recordings(self) -> None:
+        """Finish the MP4 files now (sources ended) while the server keeps serving."""
+        from crowdwatch.outputs.video import RecordingSink
+
+        for sink in self.sinks:
+            if isinstance(sink, RecordingSink):
+                sink.close()
+
     def close(self) -> None:
         """Close sinks (flushing events, finishing recordings, ending preview streams), then
         the server."""

@@ -178,6 +178,7 @@ def _run(config_path: Path | None, source: str | None, model: str | None,
     try:
         pipeline.run()
         elapsed = time.perf_counter() - started
+        running.finish_recordings()
         done = sum(pipeline.processed.values())
         progress.close()
         typer.echo(f"crowdwatch: analysed {done} frames in {elapsed:.1f} s "
