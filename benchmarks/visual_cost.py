@@ -87,7 +87,15 @@ def run_once(setting: str, clip: Path, model: str, frames: int,
             cpu = time.process_time() - cpu_started
         if watcher is not None:
             watcher.join(5)
-            print(f"    ({parts[0]} preview frames sent)", file=sys.stderr)
+            hub = next(s for s in app.sinks if hasattr(s, "encode_seconds"))
+            ms = 1000 * hub.encode_seconds / max(hub.frames_encoded, 1)
+            print(f"    ({parts[0]} preview frames sent, {ms:.2f} ms each to annotate, "
+                  "downscale and encode)", file=sys.stderr)
+        for sink in app.sinks:
+            if hasattr(sink, "recorders"):
+                recorder = sink.recorders["cam0"]
+                print(f"    ({recorder.frames_written} frames recorded, "
+                      f"{recorder.frames_skipped} skipped)", file=sys.stderr)
         done = sum(app.pipeline.processed.values())
         return done / elapsed, 1000 * cpu / done
 
