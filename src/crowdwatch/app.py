@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from crowdwatch.config import AppConfig
 from crowdwatch.detect.base import Detector
@@ -14,6 +15,11 @@ from crowdwatch.outputs.base import Sink
 from crowdwatch.pipeline import Pipeline
 from crowdwatch.types import FrameResult
 from crowdwatch.web.health import HealthState
+
+if TYPE_CHECKING:  # the visual outputs import OpenCV, PyAV and ruamel only when turned on
+    from crowdwatch.outputs.video import RecordingSink
+    from crowdwatch.web.preview import PreviewHub
+    from crowdwatch.web.ui import WebUI
 
 log = logging.getLogger("crowdwatch")
 
@@ -140,7 +146,7 @@ def build_app(config: AppConfig, options: RunOptions = RunOptions(),
     return App(config, pipeline, health, sinks, url, server, web_url)
 
 
-def _preview_hub(config: AppConfig) -> Sink:
+def _preview_hub(config: AppConfig) -> PreviewHub:
     from crowdwatch.outputs.annotate import CameraRenderer
     from crowdwatch.web.preview import PreviewHub
 
@@ -151,7 +157,7 @@ def _preview_hub(config: AppConfig) -> Sink:
                       quality=preview.quality, blur=preview.blur_people, render=render)
 
 
-def _recording(config: AppConfig) -> Sink:
+def _recording(config: AppConfig) -> RecordingSink:
     from crowdwatch.outputs.annotate import CameraRenderer, blur_people
     from crowdwatch.outputs.video import Image, RecordingSink, VideoRecorder, recording_path
 
@@ -183,7 +189,7 @@ def _recording(config: AppConfig) -> Sink:
     return RecordingSink(recorder_for)
 
 
-def _web_ui(config: AppConfig, hub: Sink, config_path: str | None) -> object:
+def _web_ui(config: AppConfig, hub: PreviewHub, config_path: str | None) -> WebUI:
     import os
 
     from crowdwatch.web.editor import ConfigEditor
@@ -199,5 +205,5 @@ def _web_ui(config: AppConfig, hub: Sink, config_path: str | None) -> object:
         if config_path is None:
             log.warning("the zone editor needs a config file (--config); not serving /editor")
         else:
-            editor = ConfigEditor(config_path, hub.latest_image)  # type: ignore[attr-defined]
-    return web_ui_from_config(web, hub, editor)  # type: ignore[arg-type]
+            editor = ConfigEditor(config_path, hub.latest_image)
+    return web_ui_from_config(web, hub, editor)
