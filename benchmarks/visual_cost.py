@@ -66,6 +66,7 @@ def run_once(setting: str, clip: Path, model: str, frames: int,
     with tempfile.TemporaryDirectory() as folder:
         config = parse_config(_config(setting, clip, model, folder))
         app = build_app(config, RunOptions(max_frames=frames), detector=detector)  # type: ignore[arg-type]
+        sinks = list(app.sinks)  # close() empties app.sinks
         stop = threading.Event()
         parts = [0]
         watcher = None
@@ -87,11 +88,11 @@ def run_once(setting: str, clip: Path, model: str, frames: int,
             cpu = time.process_time() - cpu_started
         if watcher is not None:
             watcher.join(5)
-            hub = next(s for s in app.sinks if hasattr(s, "encode_seconds"))
+            hub = next(s for s in sinks if hasattr(s, "encode_seconds"))
             ms = 1000 * hub.encode_seconds / max(hub.frames_encoded, 1)
             print(f"    ({parts[0]} preview frames sent, {ms:.2f} ms each to annotate, "
                   "downscale and encode)", file=sys.stderr)
-        for sink in app.sinks:
+        for sink in sinks:
             if hasattr(sink, "recorders"):
                 recorder = sink.recorders["cam0"]
                 print(f"    ({recorder.frames_written} frames recorded, "
