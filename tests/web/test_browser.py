@@ -223,9 +223,10 @@ def test_draw_zone_and_line_then_save(editor_page: tuple[Any, ConfigEditor]) -> 
     page.mouse.up()
     # A new zone: four clicks and Finish; then name it and give it a capacity.
     page.click("#mode-zone")
-    for x, y in [(400, 100), (600, 100), (600, 300), (400, 300)]:
+    for x, y in [(400, 100), (500, 40), (600, 100), (600, 300), (400, 300)]:
         _click(page, x, y)
     page.click("#finish")
+    page.mouse.click(*_to(page, 500, 40), button="right")  # deletes the point (500, 40)
     zone = page.locator(".shape.zone").nth(1)
     zone.locator("input.name").fill("stage")
     zone.locator("input.capacity").fill("25")
