@@ -5,13 +5,14 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from crowdwatch.config import parse_config
 from crowdwatch.config.flow import (
     DwellConfig,
-    FlowConfig,
     LineConfig,
     RelinkConfig,
     TrackerConfig,
 )
+from crowdwatch.errors import ConfigError
 
 GOOD = {"name": "door", "points": [[0, 100], [200, 100]]}
 
@@ -45,10 +46,51 @@ def test_good_line_defaults() -> None:
         False, 6.0, 0.05, 0.2)
 
 
-def test_duplicate_line_names() -> None:
-    with pytest.raises(ValidationError) as error:
-        FlowConfig(lines=[GOOD, {**GOOD, "points": [[0, 0], [1, 1]]}, {**GOOD, "name": "exit"}])
-    assert "line names must be unique, repeated: door" in str(error.value)
+def _app(lines: list[dict], **top: object) -> dict:
+    return {"cameras": [{"id": "c", "source": "x.mp4", "lines": lines}], **top}
+
+
+APP_ERRORS = [
+    (_app([GOOD, {**GOOD, "points": [[0, 0], [1, 1]]}, {**GOOD, "name": "exit"}]),
+     "cameras[0].lines: line names must be unique, repeated: door"),
+    (_app([{**GOOD, "name": "exit"}, {**GOOD, "points": [[5, 5], [5, 5]]}]),
+     "cameras[0].lines[1].points: the two points are equal (5.0, 5.0)"),
+    (_app([{**GOOD, "normalized": True}]),
+     "cameras[0].lines[0]: points: normalized coordinates must lie between 0 and 1"),
+    (_app([GOOD], tracker={"enabled": False}),
+     "(top level): cameras[0] has lines, which need tracking; set tracker.enabled to auto"),
+    (_app([GOOD], tracker={"name": "deepsort"}),
+     "tracker.name: unknown tracker 'deepsort'; valid: bytetrack, ocsort, sort"),
+    (_app([GOOD], dwell={"leave_s": -1}),
+     "dwell.leave_s: Input should be greater than or equal to 0"),
+    (_app([{**GOOD, "colour": "red"}]), "cameras[0].lines[0].colour: unknown key"),
+]
+
+
+@pytest.mark.parametrize(("data", "message"), APP_ERRORS)
+def test_config_errors_name_the_key(data: dict, message: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        parse_config(data)
+    assert message in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+TRACKING = [
+    ("auto", [], [], False),
+    ("auto", [GOOD], [], True),
+    ("auto", [], [{"name": "q", "polygon": [[0, 0], [9, 0], [9, 9]], "dwell": True}], True),
+    ("auto", [], [{"name": "q", "polygon": [[0, 0], [9, 0], [9, 9]]}], False),
+    (True, [], [], True),
+    (False, [], [{"name": "q", "polygon": [[0, 0], [9, 0], [9, 9]]}], False),
+]
+
+
+@pytest.mark.parametrize(("enabled", "lines", "zones", "tracks"), TRACKING)
+def test_when_a_camera_is_tracked(enabled: object, lines: list, zones: list,
+                                  tracks: bool) -> None:
+    config = parse_config({"cameras": [{"id": "c", "source": "x.mp4", "lines": lines,
+                                        "zones": zones}], "tracker": {"enabled": enabled}})
+    assert config.tracks(config.cameras[0]) is tracks
 
 
 OTHER_ERRORS = [
@@ -59,7 +101,7 @@ OTHER_ERRORS = [
     (DwellConfig, {"enter_s": -1}, "greater than or equal to 0"),
     (DwellConfig, {"lost_s": 0}, "greater than 0"),
     (RelinkConfig, {"within_s": 10, "forget_s": 5}, "forget_s (5.0) must be >= within_s (10.0)"),
-    (FlowConfig, {"trackr": {}}, "Extra inputs are not permitted"),
+    (TrackerConfig, {"trackr": {}}, "Extra inputs are not permitted"),
 ]
 
 

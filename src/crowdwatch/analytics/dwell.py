@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from crowdwatch.analytics.lines import TIME_EPS
 from crowdwatch.config.flow import DwellConfig, RelinkConfig
 from crowdwatch.track.state import FloatArray, IntArray, TrackTable
 
@@ -95,8 +96,9 @@ class DwellTracker:
         differs = raw != inside
         pending = np.where(differs, np.where(np.isnan(pending), timestamp, pending), np.nan)
         waited = timestamp - pending  # NaN where nothing pends
-        enter = ~inside & differs & (waited >= self.config.enter_s)
-        leave = inside & differs & (waited >= self.config.leave_s)
+        # TIME_EPS: frame times are float sums; a wait of exactly enter_s must count.
+        enter = ~inside & differs & (waited >= self.config.enter_s - TIME_EPS)
+        leave = inside & differs & (waited >= self.config.leave_s - TIME_EPS)
         self._complete(completed, leave, pending - visit_start)
         visit_start = np.where(enter, pending, np.where(leave, np.nan, visit_start))
         inside = (inside | enter) & ~leave

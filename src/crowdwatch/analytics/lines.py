@@ -22,6 +22,8 @@ import numpy.typing as npt
 from crowdwatch.config.flow import LineConfig, RelinkConfig
 from crowdwatch.track.state import FloatArray, IntArray, TrackTable, foot_points
 
+TIME_EPS = 1e-6
+
 __all__ = ["Crossing", "Line", "LineCounter", "LineCounts", "build_lines", "foot_points"]
 
 
@@ -139,7 +141,10 @@ class LineCounter:
         cross = anchor + u[..., None] * (foot[None] - anchor)
         t = ((cross - self._a[:, None]) * self._ab[:, None]).sum(axis=2) / self._length2[:, None]
         on_segment = (t >= -self._tol[:, None]) & (t <= 1 + self._tol[:, None])
-        old_enough = (timestamp - table.first_seen[rows])[None, :] >= self._min_age[:, None]
+        # TIME_EPS: 0.6 - 0.4 is 0.19999999999999996 in floating point, and frame times are
+        # such sums; an age of exactly min_track_age_s must count.
+        age = (timestamp - table.first_seen[rows])[None, :]
+        old_enough = age >= self._min_age[:, None] - TIME_EPS
         counted = flip & on_segment & old_enough
         went_in = counted & (side < 0)
         went_out = counted & (side > 0)
@@ -173,3 +178,9 @@ class LineCounter:
     def reset(self) -> None:
         """Zero the totals and forget every track."""
         self.__init__(self.lines, self.relink)  # type: ignore[misc]
+
+    def forget_tracks(self) -> None:
+        """Forget every track but keep the totals (a file source that loops)."""
+        totals = self.total_in, self.total_out
+        self.__init__(self.lines, self.relink)  # type: ignore[misc]
+        self.total_in, self.total_out = totals

@@ -1,10 +1,12 @@
 """Configuration of people flow: counting lines, the tracker and dwell times (issue 14).
 
-The models reuse crowdwatch.config's strict base (unknown keys are errors, frozen). The lead
-wires them in as `cameras[].lines[]` and a per-app `flow:` section.
+Lines are `cameras[].lines[]`; the tracker (with relinking) and dwell are the top-level
+`tracker:` and `dwell:` sections; a zone asks for dwell times with `dwell: true`.
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -55,9 +57,30 @@ def check_unique_line_names(lines: list[LineConfig]) -> list[LineConfig]:
     return lines
 
 
+class RelinkConfig(Strict):
+    """Joins a broken track to its successor so a crossing is still counted once."""
+
+    within_s: float = Field(2.0, ge=0, le=60, description="a new id born this soon after an old "
+                            "id was lost inherits its state (0 disables relinking)")
+    within_px: float = Field(60.0, ge=0, le=10_000, description="... and this close (pixels) to "
+                             "where the old id's foot point was last seen")
+    forget_s: float = Field(5.0, gt=0, le=3600, description="state of a track unseen this long "
+                            "is dropped")
+
+    @model_validator(mode="after")
+    def _forget_after_relink(self) -> RelinkConfig:
+        if self.forget_s < self.within_s:
+            raise ValueError(f"forget_s ({self.forget_s}) must be >= within_s ({self.within_s})")
+        return self
+
+
 class TrackerConfig(Strict):
     """The multi-object tracker behind the line counts and dwell times."""
 
+    enabled: Literal["auto"] | bool = Field("auto", description="auto: track the cameras that "
+                                            "have lines or a zone with dwell: true; true: track "
+                                            "every camera; false: never (lines and dwell are "
+                                            "then errors)")
     name: str = Field("bytetrack", description="tracker: bytetrack, sort or ocsort "
                       "(crowdwatch.track.TRACKERS)")
     # Tuned for the detector's low 0.15 confidence: ByteTrack's second stage matches the weak
@@ -77,6 +100,8 @@ class TrackerConfig(Strict):
     frame_rate: float | None = Field(None, gt=0, le=1000, description="frame rate the Kalman "
                                      "filter's steps are tuned for; default: the source's own "
                                      "nominal rate (build_tracker's fps), else 10")
+    relink: RelinkConfig = Field(default_factory=RelinkConfig, description="joining of broken "
+                                 "tracks, for line crossings and dwell")
 
     @field_validator("name")
     @classmethod
@@ -106,35 +131,3 @@ class DwellConfig(Strict):
                            "before its visit ends; the visit ends at its first moment outside")
     lost_s: float = Field(3.0, gt=0, le=3600, description="a track unseen this long ends its "
                           "visit at the last time it was seen inside")
-
-
-class RelinkConfig(Strict):
-    """Joins a broken track to its successor so a crossing is still counted once."""
-
-    within_s: float = Field(2.0, ge=0, le=60, description="a new id born this soon after an old "
-                            "id was lost inherits its state (0 disables relinking)")
-    within_px: float = Field(60.0, ge=0, le=10_000, description="... and this close (pixels) to "
-                             "where the old id's foot point was last seen")
-    forget_s: float = Field(5.0, gt=0, le=3600, description="state of a track unseen this long "
-                            "is dropped")
-
-    @model_validator(mode="after")
-    def _forget_after_relink(self) -> RelinkConfig:
-        if self.forget_s < self.within_s:
-            raise ValueError(f"forget_s ({self.forget_s}) must be >= within_s ({self.within_s})")
-        return self
-
-
-class FlowConfig(Strict):
-    """Per-camera people flow: counting lines plus the shared tracker, relink and dwell knobs."""
-
-    lines: list[LineConfig] = Field(default_factory=list, max_length=256,
-                                    description="counting lines, names unique per camera")
-    tracker: TrackerConfig = Field(default_factory=TrackerConfig)
-    relink: RelinkConfig = Field(default_factory=RelinkConfig)
-    dwell: DwellConfig = Field(default_factory=DwellConfig)
-
-    @field_validator("lines")
-    @classmethod
-    def _unique_lines(cls, lines: list[LineConfig]) -> list[LineConfig]:
-        return check_unique_line_names(lines)
