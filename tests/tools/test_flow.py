@@ -104,3 +104,40 @@ def test_tracking_quality(rows, idf1: float, switches: int, mota: float) -> None
     assert quality.id_switches == switches
     assert quality.mota == pytest.approx(mota)
     assert quality.gt_boxes == 8
+
+
+def _flow(truth: tuple[int, int], counted: tuple[int, int], baseline: tuple[int, int]):
+    from crowdwatch.tools.evaluate import FlowResult, LineScore
+    from crowdwatch.tools.flow import TrackingQuality
+
+    quality = TrackingQuality(*[0] * len(TrackingQuality.__dataclass_fields__))
+    return FlowResult("cw", [LineScore("door", truth, counted, baseline)], quality)
+
+
+# truth, counted, peers, limits, beat_peers, failure words (None: passes)
+GATE_CASES = [
+    ((9, 6), (9, 6), (9, 2), {"in": 0, "out": 0}, True, None),
+    ((9, 6), (10, 6), (9, 2), {"in": 1, "out": 0}, True, None),
+    ((9, 6), (11, 6), (9, 2), {"in": 1, "out": 1}, True, "door in error +2"),
+    ((9, 6), (9, 4), (9, 5), {"in": 1, "out": 2}, True, "in+out error 2 is worse than"),
+    ((9, 6), (9, 4), (9, 5), {"in": 1, "out": 2}, False, None),
+    ((9, 6), (9, 6), (9, 6), {"total": 0}, True, None),
+]
+
+
+@pytest.mark.parametrize(("truth", "counted", "peers", "limits", "beat", "words"), GATE_CASES)
+def test_flow_gate(truth, counted, peers, limits, beat, words) -> None:
+    from crowdwatch.tools.evaluate import flow_failures
+
+    failures = flow_failures(_flow(truth, counted, peers), {"door": limits}, beat)
+    if words is None:
+        assert failures == []
+    else:
+        assert len(failures) == 1 and words in failures[0]
+
+
+def test_flow_gate_names_a_line_missing_from_the_config() -> None:
+    from crowdwatch.tools.evaluate import flow_failures
+
+    failures = flow_failures(_flow((1, 1), (1, 1), (1, 1)), {"exit": {"in": 0}})
+    assert failures == ["cw: line exit has a threshold but is not in the config"]
