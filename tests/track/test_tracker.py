@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from crowdwatch.config.flow import TrackerConfig
+from crowdwatch.errors import ConfigError
 from crowdwatch.track import TRACKERS, Tracker, build_tracker
 from crowdwatch.types import Detections
 
@@ -127,7 +128,8 @@ def test_timestamps_must_not_go_back() -> None:
 
 def test_registry_names() -> None:
     assert set(TRACKERS) == {"bytetrack", "sort", "ocsort"}
-    with pytest.raises(ValueError, match="valid: bytetrack, ocsort, sort"):
+    with pytest.raises(ConfigError, match=r"^unknown tracker 'deepsort'; valid: bytetrack, "
+                       r"ocsort, sort$"):
         build_tracker(TrackerConfig.model_construct(name="deepsort"))
 
 

@@ -109,7 +109,7 @@ class TrackerConfig(Strict):
         from crowdwatch.track import TRACKERS  # late: crowdwatch.track imports this module
 
         if name not in TRACKERS:
-            raise ValueError(f"unknown tracker {name!r}; valid: {', '.join(sorted(TRACKERS))}")
+            raise ValueError(TRACKERS.unknown(name))
         return name
 
     @model_validator(mode="after")

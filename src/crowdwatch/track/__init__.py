@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from crowdwatch.config.flow import TrackerConfig
+from crowdwatch.registry import Registry
 from crowdwatch.track.bytetrack import ByteTrack, OCSort, Sort
 from crowdwatch.types import Detections
 
@@ -32,23 +33,16 @@ class Tracker(Protocol):
         ...
 
 
-TRACKERS: dict[str, type[ByteTrack]] = {
-    "bytetrack": ByteTrack,
-    "sort": Sort,
-    "ocsort": OCSort,
-}
+TRACKERS: Registry[type[ByteTrack]] = Registry("tracker")
+TRACKERS.register("bytetrack")(ByteTrack)
+TRACKERS.register("sort")(Sort)
+TRACKERS.register("ocsort")(OCSort)
 
 
 def build_tracker(config: TrackerConfig, fps: float | None = None) -> Tracker:
     """The tracker a config names; fps is the source's nominal frame rate (None: unknown).
-    Unknown names list the valid ones."""
-    try:
-        cls = TRACKERS[config.name]
-    except KeyError:
-        raise ValueError(
-            f"unknown tracker {config.name!r}; valid: {', '.join(sorted(TRACKERS))}"
-        ) from None
-    return cls(config, fps)
+    An unknown name is a ConfigError listing the valid ones."""
+    return TRACKERS.get(config.name)(config, fps)
 
 
 __all__ = ["TRACKERS", "ByteTrack", "OCSort", "Sort", "Tracker", "build_tracker"]
