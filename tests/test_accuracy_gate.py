@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from crowdwatch.config import load_config
-from crowdwatch.tools.evaluate import eval_config, evaluate, threshold_failures
+from crowdwatch.tools.evaluate import eval_config, evaluate, flow_failures, threshold_failures
 from crowdwatch.tools.groundtruth import load_ground_truth
 
 REPO = Path(__file__).resolve().parents[1]
@@ -48,6 +48,19 @@ def test_thresholds_sit_just_above_the_measured_values(name: str) -> None:
             f"above the measured {measured}")
 
 
+@pytest.mark.parametrize("name", sorted(spec()["clips"]))
+def test_flow_thresholds_allow_one_crossing_at_most_beyond_the_measured(name: str) -> None:
+    data = spec()
+    flow = data["clips"][name]["flow"]
+    lines = {line.name for line in load_config(REPO / data["config"]).cameras[0].lines}
+    assert set(flow["max_error"]) == set(flow["measured"]) == lines, "every line needs limits"
+    for line, limits in flow["max_error"].items():
+        for direction, limit in limits.items():
+            measured = abs(flow["measured"][line][direction])
+            assert measured <= limit <= max(measured, 1), (
+                f"{name}: line {line} {direction}: limit {limit} must be max(|measured|, 1)")
+
+
 @pytest.mark.model
 @pytest.mark.parametrize("name", sorted(spec()["clips"]))
 def test_count_accuracy_gate(name: str, model_path: Path, pets_dir: Path) -> None:
@@ -60,10 +73,14 @@ def test_count_accuracy_gate(name: str, model_path: Path, pets_dir: Path) -> Non
     video = Path(clip["video"].format(repo=REPO, pets=pets_dir))
     truth = load_ground_truth(pets_dir / data["ground_truth"])
     config = eval_config(load_config(REPO / data["config"]), video, model=str(model_path))
-    result = evaluate(config, truth, baseline=False).report.result()
+    evaluation = evaluate(config, truth, baseline=False)
+    result = evaluation.report.result()
 
     assert result.counts.frames == clip["frames"], f"{video} should give {clip['frames']} frames"
     failures = threshold_failures(result, clip["max_mae"], clip["max_zone_mae"])
+    flow = evaluation.flow()
+    assert flow is not None, "the gate's config has lines and the GT has track ids"
+    failures += flow_failures(flow, clip["flow"]["max_error"], clip["flow"]["beat_peers"])
     if failures:
         pytest.fail(
             f"count-accuracy gate failed on {video.name} ({name}, {clip['frames']} frames):\n  "

@@ -46,6 +46,8 @@ ZONE = 'camera=~"$camera", zone=~"$zone"'
 # The level thresholds of configs/example.yaml's defaults (warning 0.8, critical 1.0).
 WARNING_RATIO = 0.8
 CRITICAL_RATIO = 1.0
+# The long-wait alert's dwell p90 (deploy/prometheus/alerts.yml), seconds.
+LONG_WAIT_S = 600
 # Seconds without a fresh frame before the camera-down alert counts a camera as down.
 STALE_S = 30
 
@@ -165,6 +167,32 @@ def camera_panels() -> list[Panel]:
     ]
 
 
+def flow_panels() -> list[Panel]:
+    def dwell(quantile: float) -> str:
+        return (f"histogram_quantile({quantile}, sum by (camera, zone, le) "
+                f"(rate(crowdwatch_zone_dwell_seconds_bucket{{{ZONE}}}[5m])))")
+
+    return [
+        _graph("Line crossings per minute",
+               "People crossing each counting line per minute, in (negative to positive "
+               "side) and out; README: Lines.", "short",
+               _query("60 * sum by (camera, line, direction) "
+                      f"(rate(crowdwatch_line_crossings_total{{{CAMERA}}}[$__rate_interval]))",
+                      "{{camera}} / {{line}} {{direction}}")),
+        _graph("Dwell time (p50, p90)",
+               "Visit durations that ended in the last 5 minutes, for zones with dwell: true; "
+               f"the long-wait alert fires while p90 stays above {LONG_WAIT_S} s.", "s",
+               _query(dwell(0.5), "{{camera}} / {{zone}} p50"),
+               _query(dwell(0.9), "{{camera}} / {{zone}} p90", ref="B"))
+        .thresholds(_steps((None, "green"), (LONG_WAIT_S, "red")))
+        .thresholds_style(GraphThresholdsStyleConfig().mode(common.GraphTresholdsStyleMode.DASHED)),
+        _graph("Longest current stay",
+               "The longest stay of a tracked person now inside the zone (0: nobody).", "s",
+               _query(f"crowdwatch_zone_longest_stay_seconds{{{ZONE}}}", "{{camera}} / {{zone}}"))
+        .span(24),
+    ]
+
+
 def processing_panels() -> list[Panel]:
     dropped = f"rate(crowdwatch_frames_dropped_total{{{CAMERA}}}[$__rate_interval])"
     processed = f"rate(crowdwatch_frames_processed_total{{{CAMERA}}}[$__rate_interval])"
@@ -214,8 +242,8 @@ def build() -> Dashboard:
         .with_variable(zone)
     )
     # Rows are markers: an expanded row's panels follow it at the top level.
-    for title, panels in (("Zones", zone_panels()), ("Cameras", camera_panels()),
-                          ("Processing", processing_panels())):
+    for title, panels in (("Zones", zone_panels()), ("Flow", flow_panels()),
+                          ("Cameras", camera_panels()), ("Processing", processing_panels())):
         dashboard = dashboard.with_row(Row(title))
         for panel in panels:
             dashboard = dashboard.with_panel(panel)

@@ -339,6 +339,11 @@ def eval_command(
         typer.echo(f"  ({BASELINE_HELP})")
     typer.echo("  precision/recall: boxes matched one-to-one at IoU >= 0.5\n")
     typer.echo(format_table([row.result for row in evaluation.report.rows]))
+    if evaluation.flows:
+        from crowdwatch.tools.evaluate import FLOW_BASELINE_HELP, format_flow
+
+        typer.echo(f"\nline crossings (peers = {FLOW_BASELINE_HELP}):")
+        typer.echo(format_flow(evaluation.flows))
     for failure in failures:
         typer.echo(f"crowdwatch: eval: FAILED: {failure}", err=True)
     if failures:

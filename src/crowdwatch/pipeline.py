@@ -21,12 +21,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from crowdwatch.analytics.flow import PeopleFlow, move_to_predicted
 from crowdwatch.analytics.smoothing import make_smoother
 from crowdwatch.analytics.zones import ZoneMapper
 from crowdwatch.config import AppConfig, CameraConfig
 from crowdwatch.detect.base import Detector, Pending
 from crowdwatch.outputs.base import Sink
 from crowdwatch.sources import FrameSource, close_all, open_source
+from crowdwatch.track import Tracker, build_tracker
 from crowdwatch.types import DETECT_STAGES, Detections, Frame, FrameResult
 from crowdwatch.web.health import HealthState, SourceStatus
 
@@ -53,6 +55,18 @@ class _InFlight:
 
     def done(self) -> bool:
         return self.pending is None or self.pending.done()
+
+
+def nominal_fps(source: FrameSource) -> float | None:
+    """The source's own frame rate if it tells (the tracker's Kalman step); None: unknown."""
+    # File sources keep it as _fps until FrameSource grows a public fps.
+    fps = getattr(source, "fps", None) or getattr(source, "_fps", None)
+    return float(fps) if isinstance(fps, int | float) and fps > 0 else None
+
+
+def _timestamp(frame: Frame) -> float:
+    """Seconds into a file, Unix capture time for live sources."""
+    return frame.captured_at if frame.position_s is None else frame.position_s
 
 
 class CameraWorker:
@@ -82,6 +96,11 @@ class CameraWorker:
         self._zone_smoother = make_smoother(config.counting.smoothing, config.counting.window)
         self._camera_smoother = make_smoother(config.counting.smoothing, config.counting.window)
         self._frame_size: tuple[int, int] | None = None
+        # Lines and dwell need identities: tracker, flow analytics (built at the first frame).
+        self._tracker: Tracker | None = (
+            build_tracker(config.tracker, nominal_fps(source)) if config.tracks(camera) else None)
+        self._flow: PeopleFlow | None = None
+        self._last_ts: float | None = None
         self.thread = threading.Thread(target=self._run, name=f"camera-{camera.id}", daemon=True)
 
     def _mapper_for(self, frame: Frame) -> ZoneMapper:
@@ -89,6 +108,9 @@ class CameraWorker:
         if self._mapper is None or size != self._frame_size:
             self._mapper = ZoneMapper.for_camera(self.camera, self.config.levels, *size)
             self._frame_size = size
+            if self._tracker is not None:
+                where = f"cameras[{self.config.cameras.index(self.camera)}]"
+                self._flow = PeopleFlow(self.camera, self.config, where, *size)
         return self._mapper
 
     def _report_source(self) -> None:
@@ -135,18 +157,45 @@ class CameraWorker:
     def _finish(self, item: _InFlight) -> None:
         frame = item.frame
         stage_seconds = {"decode": item.decode_s}
+        mapper = self._mapper_for(frame)
+        tracker, flow = self._tracker, self._flow
+        timestamp = _timestamp(frame)
+        if tracker is not None and self._last_ts is not None and timestamp < self._last_ts:
+            # A looping file starts over: old tracks would jump; totals stay.
+            tracker.reset()
+            if flow is not None:
+                flow.forget_tracks()
+        self._last_ts = timestamp
+        detected = item.pending is not None
         if item.pending is not None:
             self._last = item.pending.result()
             stage_seconds.update(item.pending.stage_seconds)
             if "detect" not in stage_seconds:
                 stage_seconds["detect"] = sum(stage_seconds.get(s, 0.0) for s in DETECT_STAGES)
-        detections = self._last
+        t0 = time.perf_counter()
+        if tracker is not None:
+            if detected:
+                self._last = tracker.update(self._last, timestamp)
+                detections = self._last
+            else:
+                # Skipped frame: tracked people where the tracker expects them now.
+                detections = move_to_predicted(self._last, tracker.predict(timestamp))
+            stage_seconds["track"] = time.perf_counter() - t0
+        else:
+            detections = self._last
         t1 = time.perf_counter()
-        mapper = self._mapper_for(frame)
-        raw = mapper.count(detections)
+        membership = mapper.membership(detections)
+        raw = membership.sum(axis=1)
         counts = self._zone_smoother.update(raw)
         people = int(self._camera_smoother.update(np.array([len(detections)]))[0])
         zones = mapper.update(counts, raw)
+        lines, dwell = {}, {}
+        if flow is not None:
+            if detected:
+                flow.update(detections, membership, timestamp)
+                lines, dwell = flow.lines, flow.dwell
+            else:
+                lines, dwell = flow.carried()
         t2 = time.perf_counter()
         stage_seconds["zones"] = t2 - t1
         result = FrameResult(
@@ -158,6 +207,8 @@ class CameraWorker:
             people_raw=len(detections),
             zones=zones,
             detections=detections,
+            lines=lines,
+            dwell=dwell,
             stage_seconds=stage_seconds,
             analysed_at=t2,
             image=frame.image,

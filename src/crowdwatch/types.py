@@ -94,6 +94,26 @@ class ZoneStats:
 
 
 @dataclass(frozen=True, slots=True)
+class LineTotals:
+    """Crossings of one counting line: totals since start, and those counted this frame."""
+
+    people_in: int
+    people_out: int
+    new_in: int = 0
+    new_out: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneDwell:
+    """Tracked visits to one zone: confirmed people inside now, the longest current stay and
+    the durations of the visits that ended this frame (seconds)."""
+
+    inside: int
+    longest_s: float
+    completed_s: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class FrameResult:
     """Everything the outputs need about one processed frame."""
 
@@ -106,6 +126,9 @@ class FrameResult:
     zones: dict[str, ZoneStats] = field(default_factory=dict)
     detections: Detections = field(default_factory=Detections.empty)
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    # Cameras with lines / zones with dwell: true (empty otherwise).
+    lines: dict[str, LineTotals] = field(default_factory=dict)
+    dwell: dict[str, ZoneDwell] = field(default_factory=dict)
     # perf_counter() when analysis ended: the export stage runs from here.
     analysed_at: float = 0.0
     # The analysed frame itself, by reference (not a copy) for the recorder and the live

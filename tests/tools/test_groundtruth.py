@@ -198,3 +198,26 @@ def test_pets_cvml_and_csv_agree_with_published_counts() -> None:
     # The CSV stores x, y, w, h to 2 decimals, so its corners may be off by up to 0.01.
     for frame in range(cvml.num_frames):
         np.testing.assert_allclose(cvml.boxes(frame), flat.boxes(frame), atol=0.011)
+
+
+NO_IDS_CSV = "frame,x,y,w,h\n0,1,2,3,4\n"
+# (file name, content, frames, ids) of GroundTruth.tracks(), worked out from the files above
+TRACK_CASES = [
+    ("gt.txt", MOT17, [0, 2], [1, 1]),
+    ("gt.xml", CVML, [0, 0, 2], [1, 2, 1]),
+    ("gt.csv", CSV, [0, 0, 2], [1, 2, 1]),
+    ("boxes.csv", CSV_REORDERED, [1], [1]),
+    ("plain.csv", NO_IDS_CSV, [0], [-1]),
+]
+
+
+@pytest.mark.parametrize(("name", "content", "frames", "ids"), TRACK_CASES,
+                         ids=[c[0] for c in TRACK_CASES])
+def test_track_ids_are_kept_for_line_scoring(tmp_path: Path, name: str, content: str,
+                                             frames: list[int], ids: list[int]) -> None:
+    path = tmp_path / name
+    path.write_text(content)
+    got_frames, got_ids, xyxy = load_ground_truth(path).tracks()
+    assert got_frames.tolist() == frames
+    assert got_ids.tolist() == ids
+    assert xyxy.shape == (len(frames), 4)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from crowdwatch.analytics.smoothing import SMOOTHERS
 from crowdwatch.config.base import Strict, require_unique
 from crowdwatch.config.camera import CameraConfig
 from crowdwatch.config.detector import DetectorConfig
+from crowdwatch.config.flow import DwellConfig, TrackerConfig
 from crowdwatch.config.web import RecordingConfig, WebConfig
 from crowdwatch.config.zones import LevelThresholds
 
@@ -51,6 +52,10 @@ class AppConfig(Strict):
                            description="the live page, previews and zone editor (off by default)")
     recording: RecordingConfig = Field(default_factory=RecordingConfig,
                                        description="an H.264 MP4 per camera (off by default)")
+    tracker: TrackerConfig = Field(default_factory=TrackerConfig,
+                                   description="the tracker behind lines and dwell (issue 14)")
+    dwell: DwellConfig = Field(default_factory=DwellConfig,
+                               description="how visits to zones with dwell: true are delimited")
 
     @field_validator("cameras")
     @classmethod
@@ -59,3 +64,18 @@ class AppConfig(Strict):
         return cameras
 
 
+
+    @model_validator(mode="after")
+    def _tracking_possible(self) -> AppConfig:
+        if self.tracker.enabled is False:
+            for i, camera in enumerate(self.cameras):
+                if camera.wants_tracking:
+                    what = "lines" if camera.lines else "a zone with dwell: true"
+                    raise ValueError(f"cameras[{i}] has {what}, which need tracking; set "
+                                     "tracker.enabled to auto or true")
+        return self
+
+    def tracks(self, camera: CameraConfig) -> bool:
+        """Whether the camera's frames go through the tracker."""
+        enabled = self.tracker.enabled
+        return enabled is True or (enabled == "auto" and camera.wants_tracking)

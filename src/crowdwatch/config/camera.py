@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field, field_validator
 
 from crowdwatch.config.base import NAME_PATTERN, Anchor, Strict, require_unique
+from crowdwatch.config.flow import LineConfig, check_unique_line_names
 from crowdwatch.config.zones import GroundPlane, ZoneConfig
 
 
@@ -16,6 +17,9 @@ class CameraConfig(Strict):
     source: str | int = Field(description="video file, image folder, device index, "
                               "or rtsp:// http:// URL")
     zones: list[ZoneConfig] = Field(default_factory=list, max_length=256)
+    lines: list[LineConfig] = Field(default_factory=list, max_length=256, description="counting "
+                                    "lines (people in / out), names unique per camera; "
+                                    "turn tracking on")
     anchor: Anchor = Field("bottom_center", description="default zone anchor for this camera")
     ground_plane: GroundPlane | None = Field(None, description="homography for zone areas")
     realtime: bool = Field(False, description="pace file sources at their own frame rate")
@@ -30,6 +34,16 @@ class CameraConfig(Strict):
     def _unique_zones(cls, zones: list[ZoneConfig]) -> list[ZoneConfig]:
         require_unique("zone names", [z.name for z in zones])
         return zones
+
+    @field_validator("lines")
+    @classmethod
+    def _unique_lines(cls, lines: list[LineConfig]) -> list[LineConfig]:
+        return check_unique_line_names(lines)
+
+    @property
+    def wants_tracking(self) -> bool:
+        """Lines or dwell need tracked identities (tracker.enabled: auto)."""
+        return bool(self.lines) or any(z.dwell for z in self.zones)
 
     @field_validator("source")
     @classmethod

@@ -45,6 +45,8 @@ class ZoneConfig(Strict):
     anchor: Anchor | None = Field(None, description="point of a person's box tested against the "
                                   "zone; defaults to the camera's anchor")
     levels: LevelThresholds | None = Field(None, description="overrides the global levels")
+    dwell: bool = Field(False, description="time each tracked person's visit (dwell: settings); "
+                        "turns tracking on for the camera")
 
     @field_validator("polygon")
     @classmethod

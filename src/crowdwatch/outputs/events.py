@@ -23,8 +23,14 @@ def event_record(result: FrameResult) -> dict[str, Any]:
             zone["occupancy"] = round(stats.occupancy, 4)
         if stats.level is not None:
             zone["level"] = stats.level.label
+        dwell = result.dwell.get(name)
+        if dwell is not None:
+            zone["tracked_inside"] = dwell.inside
+            zone["longest_stay_s"] = round(dwell.longest_s, 3)
+            if dwell.completed_s:
+                zone["visits_s"] = [round(v, 3) for v in dwell.completed_s]
         zones[name] = zone
-    return {
+    record: dict[str, Any] = {
         "camera": result.camera,
         "frame": result.frame_index,
         "timestamp": round(result.timestamp, 3),
@@ -32,6 +38,10 @@ def event_record(result: FrameResult) -> dict[str, Any]:
         "people_raw": result.people_raw,
         "zones": zones,
     }
+    if result.lines:
+        record["lines"] = {name: {"in": t.people_in, "out": t.people_out}
+                           for name, t in result.lines.items()}
+    return record
 
 
 class EventWriter:

@@ -27,7 +27,11 @@ from crowdwatch.config import AppConfig
 from crowdwatch.types import STAGES, FrameResult
 from crowdwatch.web.health import HealthState
 
+# Declared for tracked cameras only (lines or dwell).
+TRACK_STAGE = "track"
 STAGE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.2, 0.5, 1.0, 2.5)
+# Queue-like waits: a few seconds at a door to half an hour in a queue.
+DWELL_BUCKETS = (1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0)
 AGE_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0)
 
 
@@ -102,6 +106,16 @@ class MetricsSink:
             "crowdwatch_frame_age_seconds",
             "Age of a frame when its counts reach the metrics", ["camera"],
             buckets=AGE_BUCKETS, registry=r)
+        self.line_crossings = Counter(
+            "crowdwatch_line_crossings", "People whose tracked foot point crossed the line; "
+            "in: from its negative to its positive side (README: Lines)",
+            ["camera", "line", "direction"], registry=r)
+        self.zone_dwell = Histogram(
+            "crowdwatch_zone_dwell_seconds", "Duration of completed visits of tracked people "
+            "to the zone (zones with dwell: true)", zone, buckets=DWELL_BUCKETS, registry=r)
+        self.zone_longest_stay = Gauge(
+            "crowdwatch_zone_longest_stay_seconds", "Longest current stay of a tracked person "
+            "in the zone (0 when nobody tracked is inside)", zone, registry=r)
         build = Info("crowdwatch_build", "crowdwatch version and detector model", registry=r)
         build.info({"version": __version__, "model": config.detector.model})
         self.registry.register(_SourceCollector(health))
@@ -119,7 +133,15 @@ class MetricsSink:
             self.frame_age.labels(cid)
             for stage in STAGES:
                 self.stage_seconds.labels(cid, stage)
+            if config.tracks(camera):
+                self.stage_seconds.labels(cid, TRACK_STAGE)
+            for line in camera.lines:
+                for direction in ("in", "out"):
+                    self.line_crossings.labels(cid, line.name, direction)
             for zone in camera.zones:
+                if zone.dwell:
+                    self.zone_dwell.labels(cid, zone.name)
+                    self.zone_longest_stay.labels(cid, zone.name).set(math.nan)
                 self.zone_people.labels(cid, zone.name).set(math.nan)
                 self.zone_people_raw.labels(cid, zone.name).set(math.nan)
                 self.zone_density.labels(cid, zone.name).set(math.nan)
@@ -142,6 +164,15 @@ class MetricsSink:
                 self.zone_occupancy.labels(cid, name).set(stats.occupancy)
             if stats.level is not None:
                 self.zone_level.labels(cid, name).set(int(stats.level))
+        for name, line in result.lines.items():
+            if line.new_in:
+                self.line_crossings.labels(cid, name, "in").inc(line.new_in)
+            if line.new_out:
+                self.line_crossings.labels(cid, name, "out").inc(line.new_out)
+        for name, dwell in result.dwell.items():
+            self.zone_longest_stay.labels(cid, name).set(dwell.longest_s)
+            for seconds in dwell.completed_s:
+                self.zone_dwell.labels(cid, name).observe(seconds)
         for stage, seconds in result.stage_seconds.items():
             self.stage_seconds.labels(cid, stage).observe(seconds)
         self.frames.labels(cid).inc()

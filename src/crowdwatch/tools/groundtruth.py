@@ -5,8 +5,9 @@ from __future__ import annotations
 import csv
 import math
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -28,6 +29,19 @@ class GroundTruth:
     frames: dict[int, npt.NDArray[np.float32]]
     # 1 + highest frame number in the file; frames in range without boxes hold (0, 4) arrays.
     num_frames: int
+    # Track id of each box, same order as `frames`; -1 where the file gives none.
+    ids: dict[int, npt.NDArray[np.int64]] = field(default_factory=dict)
+
+    def tracks(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64],
+                              npt.NDArray[np.float32]]:
+        """Every box as rows: frame (K,), track id (K,), xyxy (K, 4), sorted by frame."""
+        order = sorted(self.frames)
+        frames = np.concatenate([np.full(len(self.frames[f]), f, np.int64) for f in order]
+                                or [np.zeros(0, np.int64)])
+        ids = np.concatenate([self.ids.get(f, np.full(len(self.frames[f]), -1, np.int64))
+                              for f in order] or [np.zeros(0, np.int64)])
+        xyxy = np.concatenate([self.frames[f] for f in order] or [np.zeros((0, 4), np.float32)])
+        return frames, ids, xyxy
 
     def boxes(self, frame: int) -> npt.NDArray[np.float32]:
         """Boxes of one frame; an empty (0, 4) array for unannotated frames inside the range."""
@@ -83,7 +97,7 @@ def load_ground_truth(path: str | Path, fmt: str | None = None) -> GroundTruth:
         raise CrowdwatchError(f"ground truth {path}: cannot read ({exc.strerror})") from None
 
     if fmt == "cvml" or (fmt is None and _looks_like_xml(path, data)):
-        frames, boxes, num_frames = _parse_cvml(path, data)
+        frames, boxes, num_frames, ids = _parse_cvml(path, data)
     else:
         try:
             text = data.decode("utf-8-sig")
@@ -92,11 +106,12 @@ def load_ground_truth(path: str | Path, fmt: str | None = None) -> GroundTruth:
         lines = text.splitlines()
         chosen = fmt or _detect_text_format(path, lines)
         parse = _parse_mot if chosen == "mot" else _parse_csv
-        frames, boxes, num_frames = parse(path, lines)
+        frames, boxes, num_frames, ids = parse(path, lines)
 
     if num_frames == 0:
         raise CrowdwatchError(f"ground truth {path}: contains no annotated frames")
-    return GroundTruth(frames=_group_by_frame(frames, boxes, num_frames), num_frames=num_frames)
+    return GroundTruth(frames=_group_by_frame(frames, boxes, num_frames), num_frames=num_frames,
+                       ids=_group_by_frame(frames, ids, num_frames))
 
 
 def _looks_like_xml(path: Path, data: bytes) -> bool:
@@ -131,7 +146,8 @@ def _is_number(text: str) -> bool:
     return True
 
 
-Parsed = tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], int]
+# frames, xyxy boxes, number of frames, track ids (-1: none)
+Parsed = tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], int, npt.NDArray[np.int64]]
 
 
 def _parse_mot(path: Path, lines: list[str]) -> Parsed:
@@ -169,7 +185,8 @@ def _parse_mot(path: Path, lines: list[str]) -> Parsed:
         keep &= table[:, 6] != 0
     if width == _MOT_CLASS_COLUMNS:
         keep &= table[:, 7] == _MOT_PEDESTRIAN
-    return frames[keep], _xywh_to_xyxy(xywh[keep]), num_frames
+    ids = table[:, 1].astype(np.int64)
+    return frames[keep], _xywh_to_xyxy(xywh[keep]), num_frames, ids[keep]
 
 
 def _parse_csv(path: Path, lines: list[str]) -> Parsed:
@@ -183,6 +200,8 @@ def _parse_csv(path: Path, lines: list[str]) -> Parsed:
             "(expected 'frame,id,x,y,w,h')"
         )
     columns = [names.index(name) for name in _CSV_REQUIRED]
+    if "id" in names:
+        columns.append(names.index("id"))
     rows: list[list[float]] = []
     line_numbers: list[int] = []
     for fields in reader:
@@ -203,7 +222,9 @@ def _parse_csv(path: Path, lines: list[str]) -> Parsed:
     table = np.asarray(rows, dtype=np.float64)
     frames = _check_frames(path, table[:, 0], line_numbers, first=0)
     _check_sizes(path, table[:, 1:5], line_numbers)
-    return frames, _xywh_to_xyxy(table[:, 1:5]), int(frames.max()) + 1
+    ids = (table[:, 5].astype(np.int64) if table.shape[1] > 5
+           else np.full(len(table), -1, np.int64))
+    return frames, _xywh_to_xyxy(table[:, 1:5]), int(frames.max()) + 1, ids
 
 
 def _parse_cvml(path: Path, data: bytes) -> Parsed:
@@ -213,6 +234,7 @@ def _parse_cvml(path: Path, data: bytes) -> Parsed:
         raise CrowdwatchError(f"ground truth {path}: invalid XML ({exc})") from None
     frames: list[int] = []
     centres: list[list[float]] = []
+    ids: list[int] = []
     highest = -1
     for frame in root.iter("frame"):
         raw = frame.get("number")
@@ -237,12 +259,15 @@ def _parse_cvml(path: Path, data: bytes) -> Parsed:
                 raise CrowdwatchError(f"{where}: <box> needs finite values and w, h >= 0")
             frames.append(index)
             centres.append(values)
+            raw_id = (obj.get("id") or "").strip()
+            ids.append(int(raw_id) if raw_id.lstrip("-").isdigit() else -1)
     if not centres:
-        return np.zeros(0, np.int64), np.zeros((0, 4)), highest + 1
+        return np.zeros(0, np.int64), np.zeros((0, 4)), highest + 1, np.zeros(0, np.int64)
     cxywh = np.asarray(centres, dtype=np.float64)
     half = cxywh[:, 2:4] / 2
     xyxy = np.hstack([cxywh[:, 0:2] - half, cxywh[:, 0:2] + half])
-    return np.asarray(frames, dtype=np.int64), xyxy, highest + 1
+    return (np.asarray(frames, dtype=np.int64), xyxy, highest + 1,
+            np.asarray(ids, dtype=np.int64))
 
 
 def _check_frames(
@@ -269,7 +294,7 @@ def _row_error(path: Path, line: int, problem: str) -> CrowdwatchError:
 
 
 def _empty_parsed() -> Parsed:
-    return np.zeros(0, np.int64), np.zeros((0, 4)), 0
+    return np.zeros(0, np.int64), np.zeros((0, 4)), 0, np.zeros(0, np.int64)
 
 
 def _xywh_to_xyxy(xywh: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
@@ -277,11 +302,13 @@ def _xywh_to_xyxy(xywh: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
 
 
 def _group_by_frame(
-    frames: npt.NDArray[np.int64], xyxy: npt.NDArray[np.float64], num_frames: int
-) -> dict[int, npt.NDArray[np.float32]]:
-    # One sorted float32 block sliced per frame: no per-box work and one shared read-only buffer.
+    frames: npt.NDArray[np.int64], values: npt.NDArray[Any], num_frames: int
+) -> dict[int, npt.NDArray[Any]]:
+    """xyxy boxes (K, 4) become float32 per frame; ids (K,) keep their dtype."""
+    # One sorted block sliced per frame: no per-box work and one shared read-only buffer.
     order = np.argsort(frames, kind="stable")  # stable keeps each frame's boxes in file order
-    block = xyxy[order].astype(np.float32).reshape(-1, 4)
+    block = (values[order].astype(np.float32).reshape(-1, 4) if values.ndim == 2
+             else values[order])
     block.flags.writeable = False
     bounds = np.searchsorted(frames[order], np.arange(num_frames + 1))
     return {f: block[bounds[f] : bounds[f + 1]] for f in range(num_frames)}

@@ -1,0 +1,104 @@
+"""People flow of one camera: line crossings and zone dwell from tracked detections.
+
+Only confirmed tracks (tracker_id >= 0) count; the tracker itself runs in the pipeline.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import numpy.typing as npt
+import shapely
+
+from crowdwatch.analytics.dwell import DwellTracker
+from crowdwatch.analytics.lines import Line, LineCounter, build_lines
+from crowdwatch.config import AppConfig, CameraConfig
+from crowdwatch.errors import ConfigError
+from crowdwatch.track.state import foot_points
+from crowdwatch.types import Detections, LineTotals, ZoneDwell
+
+log = logging.getLogger("crowdwatch.flow")
+
+
+def check_lines_in_frame(lines: list[Line], where: str, width: int, height: int) -> None:
+    """ConfigError for a line that misses the frame entirely; a warning for an end point
+    outside it (a line may reach past the edge to span a whole corridor)."""
+    frame = shapely.box(0, 0, width, height)
+    for i, line in enumerate(lines):
+        segment = shapely.LineString([line.start, line.end])
+        if not segment.intersects(frame):
+            raise ConfigError(
+                f"{where}.lines[{i}] ({line.name}): the line lies outside the {width}x{height} "
+                "frame; give its points in pixels of this image, or 0-1 with normalized: true")
+        outside = [p for p in (line.start, line.end) if not shapely.intersects_xy(frame, *p)]
+        if outside:
+            log.warning("%s.lines[%d] (%s): end point %s lies outside the %dx%d frame",
+                        where, i, line.name, outside[0], width, height)
+
+
+class PeopleFlow:
+    """Line totals and zone dwell of one camera, updated with each detected frame."""
+
+    def __init__(self, camera: CameraConfig, config: AppConfig, where: str,
+                 width: int, height: int) -> None:
+        lines = build_lines(camera.lines, width, height)
+        check_lines_in_frame(lines, where, width, height)
+        relink = config.tracker.relink
+        self._lines = LineCounter(lines, relink) if lines else None
+        # Dwell is timed in the zones that ask for it; membership rows are picked by index.
+        self._dwell_rows = np.array([i for i, z in enumerate(camera.zones) if z.dwell], np.intp)
+        names = [camera.zones[i].name for i in self._dwell_rows]
+        self._dwell = DwellTracker(names, config.dwell, relink) if names else None
+        self.lines: dict[str, LineTotals] = {
+            line.name: LineTotals(0, 0) for line in lines}
+        self.dwell: dict[str, ZoneDwell] = {name: ZoneDwell(0, 0.0) for name in names}
+
+    def update(self, detections: Detections, membership: npt.NDArray[np.bool_],
+               timestamp: float) -> None:
+        """Advance with one detected frame's tracked people and their (zones, N) membership."""
+        ids = detections.tracker_id
+        if ids is None:
+            raise ValueError("people flow needs tracked detections (tracker_id)")
+        foot = foot_points(detections.xyxy)
+        if self._lines is not None:
+            counts = self._lines.update(ids, foot, timestamp)
+            self.lines = {
+                name: LineTotals(int(t_in), int(t_out), int(n_in), int(n_out))
+                for name, t_in, t_out, n_in, n_out in zip(
+                    counts.names, counts.total_in, counts.total_out, counts.new_in,
+                    counts.new_out, strict=True)}
+        if self._dwell is not None:
+            stats = self._dwell.update(ids, membership[self._dwell_rows], timestamp, foot)
+            self.dwell = {
+                name: ZoneDwell(int(inside), float(longest), completed)
+                for name, inside, longest, completed in zip(
+                    stats.names, stats.inside_now, stats.longest_s, stats.completed,
+                    strict=True)}
+
+    def carried(self) -> tuple[dict[str, LineTotals], dict[str, ZoneDwell]]:
+        """The last values for a frame the detector skipped: totals stay, nothing new."""
+        lines = {n: LineTotals(t.people_in, t.people_out) for n, t in self.lines.items()}
+        dwell = {n: ZoneDwell(d.inside, d.longest_s) for n, d in self.dwell.items()}
+        return lines, dwell
+
+    def forget_tracks(self) -> None:
+        """A source that went back in time (a looping file): keep totals, drop tracks."""
+        if self._lines is not None:
+            self._lines.forget_tracks()
+        if self._dwell is not None:
+            self._dwell.reset()
+
+
+def move_to_predicted(last: Detections, predicted: Detections) -> Detections:
+    """The last detected people, with each confirmed track's box replaced by its predicted
+    box (unconfirmed boxes stay where they were, so the zone counts keep every person)."""
+    if last.tracker_id is None or not len(predicted) or predicted.tracker_id is None:
+        return last
+    order = np.argsort(predicted.tracker_id)
+    sorted_ids = predicted.tracker_id[order]
+    at = np.clip(np.searchsorted(sorted_ids, last.tracker_id), 0, len(sorted_ids) - 1)
+    found = (sorted_ids[at] == last.tracker_id) & (last.tracker_id >= 0)
+    xyxy = last.xyxy.copy()
+    xyxy[found] = predicted.xyxy[order[at[found]]]
+    return Detections(xyxy, last.confidence, last.tracker_id)
