@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 import shapely
 
+from crowdwatch.config.camera import CameraConfig
 from crowdwatch.types import Detections
 
 Polygon = Sequence[tuple[float, float]]
@@ -46,3 +47,8 @@ def drop_ignored(detections: Detections, geometry: shapely.Geometry | None) -> D
     if keep.all():
         return detections
     return Detections(detections.xyxy[keep], detections.confidence[keep])
+
+
+def camera_ignore(camera: CameraConfig, width: int, height: int) -> shapely.Geometry | None:
+    """The camera's ignore regions in pixels of a frame of this size, as one geometry."""
+    return ignore_geometry([region.pixels(width, height) for region in camera.ignore])
