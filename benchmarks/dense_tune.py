@@ -1,4 +1,4 @@
-"""Reproduce docs/DENSE.md: detector and tiling settings on the Mall crowd, on PETS, and speed.
+"""Reproduce docs/ACCURACY.md, "Dense crowds (Mall)": tiling settings on Mall, PETS, speed.
 
     PYTHONPATH=src python benchmarks/dense_tune.py mall [--every 4] [--only a,b]
     PYTHONPATH=src python benchmarks/dense_tune.py pets [--only a,b]
@@ -25,13 +25,15 @@ from typing import Any
 import cv2
 import numpy as np
 
+from crowdwatch.analytics.ignore import ignore_geometry, ignored_mask
+from crowdwatch.analytics.smoothing import make_smoother
 from crowdwatch.config import DetectorConfig
-from crowdwatch.detector import Pending, PersonDetector
-from crowdwatch.ignore import ignore_geometry, ignored_mask
-from crowdwatch.pointtruth import load_mask, load_points, score_frames
-from crowdwatch.smoothing import make_smoother
-from crowdwatch.tiling import TiledDetector, TilingConfig
-from crowdwatch.types import Detections, Frame
+from crowdwatch.config.detector import TilingConfig
+from crowdwatch.detect import create_detector
+from crowdwatch.detect.base import Pending
+from crowdwatch.detect.tiling import TiledDetector, tiled
+from crowdwatch.tools.points import load_mask, load_points, score_frames
+from crowdwatch.types import Detections
 
 ROOT = Path(__file__).resolve().parents[1]
 MALL = Path(os.environ.get("CROWDWATCH_MALL_DIR", ROOT / "../shared/datasets/mall-tune"))
@@ -43,7 +45,7 @@ HOLDOUT = 600  # Mall frames >= this are the held-out check, never used to choos
 OFF = {"mode": "off"}
 # Ignore regions of the Mall camera (frame pixels, bottom-centre anchor): the glass of the shop
 # windows on the left and right, where mannequins and reflections stand. Drawn on the
-# architecture of the scene, as an operator would draw them; see docs/DENSE.md.
+# architecture of the scene, as an operator would draw them; see docs/ACCURACY.md.
 MALL_IGNORE = [
     [(0, 50), (100, 50), (100, 140), (85, 250), (0, 262)],
     [(520, 40), (548, 40), (548, 140), (520, 140)],
@@ -78,15 +80,14 @@ SMOOTHING = (("none", 1), ("persistence", 3), ("median", 3))
 
 def make_detector(name: str) -> TiledDetector:
     overrides, tiling = SETTINGS[name]
-    detector = PersonDetector(DetectorConfig(model=MODEL, **overrides))
+    config = DetectorConfig(model=MODEL, **overrides)
+    detector = create_detector(config)
     if tiling.get("edge_px") == -1:  # seam filter off: every tile box kept
         tiling = {**tiling, "edge_px": 0.0}
-        config = TilingConfig(**tiling)
-        import crowdwatch.tiling as tiling_module
+        import crowdwatch.detect.tiling as tiling_module
 
         tiling_module.seam_mask = lambda xyxy, *_args: np.ones(len(xyxy), bool)  # type: ignore
-        return TiledDetector(detector.submit, config, detector.config.imgsz)
-    return TiledDetector(detector.submit, TilingConfig(**tiling), detector.config.imgsz)
+    return tiled(detector, TilingConfig(**tiling), config.imgsz)
 
 
 def run_pipelined(submit: Callable[[np.ndarray], Pending], images: Iterable[np.ndarray],
@@ -170,23 +171,10 @@ def mall(names: list[str], every: int, ignore: bool) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-class _TiledDetect:
-    """A pipeline Detect with submit(), on a TiledDetector."""
-
-    def __init__(self, tiled: TiledDetector) -> None:
-        self.tiled = tiled
-
-    def __call__(self, frame: Frame) -> Detections:
-        return self.tiled.detect(frame.image)
-
-    def submit(self, frame: Frame) -> Pending:
-        return self.tiled.submit(frame.image)
-
-
 def pets(names: list[str]) -> None:
     from crowdwatch.config import load_config
-    from crowdwatch.evaluate import eval_config, evaluate
-    from crowdwatch.groundtruth import load_ground_truth
+    from crowdwatch.tools.evaluate import eval_config, evaluate
+    from crowdwatch.tools.groundtruth import load_ground_truth
 
     truth = load_ground_truth(PETS / "gt" / "PETS2009-S2L1.xml", "cvml")
     video = PETS / "vtest.avi"
@@ -194,11 +182,11 @@ def pets(names: list[str]) -> None:
     print("| setting | PETS MAE tune / test / all | bias | precision | recall |")
     print("|---|---|---|---|---|")
     for name in names:
-        overrides, _ = SETTINGS[name]
+        overrides, tiling = SETTINGS[name]
+        # The pipeline wraps the detector in the tiler per camera (detector.tiling).
         cfg = config.model_copy(update={"detector": config.detector.model_copy(
-            update={"model": MODEL, **overrides})})
-        evaluation = evaluate(cfg, truth, baseline=False, split=398, name="x",
-                              detect_factory=lambda _c, n=name: _TiledDetect(make_detector(n)))
+            update={"model": MODEL, **overrides, "tiling": TilingConfig(**tiling)})})
+        evaluation = evaluate(cfg, truth, baseline=False, split=398, name="x")
         rows = [r.result for r in evaluation.report.rows]
         whole = evaluation.report.result()
         tally = whole.detection
