@@ -238,6 +238,9 @@ def eval_command(
         typer.echo(f"crowdwatch: eval: {message}", err=True)
 
     if gt_format == "points" or (gt_format is None and is_points_file(gt)):
+        if compare or max_zone_mae is not None:
+            raise fail("head-point ground truth scores one setting over the whole frame: drop "
+                       "--compare and --max-zone-mae, and run eval once per setting with --set")
         _eval_points(video, gt, roi, config_path, camera, model, list(changes or ()), name,
                      start_frame, max_frames, split, report, max_mae)
         return

@@ -530,3 +530,13 @@ def test_eval_cli_rejects_an_roi_for_box_ground_truth(cli, clip: Path, tmp_path:
     assert result.exit_code == 1
     assert _error_lines(result) == [
         "crowdwatch: error: --roi applies to head-point ground truth (--gt-format points) only"]
+
+
+@pytest.mark.parametrize("extra", [["--compare", "b:counting.window=5"], ["--max-zone-mae", "1"]])
+def test_eval_cli_points_reject_what_they_cannot_score(cli, clip: Path, tmp_path: Path,
+                                                       extra: list[str]) -> None:
+    result = cli("--video", clip, "--gt", write_points(tmp_path / "points.csv"), *extra)
+    assert result.exit_code == 1
+    assert _error_lines(result) == [
+        "crowdwatch: error: head-point ground truth scores one setting over the whole frame: "
+        "drop --compare and --max-zone-mae, and run eval once per setting with --set"]
