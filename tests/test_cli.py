@@ -174,3 +174,26 @@ def test_metrics_port_in_use_is_one_line_and_writes_nothing(tmp_path: Path, mode
                             str(port), "--events", str(events), model=model_path)
     assert_one_line_error(result, f"cannot serve metrics on 0.0.0.0:{port}", "--metrics-port")
     assert events.read_text() == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (["--source", "no/such/clip.mp4"], ["cannot read a frame from --source", "file path"]),
+        (["--source", "rtsp://user:secret@192.0.2.1:1/s", "--config", "no/such/dir/x.yaml"],
+         ["folder no/such/dir does not exist"]),
+        (["--source", "samples/vtest_h264.mp4", "--config", "README.md"], ["README.md"]),
+    ],
+)
+def test_zones_rejects_bad_input_in_one_line(tmp_path: Path, args: list[str], fragments: list[str]) -> None:
+    if "--config" not in args:
+        args = [*args, "--config", str(tmp_path / "new.yaml")]
+    result = crowdwatch("zones", *args, "--port", "0")
+    assert_one_line_error(result, *fragments)
+    assert "secret" not in result.stderr
+
+
+def test_save_video_into_a_file_is_one_line_error(model_path: Path) -> None:
+    result = crowdwatch("run", "--source", "samples/vtest_h264.mp4", "--no-metrics", "--max-frames", "1",
+                        "--save-video", "README.md/rec", model=model_path)
+    assert_one_line_error(result, "cannot create the recording folder README.md/rec", "--save-video")

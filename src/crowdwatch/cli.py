@@ -1,4 +1,4 @@
-"""Command line (typer only): `crowdwatch run`, `check`, `eval` and `bench`.
+"""Command line (typer only): `crowdwatch run`, `check`, `zones`, `eval` and `bench`.
 
 Commands parse options and print; the work happens in app.py and tools/. Heavy modules
 (cv2, OpenVINO, torch) are imported inside the commands, so `--help` stays fast.
@@ -91,18 +91,51 @@ def run(
         "--keep-serving", help="Keep /metrics up after file sources end, until Ctrl-C.")] = False,
     realtime: Annotated[bool, typer.Option(
         "--realtime", help="Pace file sources at their own frame rate, like a camera.")] = False,
+    save_video: Annotated[Optional[Path], typer.Option(  # noqa: UP045
+        "--save-video", help="Record each camera, annotated, to an H.264 MP4 in folder DIR "
+        "(frames the encoder cannot take in time are skipped, never waited for).")] = None,
+    web: Annotated[bool, typer.Option(
+        "--web", help="Serve the live page (counts and previews) on the metrics port, plus "
+        "the zone editor with --config; needs the token in $CROWDWATCH_TOKEN (or the "
+        "config's web.token_env) when set.")] = False,
+    blur_people: Annotated[bool, typer.Option(
+        "--blur-people", help="Blur every detected person in previews, snapshots and "
+        "recordings.")] = False,
 ) -> None:
     """Analyse the configured cameras and serve their counts on /metrics."""
     try:
         _run(config, source, model, max_frames, events, metrics_port, no_metrics, keep_serving,
-             realtime)
+             realtime, save_video, web, blur_people)
     except CrowdwatchError as error:
         raise fail(str(error)) from None
 
 
+def _visual_options(config: AppConfig, save_video: Path | None, web: bool,
+                    blur_people: bool, editor: bool) -> AppConfig:
+    """The config with the command line's --save-video, --web and --blur-people applied."""
+    update: dict[str, object] = {}
+    recording = config.recording
+    if save_video is not None:
+        recording = recording.model_copy(update={"enabled": True, "directory": str(save_video)})
+    if blur_people:
+        recording = recording.model_copy(update={"blur_people": True})
+    update["recording"] = recording
+    page = config.web
+    if web:
+        page = page.model_copy(update={
+            "enabled": True, "editor": editor or page.editor,
+            "preview": page.preview.model_copy(update={"enabled": True})})
+    if blur_people:
+        page = page.model_copy(update={
+            "preview": page.preview.model_copy(update={"blur_people": True})})
+    update["web"] = page
+    return config.model_copy(update=update)
+
+
 def _run(config_path: Path | None, source: str | None, model: str | None,
          max_frames: int | None, events_path: str | None, metrics_port: int | None,
-         no_metrics: bool, keep_serving: bool, realtime: bool) -> None:
+         no_metrics: bool, keep_serving: bool, realtime: bool, save_video: Path | None = None,
+         web: bool = False, blur_people: bool = False) -> None:
     # Imports here keep `crowdwatch check` and `--help` free of the detector's start-up time.
     from tqdm import tqdm
 
@@ -112,12 +145,21 @@ def _run(config_path: Path | None, source: str | None, model: str | None,
     if realtime:
         cameras = [c.model_copy(update={"realtime": True}) for c in config.cameras]
         config = config.model_copy(update={"cameras": cameras})
+    config = _visual_options(config, save_video, web, blur_people, config_path is not None)
+    if no_metrics:  # --no-metrics keeps the page (if any) but not the /metrics series
+        config = config.model_copy(update={
+            "metrics": config.metrics.model_copy(update={"enabled": False})})
     options = RunOptions(max_frames=max_frames, events=events_path, metrics_port=metrics_port,
-                         serve=not no_metrics)
+                         serve=True, config_path=None if config_path is None
+                         else str(config_path))
     running = build_app(config, options)
     pipeline = running.pipeline
     if running.url is not None:
         typer.echo(f"crowdwatch: metrics on {running.url}", err=True)
+    if running.web_url is not None:
+        typer.echo(f"crowdwatch: live page on {running.web_url}", err=True)
+    if config.recording.enabled:
+        typer.echo(f"crowdwatch: recording to {config.recording.directory}/", err=True)
     files_only = not any(w.source.live for w in pipeline.workers)
     total = max_frames * len(config.cameras) if max_frames else None
     progress = tqdm(total=total, unit="frame", disable=None if files_only else True,
@@ -136,6 +178,7 @@ def _run(config_path: Path | None, source: str | None, model: str | None,
     try:
         pipeline.run()
         elapsed = time.perf_counter() - started
+        running.finish_recordings()
         done = sum(pipeline.processed.values())
         progress.close()
         typer.echo(f"crowdwatch: analysed {done} frames in {elapsed:.1f} s "
@@ -170,6 +213,49 @@ def check(config: Annotated[Path, typer.Argument(help="YAML config file.")]) -> 
         resolve_model(loaded.detector.model)
     except CrowdwatchError as error:
         typer.echo(f"crowdwatch: warning: {error}", err=True)
+
+
+@app.command()
+def zones(
+    source: Annotated[str, typer.Option(
+        "--source", "-s", help="Video file, device index or stream URL to take a frame from.")],
+    config: Annotated[Path, typer.Option(
+        "--config", "-c", help="YAML config file to edit (created with one camera if it does "
+        "not exist; the previous version is kept as FILE.bak).")] = Path("crowdwatch.yaml"),
+    camera: Annotated[Optional[str], typer.Option(  # noqa: UP045 (typer needs Optional here)
+        "--camera", help="Camera of the config to edit (default: the one with this source, "
+        "else the first).")] = None,
+    port: Annotated[int, typer.Option(
+        "--port", "-p", min=0, max=65535, help="Port of the editor on 127.0.0.1.")] = 8090,
+) -> None:
+    """Draw zones and lines on a frame of SOURCE in the browser and save them into the config
+    (no counting runs). Needs the token in $CROWDWATCH_TOKEN when that is set."""
+    try:
+        if not config.exists() and not config.parent.is_dir():
+            raise CrowdwatchError(f"folder {config.parent} does not exist; create it or pick "
+                                  "another --config path")
+        if config.exists():
+            load_config(config)  # the editor writes only a file that validates
+        from crowdwatch.web.ui import serve_editor
+
+        try:
+            server = serve_editor(source, config, camera=camera, port=port)
+        except OSError as error:
+            raise CrowdwatchError(f"cannot serve the editor on 127.0.0.1:{port} "
+                                  f"({error.strerror}); pick another port with --port") from None
+    except CrowdwatchError as error:
+        raise fail(str(error)) from None
+    typer.echo(f"crowdwatch: zone editor on {server.url}/editor (Ctrl-C to stop)", err=True)
+    stopped = threading.Event()
+    previous = {s: signal.signal(s, lambda *_: stopped.set())
+                for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while not stopped.wait(0.5):
+            pass
+    finally:
+        server.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 @app.command("eval")

@@ -177,6 +177,7 @@ class CameraWorker:
             detections=detections,
             stage_seconds=stage_seconds,
             analysed_at=t2,
+            image=frame.image,
         )
         for sink in self.sinks:
             sink.write(result)

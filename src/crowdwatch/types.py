@@ -108,6 +108,9 @@ class FrameResult:
     stage_seconds: dict[str, float] = field(default_factory=dict)
     # perf_counter() when analysis ended: the export stage runs from here.
     analysed_at: float = 0.0
+    # The analysed frame itself, by reference (not a copy) for the recorder and the live
+    # preview: sinks must not modify it; one that draws on it copies it first.
+    image: npt.NDArray[np.uint8] | None = field(default=None, repr=False, compare=False)
 
     @property
     def timestamp(self) -> float:

@@ -10,6 +10,7 @@ from crowdwatch.analytics.smoothing import SMOOTHERS
 from crowdwatch.config.base import Strict, require_unique
 from crowdwatch.config.camera import CameraConfig
 from crowdwatch.config.detector import DetectorConfig
+from crowdwatch.config.web import RecordingConfig, WebConfig
 from crowdwatch.config.zones import LevelThresholds
 
 
@@ -46,6 +47,10 @@ class AppConfig(Strict):
     counting: CountingConfig = Field(default_factory=CountingConfig)
     levels: LevelThresholds = Field(default_factory=LevelThresholds,
                                     description="default level thresholds for every zone")
+    web: WebConfig = Field(default_factory=WebConfig,
+                           description="the live page, previews and zone editor (off by default)")
+    recording: RecordingConfig = Field(default_factory=RecordingConfig,
+                                       description="an H.264 MP4 per camera (off by default)")
 
     @field_validator("cameras")
     @classmethod

@@ -1,6 +1,8 @@
 """The HTTP endpoint: /metrics for Prometheus, /healthz and /readyz for orchestrators.
 
-It serves numbers and states only, never images.
+Alone it serves numbers and states only, never images. When the config turns the web page
+on, the routes of web/ui.py (live page, previews, editor, behind the access token) answer
+every other path; /metrics, /healthz and /readyz stay open.
 """
 
 from __future__ import annotations
@@ -50,11 +52,17 @@ def make_app(health: HealthState,
 
 
 class Server:
-    """The endpoint on a background thread."""
+    """The endpoint on a background thread; `web` (web.ui.WebUI) adds the web page."""
 
     def __init__(self, health: HealthState, host: str, port: int,
-                 registry: CollectorRegistry | None = None) -> None:
-        self._httpd = make_server(host, port, make_app(health, registry), _ThreadingServer,
+                 registry: CollectorRegistry | None = None,
+                 web: Callable[..., Iterable[bytes]] | None = None) -> None:
+        app = make_app(health, registry)
+        if web is not None:
+            from crowdwatch.web.ui import make_web_app
+
+            app = make_web_app(app, web)
+        self._httpd = make_server(host, port, app, _ThreadingServer,
                                   handler_class=_QuietHandler)
         self.port = int(self._httpd.server_port)
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="http",

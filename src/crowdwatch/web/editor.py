@@ -1,0 +1,382 @@
+"""Zone and line editor backend: shapes in pixels to and from the YAML config file.
+
+The file is edited with ruamel.yaml's round-trip mode, so the user's comments, key order
+and other keys survive. Zones are validated by the same pydantic ZoneConfig and the whole
+file by parse_config (what `crowdwatch check` runs); errors are reported per shape. A save
+writes a temporary file beside the config and renames it over (atomic), after copying the
+previous file to FILE.bak.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import math
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from pydantic import ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+from crowdwatch.config import CameraConfig, ZoneConfig, format_validation_error, parse_config
+from crowdwatch.errors import ConfigError
+
+Image = npt.NDArray[np.uint8]
+FrameFor = Callable[[str], Image | None]
+_NAME_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.:-")
+# Editable zone keys; any other key of a zone (anchor, levels, ...) is kept as it is.
+_ZONE_KEYS = ("name", "capacity", "area_m2")
+# A point moved by less than this many pixels is unchanged: keeps normalised values exact.
+_SAME_PX = 0.01
+
+
+class EditorError(Exception):
+    """A request the editor cannot apply; status is the HTTP status to answer."""
+
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        super().__init__(body)
+        self.status = status
+        self.body = body
+
+
+def _yaml() -> YAML:
+    yaml = YAML(typ="rt")
+    yaml.preserve_quotes = True
+    yaml.width = 120
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    return yaml
+
+
+def _number(value: float) -> float | int:
+    return int(value) if float(value).is_integer() else value
+
+
+def _flow(points: list[list[float | int]]) -> CommentedSeq:
+    outer = CommentedSeq()
+    for x, y in points:
+        pair = CommentedSeq([x, y])
+        pair.fa.set_flow_style()
+        outer.append(pair)
+    outer.fa.set_flow_style()
+    return outer
+
+
+def _to_pixels(points: Any, normalized: bool, size: tuple[int, int] | None) -> list[list[float]]:
+    out = [[float(x), float(y)] for x, y in points]
+    if normalized:
+        if size is None:
+            raise ValueError("normalized coordinates need the camera's frame size")
+        out = [[x * size[0], y * size[1]] for x, y in out]
+    return out
+
+
+def _check_line(line: dict[str, Any], size: tuple[int, int] | None) -> list[list[float]]:
+    """A line's points in pixels, or ValueError (the lead adds LineConfig to the config)."""
+    name = line.get("name")
+    if not isinstance(name, str) or not 1 <= len(name) <= 64 or not set(name) <= _NAME_CHARS:
+        raise ValueError("name: 1-64 letters, digits, _ . : -")
+    points = line.get("points")
+    if not isinstance(points, list) or len(points) != 2:
+        raise ValueError("points: a line needs exactly 2 points")
+    pts = []
+    for point in points:
+        if (not isinstance(point, list | tuple) or len(point) != 2
+                or not all(isinstance(v, int | float) and math.isfinite(v) for v in point)):
+            raise ValueError("points: each point is [x, y] with finite numbers")
+        pts.append([float(point[0]), float(point[1])])
+    if pts[0] == pts[1]:
+        raise ValueError("points: the two points must differ")
+    if size is not None and any(not (0 <= x <= size[0] and 0 <= y <= size[1]) for x, y in pts):
+        raise ValueError(f"points: must lie inside the {size[0]}x{size[1]} frame")
+    return pts
+
+
+class ConfigEditor:
+    """Serves the config's shapes in pixels and saves edited shapes back into the file."""
+
+    def __init__(self, path: str | Path, frame_for: FrameFor,
+                 default: dict[str, Any] | None = None) -> None:
+        """`default` is the document used when the file does not exist yet."""
+        self.path = Path(path)
+        self.frame_for = frame_for
+        self._default = default
+        self._sizes: dict[str, tuple[int, int]] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def backup_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".bak")
+
+    def _read(self) -> tuple[CommentedMap, str]:
+        if not self.path.exists() and self._default is not None:
+            text = ""
+            buffer = io.StringIO()
+            _yaml().dump(self._default, buffer)
+            doc = _yaml().load(buffer.getvalue())
+        else:
+            text = self.path.read_text(encoding="utf-8")
+            doc = _yaml().load(text)
+        if not isinstance(doc, CommentedMap) or not isinstance(doc.get("cameras"), list):
+            raise EditorError(422, {"errors": [{"kind": "config", "message":
+                                                "the config has no 'cameras' list"}]})
+        return doc, hashlib.sha256(text.encode()).hexdigest()
+
+    def size(self, camera: str) -> tuple[int, int] | None:
+        """(width, height) of the camera's frames, from the latest frame seen."""
+        image = self.frame_for(camera)
+        if image is not None:
+            self._sizes[camera] = (int(image.shape[1]), int(image.shape[0]))
+        return self._sizes.get(camera)
+
+    def view(self) -> dict[str, Any]:
+        """GET /api/config: every camera's zones and lines in pixels (never its source)."""
+        doc, version = self._read()
+        cameras = []
+        for cam in doc["cameras"]:
+            camera_id = str(cam.get("id"))
+            size = self.size(camera_id)
+            zones, lines = [], []
+            for key, zone in enumerate(cam.get("zones") or []):
+                try:
+                    points = _to_pixels(zone.get("polygon") or [], bool(zone.get("normalized")),
+                                        size)
+                except (TypeError, ValueError):
+                    points = []  # unreadable: the user redraws it
+                zones.append({"key": key, "name": zone.get("name"), "points": points,
+                              "capacity": zone.get("capacity"), "area_m2": zone.get("area_m2")})
+            for key, line in enumerate(cam.get("lines") or []):
+                try:
+                    points = _to_pixels(line.get("points") or [], bool(line.get("normalized")),
+                                        size)
+                except (TypeError, ValueError):
+                    points = []
+                lines.append({"key": key, "name": line.get("name"), "points": points})
+            cameras.append({"id": camera_id, "width": size[0] if size else None,
+                            "height": size[1] if size else None, "zones": zones,
+                            "lines": lines})
+        return {"version": version, "cameras": cameras}
+
+    def save(self, payload: Any) -> dict[str, Any]:
+        """POST /api/config: validate the edited shapes and write them; EditorError if not."""
+        if not isinstance(payload, dict) or not isinstance(payload.get("cameras"), list):
+            raise EditorError(400, {"errors": [{"kind": "request",
+                                                "message": "expected {cameras: [...]}"}]})
+        with self._lock:
+            doc, version = self._read()
+            if payload.get("version") not in (None, version):
+                raise EditorError(409, {"errors": [{"kind": "config", "message":
+                                  "the file changed since it was loaded; reload the page"}]})
+            errors: list[dict[str, Any]] = []
+            by_id = {str(c.get("id")): c for c in doc["cameras"]}
+            for edited in payload["cameras"]:
+                camera_id = str(edited.get("id")) if isinstance(edited, dict) else ""
+                if camera_id not in by_id:
+                    errors.append({"camera": camera_id, "kind": "config",
+                                   "message": f"no camera {camera_id!r} in the config"})
+                    continue
+                self._apply(by_id[camera_id], edited, errors)
+            if not errors:
+                errors.extend(_check_whole(doc, str(self.path)))
+            if errors:
+                raise EditorError(422, {"errors": errors})
+            _write(self.path, _dump(doc), self.backup_path)
+            return {"ok": True, "path": str(self.path), "backup": str(self.backup_path)
+                    if self.backup_path.exists() else None}
+
+    def _apply(self, cam: CommentedMap, edited: dict[str, Any],
+               errors: list[dict[str, Any]]) -> None:
+        camera_id = str(cam.get("id"))
+        size = self.size(camera_id)
+        for kind, key_name in (("zones", "zone"), ("lines", "line")):
+            items = edited.get(kind) or []
+            if not isinstance(items, list):
+                errors.append({"camera": camera_id, "kind": key_name, "index": None,
+                               "message": f"{kind} must be a list"})
+                continue
+            existing = cam.get(kind)
+            if not isinstance(existing, list):
+                existing = CommentedSeq()
+            names = [i.get("name") for i in items if isinstance(i, dict)]
+            new_items: list[CommentedMap] = []
+            for index, item in enumerate(items):
+                old = None
+                key = item.get("key") if isinstance(item, dict) else None
+                if isinstance(key, int) and 0 <= key < len(existing):
+                    old = existing[key]
+                try:
+                    if not isinstance(item, dict):
+                        raise ValueError("must be an object")
+                    if names.count(item.get("name")) > 1:
+                        raise ValueError(f"name: {item.get('name')!r} is used twice")
+                    build = _zone_entry if kind == "zones" else _line_entry
+                    new_items.append(build(item, old, size, existing))
+                except ValueError as error:
+                    errors.append({"camera": camera_id, "kind": key_name, "index": index,
+                                   "message": str(error)})
+            if errors:
+                continue
+            _replace_items(cam, kind, existing, new_items)
+
+
+def _points_out(points_px: list[list[float]], old_points_px: list[list[float]] | None,
+                old_value: Any, normalized: bool,
+                size: tuple[int, int] | None) -> Any:
+    if old_points_px is not None and len(old_points_px) == len(points_px) and all(
+            abs(a - b) <= _SAME_PX for p, q in zip(points_px, old_points_px, strict=True)
+            for a, b in zip(p, q, strict=True)):
+        return old_value  # unchanged: keep the user's exact numbers and formatting
+    if normalized:
+        if size is None:
+            raise ValueError("normalized shape edited without a frame size")
+        values = [[round(min(max(x / size[0], 0.0), 1.0), 4),
+                   round(min(max(y / size[1], 0.0), 1.0), 4)] for x, y in points_px]
+    else:
+        values = [[_number(round(x, 1)), _number(round(y, 1))] for x, y in points_px]
+    return _flow(values)
+
+
+def _points_in(item: dict[str, Any]) -> list[list[float]]:
+    points = item.get("points")
+    if not isinstance(points, list):
+        raise ValueError("points: must be a list of [x, y]")
+    out = []
+    for point in points:
+        if (not isinstance(point, list) or len(point) != 2
+                or not all(isinstance(v, int | float) and not isinstance(v, bool)
+                           and math.isfinite(v) for v in point)):
+            raise ValueError("points: each point is [x, y] with finite numbers")
+        out.append([float(point[0]), float(point[1])])
+    return out
+
+
+def _default_normalized(existing: list[Any]) -> bool:
+    # New shapes follow the camera's existing zones; pixels when there are none.
+    return bool(existing) and all(bool(z.get("normalized")) for z in existing)
+
+
+def _zone_entry(item: dict[str, Any], old: CommentedMap | None, size: tuple[int, int] | None,
+                existing: list[Any]) -> CommentedMap:
+    points_px = _points_in(item)
+    entry = old if old is not None else CommentedMap()
+    normalized = bool(entry.get("normalized")) if old is not None else _default_normalized(
+        existing)
+    old_px = None
+    if old is not None:
+        try:
+            old_px = _to_pixels(old.get("polygon") or [], normalized, size)
+        except (TypeError, ValueError):
+            old_px = None
+    polygon = _points_out(points_px, old_px, old.get("polygon") if old else None, normalized,
+                          size)
+    values: dict[str, Any] = {"name": item.get("name"), "polygon": polygon}
+    if normalized:
+        values["normalized"] = True
+    for key in ("capacity", "area_m2"):
+        value = item.get(key)
+        values[key] = None if value in (None, "") else value
+    candidate = {**{k: v for k, v in entry.items() if k not in values}, **values}
+    candidate = {k: v for k, v in candidate.items() if v is not None}
+    try:
+        ZoneConfig.model_validate(_plain(candidate))
+    except ValidationError as error:
+        raise ValueError(format_validation_error(error)) from None
+    # Edit the user's own map in place: its comments and other keys stay where they were.
+    for key, value in values.items():
+        if value is None:
+            entry.pop(key, None)
+        elif entry.get(key) != value or key not in entry:
+            entry[key] = value
+    return entry
+
+
+def _line_entry(item: dict[str, Any], old: CommentedMap | None, size: tuple[int, int] | None,
+                existing: list[Any]) -> CommentedMap:
+    points_px = _check_line({"name": item.get("name"), "points": _points_in(item)}, size)
+    entry = old if old is not None else CommentedMap()
+    normalized = bool(entry.get("normalized")) if old is not None else False
+    old_px = None
+    if old is not None:
+        try:
+            old_px = _to_pixels(old.get("points") or [], normalized, size)
+        except (TypeError, ValueError):
+            old_px = None
+    entry["name"] = item.get("name")
+    entry["points"] = _points_out(points_px, old_px, old.get("points") if old else None,
+                                  normalized, size)
+    return entry
+
+
+def _replace_items(cam: CommentedMap, kind: str, existing: Any,
+                   new_items: list[CommentedMap]) -> None:
+    if not new_items:
+        if kind == "lines":
+            cam.pop(kind, None)  # no key the config does not need
+        else:
+            cam[kind] = CommentedSeq()
+        return
+    if isinstance(existing, CommentedSeq) and cam.get(kind) is existing:
+        kept = [i for i in new_items if any(i is e for e in existing)]
+        in_order = [e for e in existing if any(e is i for i in kept)]
+        if kept == in_order and new_items[:len(kept)] == kept:
+            # Same order: delete and append in place so comments on kept items stay put.
+            for index in reversed(range(len(existing))):
+                if not any(existing[index] is i for i in kept):
+                    del existing[index]
+            for item in new_items[len(kept):]:
+                existing.append(item)
+            return
+    seq = CommentedSeq(new_items)
+    cam[kind] = seq
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _check_whole(doc: CommentedMap, origin: str) -> list[dict[str, Any]]:
+    data = _plain(doc)
+    has_lines = "lines" in CameraConfig.model_fields
+    for cam in data.get("cameras") or []:
+        if isinstance(cam, dict) and not has_lines:
+            cam.pop("lines", None)  # validated by _check_line until the config knows lines
+    try:
+        parse_config(data, origin)
+    except ConfigError as error:
+        return [{"kind": "config", "message": str(error)}]
+    return []
+
+
+def _write(path: Path, text: str, backup: Path) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if path.exists():
+            shutil.copymode(path, tmp)
+            shutil.copy2(path, backup)
+        # Atomic: readers see the old file or the new one, never a half-written one.
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _dump(doc: CommentedMap) -> str:
+    buffer = io.StringIO()
+    _yaml().dump(doc, buffer)
+    return buffer.getvalue()
+

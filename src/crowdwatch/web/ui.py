@@ -1,0 +1,364 @@
+"""Web routes: the live page, MJPEG previews, snapshots and the zone editor, behind a token.
+
+make_web_app() wraps the existing server app (server.make_app): /metrics, /healthz and
+/readyz go to it unprotected; every other path needs the access token when one is set
+(Authorization: Bearer, or the cookie the /login form sets) and, unless allow_remote,
+a client on this machine. serve_editor() runs only the editor, for `crowdwatch zones`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import html
+import ipaddress
+import json
+import logging
+import os
+import re
+import threading
+from collections.abc import Callable, Iterable
+from importlib import resources
+from pathlib import Path
+from socketserver import ThreadingMixIn
+from typing import Any
+from urllib.parse import parse_qs
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+import cv2
+from ruamel.yaml import YAML
+
+from crowdwatch.config.web import WebConfig
+from crowdwatch.errors import SourceError
+from crowdwatch.web.editor import ConfigEditor, EditorError
+from crowdwatch.web.preview import BOUNDARY, PreviewHub
+
+log = logging.getLogger("crowdwatch.web")
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+PUBLIC_PATHS = frozenset({"/metrics", "/healthz", "/readyz"})
+COOKIE = "crowdwatch_session"
+MAX_BODY = 2 * 1024 * 1024
+_CAMERA_ROUTE = re.compile(r"^/cameras/([A-Za-z0-9_.:-]{1,64})/(preview\.mjpg|snapshot\.jpg|"
+                           r"frame\.jpg)$")
+_STATIC = {"/": "live.html", "/editor": "editor.html", "/static/editor.js": "editor.js",
+           "/static/live.js": "live.js", "/static/style.css": "style.css"}
+_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+          ".css": "text/css; charset=utf-8"}
+_HEADERS = [("Cache-Control", "no-store"), ("X-Content-Type-Options", "nosniff"),
+            ("Referrer-Policy", "no-referrer"), ("X-Frame-Options", "DENY")]
+
+
+class AccessGuard:
+    """Checks the access token; no token configured means open (to allowed clients)."""
+
+    def __init__(self, token: str | None, allow_remote: bool = False) -> None:
+        self.token = token or None
+        self.allow_remote = allow_remote
+        # The cookie holds a digest of the token, not the token: a leaked cookie jar or
+        # log line does not give away what to put in an Authorization header.
+        self._session = (hashlib.sha256(b"crowdwatch-session:" + self.token.encode()).hexdigest()
+                         if self.token else None)
+
+    @classmethod
+    def from_env(cls, variable: str | None = "CROWDWATCH_TOKEN",
+                 allow_remote: bool = False) -> AccessGuard:
+        """Token from the named environment variable (never from the config file)."""
+        return cls(os.environ.get(variable) if variable else None, allow_remote)
+
+    def client_allowed(self, environ: dict[str, Any]) -> bool:
+        if self.allow_remote:
+            return True
+        try:
+            return ipaddress.ip_address(environ.get("REMOTE_ADDR", "")).is_loopback
+        except ValueError:
+            return False
+
+    def token_ok(self, token: str) -> bool:
+        return self.token is not None and hmac.compare_digest(token.encode(),
+                                                              self.token.encode())
+
+    def authorized(self, environ: dict[str, Any]) -> bool:
+        if self.token is None:
+            return True
+        header = environ.get("HTTP_AUTHORIZATION", "")
+        if header.startswith("Bearer ") and self.token_ok(header[7:].strip()):
+            return True
+        assert self._session is not None
+        for part in environ.get("HTTP_COOKIE", "").split(";"):
+            name, _, value = part.strip().partition("=")
+            if name == COOKIE and hmac.compare_digest(value.encode(), self._session.encode()):
+                return True
+        return False
+
+    def session_cookie(self, secure: bool) -> str:
+        assert self._session is not None
+        flags = "; Secure" if secure else ""
+        return f"{COOKIE}={self._session}; Path=/; HttpOnly; SameSite=Strict{flags}"
+
+
+def static_text(name: str) -> bytes:
+    """A file of the web/static package data."""
+    return resources.files("crowdwatch").joinpath("web", "static", name).read_bytes()
+
+
+def _respond(start_response: Callable[..., Any], status: str, body: bytes, content_type: str,
+             extra: list[tuple[str, str]] | None = None) -> list[bytes]:
+    start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(body))),
+                            *_HEADERS, *(extra or [])])
+    return [body]
+
+
+def _json(start_response: Callable[..., Any], status: str, data: Any) -> list[bytes]:
+    return _respond(start_response, status, json.dumps(data).encode(), "application/json")
+
+
+def _login_page(message: str = "") -> bytes:
+    note = f"<p class=error>{html.escape(message)}</p>" if message else ""
+    return (f"<!doctype html><html><head><meta charset=utf-8><title>crowdwatch login</title>"
+            f"<link rel=stylesheet href=/static/style.css></head><body><h1>crowdwatch</h1>"
+            f"{note}<form method=post action=/login><label>Access token "
+            f"<input type=password name=token autocomplete=current-password autofocus>"
+            f"</label> <button>Log in</button></form></body></html>").encode()
+
+
+def _read_body(environ: dict[str, Any]) -> bytes:
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    if length > MAX_BODY:
+        raise EditorError(413, {"errors": [{"kind": "request", "message": "body too large"}]})
+    return environ["wsgi.input"].read(length) if length > 0 else b""
+
+
+class WebUI:
+    """The web routes; `handle` answers a request or returns None for paths it does not own."""
+
+    def __init__(self, guard: AccessGuard, hub: PreviewHub | None = None,
+                 editor: ConfigEditor | None = None, preview: bool = True,
+                 live_page: bool = True) -> None:
+        self.guard = guard
+        self.hub = hub
+        self.editor = editor
+        self.preview = preview and hub is not None
+        self.live_page = live_page and hub is not None
+
+    def __call__(self, environ: dict[str, Any],
+                 start_response: Callable[..., Any]) -> Iterable[bytes]:
+        answer = self.handle(environ, start_response)
+        if answer is None:
+            return _respond(start_response, "404 Not Found", b"not found\n", "text/plain")
+        return answer
+
+    def handle(self, environ: dict[str, Any],
+               start_response: Callable[..., Any]) -> Iterable[bytes] | None:
+        path = environ.get("PATH_INFO", "/")
+        method = environ.get("REQUEST_METHOD", "GET")
+        if not self.guard.client_allowed(environ):
+            return _respond(start_response, "403 Forbidden",
+                            b"only this machine may connect (web.allow_remote is false)\n",
+                            "text/plain")
+        if path == "/login" and self.guard.token is not None:
+            return self._login(environ, start_response, method)
+        if path == "/static/style.css":  # the login page needs it before login
+            return self._static(start_response, path)
+        if not self.guard.authorized(environ):
+            wants_html = "text/html" in environ.get("HTTP_ACCEPT", "")
+            body = _login_page() if wants_html else b"unauthorized: send the access token\n"
+            return _respond(start_response, "401 Unauthorized", body,
+                            "text/html; charset=utf-8" if wants_html else "text/plain",
+                            [("WWW-Authenticate", 'Bearer realm="crowdwatch"')])
+        if path == "/" and not self.live_page and self.editor is not None:
+            start_response("303 See Other", [("Location", "/editor"), ("Content-Length", "0")])
+            return [b""]
+        if path in ("/", "/static/live.js", "/api/status") and not self.live_page:
+            return None
+        if path in ("/editor", "/static/editor.js", "/api/config") and self.editor is None:
+            return None
+        if path in _STATIC and method == "GET":
+            return self._static(start_response, path)
+        if path == "/api/status" and method == "GET":
+            assert self.hub is not None
+            status = {**self.hub.status(), "preview": self.preview,
+                      "editor": self.editor is not None}
+            return _json(start_response, "200 OK", status)
+        if path == "/api/config":
+            return self._config(environ, start_response, method)
+        match = _CAMERA_ROUTE.match(path)
+        if match and method == "GET":
+            return self._camera(start_response, match.group(1), match.group(2))
+        return None
+
+    def _static(self, start_response: Callable[..., Any], path: str) -> list[bytes]:
+        name = _STATIC[path]
+        return _respond(start_response, "200 OK", static_text(name), _TYPES[Path(name).suffix])
+
+    def _login(self, environ: dict[str, Any], start_response: Callable[..., Any],
+               method: str) -> list[bytes]:
+        if method != "POST":
+            return _respond(start_response, "200 OK", _login_page(), "text/html; charset=utf-8")
+        # The token travels in the POST body, never in a URL that proxies or logs keep.
+        form = parse_qs(_read_body(environ).decode("utf-8", "replace"))
+        if not self.guard.token_ok((form.get("token") or [""])[0]):
+            return _respond(start_response, "401 Unauthorized", _login_page("wrong token"),
+                            "text/html; charset=utf-8")
+        secure = environ.get("wsgi.url_scheme") == "https"
+        start_response("303 See Other", [("Location", "/"), ("Content-Length", "0"),
+                                          ("Set-Cookie", self.guard.session_cookie(secure)),
+                                          *_HEADERS])
+        return [b""]
+
+    def _camera(self, start_response: Callable[..., Any], camera: str,
+                what: str) -> Iterable[bytes] | None:
+        if what == "frame.jpg":
+            if self.editor is None:
+                return None
+            image = self.editor.frame_for(camera)
+            if image is None:
+                return _respond(start_response, "404 Not Found", b"no frame yet\n",
+                                "text/plain")
+            _, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 85])
+            return _respond(start_response, "200 OK", data.tobytes(), "image/jpeg")
+        if not self.preview or self.hub is None:
+            return None
+        if camera not in self.hub.cameras:
+            return _respond(start_response, "404 Not Found", b"no such camera\n", "text/plain")
+        if what == "snapshot.jpg":
+            encoded = self.hub.jpeg(camera)
+            if encoded is None:
+                return _respond(start_response, "503 Service Unavailable", b"no frame yet\n",
+                                "text/plain", [("Retry-After", "1")])
+            return _respond(start_response, "200 OK", encoded[1], "image/jpeg")
+        start_response("200 OK", [
+            ("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}"), *_HEADERS])
+        return self.hub.stream(camera)
+
+    def _config(self, environ: dict[str, Any], start_response: Callable[..., Any],
+                method: str) -> list[bytes]:
+        assert self.editor is not None
+        try:
+            if method == "GET":
+                return _json(start_response, "200 OK", self.editor.view())
+            if method != "POST":
+                return _respond(start_response, "405 Method Not Allowed", b"", "text/plain",
+                                [("Allow", "GET, POST")])
+            # JSON only: a cross-site form cannot send it without a CORS preflight.
+            if not environ.get("CONTENT_TYPE", "").startswith("application/json"):
+                return _respond(start_response, "415 Unsupported Media Type",
+                                b"send application/json\n", "text/plain")
+            try:
+                payload = json.loads(_read_body(environ) or b"null")
+            except ValueError:
+                raise EditorError(400, {"errors": [{"kind": "request",
+                                                    "message": "invalid JSON"}]}) from None
+            saved = self.editor.save(payload)
+            log.info("zone editor saved %s", saved["path"])
+            return _json(start_response, "200 OK", saved)
+        except EditorError as error:
+            reasons = {400: "Bad Request", 409: "Conflict", 413: "Content Too Large",
+                       422: "Unprocessable Content"}
+            return _json(start_response, f"{error.status} {reasons.get(error.status, 'Error')}",
+                         error.body)
+
+
+def make_web_app(base: WSGIApp, web: WebUI) -> WSGIApp:
+    """Dispatch: /metrics /healthz /readyz to the existing app, everything else to `web`."""
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("PATH_INFO", "/") in PUBLIC_PATHS:
+            return base(environ, start_response)
+        return web(environ, start_response)
+
+    return app
+
+
+def web_ui_from_config(config: WebConfig, hub: PreviewHub | None,
+                       editor: ConfigEditor | None) -> WebUI:
+    """The WebUI the config asks for (token from the environment variable it names)."""
+    guard = AccessGuard.from_env(config.token_env, config.allow_remote)
+    return WebUI(guard, hub if config.enabled else None,
+                 editor if config.enabled and config.editor else None,
+                 preview=config.preview.enabled)
+
+
+class _ThreadingServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+class WebServer:
+    """A WSGI app on a background thread (tests and `crowdwatch zones`)."""
+
+    def __init__(self, app: WSGIApp, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._httpd = make_server(host, port, app, _ThreadingServer, handler_class=_QuietHandler)
+        self.host = host
+        self.port = int(self._httpd.server_port)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name="web",
+                                        daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def close(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(5)
+
+
+def grab_frame(source: str | int, attempts: int = 50) -> Any:
+    """One decoded frame of a video file, device or stream (OpenCV), or SourceError."""
+    if isinstance(source, str) and source.isdigit():
+        source = int(source)
+    capture = cv2.VideoCapture(source)
+    try:
+        for _ in range(attempts):  # a live stream may need a few reads before a keyframe
+            ok, image = capture.read()
+            if ok and image is not None:
+                return image
+    finally:
+        capture.release()
+    # No URL in the message: it may hold a password.
+    raise SourceError("cannot read a frame from --source; check the file path, device index "
+                      "or stream URL")
+
+
+def editor_for_source(source: str | int, config_path: str | Path,
+                      camera: str | None = None) -> ConfigEditor:
+    """An editor for the config file, showing one frame of `source` for its camera.
+
+    The camera is `camera`, else the config's camera with this source, else the first one;
+    a config file that does not exist yet starts with one camera "cam0" on the source.
+    """
+    image = grab_frame(source)
+    path = Path(config_path)
+    default = {"cameras": [{"id": camera or "cam0", "source": source, "zones": []}]}
+    editor = ConfigEditor(path, lambda _camera: None, default=default)
+    if camera is None:
+        cameras = editor.view()["cameras"]
+        doc_sources = {}
+        if path.exists():
+            doc = YAML(typ="safe").load(path.read_text(encoding="utf-8")) or {}
+            doc_sources = {str(c.get("id")): c.get("source") for c in doc.get("cameras", [])}
+        matching = [c["id"] for c in cameras if str(doc_sources.get(c["id"])) == str(source)]
+        camera = matching[0] if matching else cameras[0]["id"]
+    chosen = camera
+    editor.frame_for = lambda cam: image if cam == chosen else None
+    return editor
+
+
+def serve_editor(source: str | int, config_path: str | Path, *, camera: str | None = None,
+                 host: str = "127.0.0.1", port: int = 8090,
+                 token_env: str | None = "CROWDWATCH_TOKEN") -> WebServer:
+    """Serve only the zone editor (no pipeline) for `crowdwatch zones`; close() to stop."""
+    editor = editor_for_source(source, config_path, camera)
+    guard = AccessGuard.from_env(token_env, allow_remote=False)
+    server = WebServer(WebUI(guard, editor=editor), host, port)
+    log.info("zone editor on %s/editor", server.url)
+    return server
