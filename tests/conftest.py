@@ -66,3 +66,11 @@ def pets_dir() -> Path:
 def sample_clip() -> Path:
     assert SAMPLE_CLIP.exists(), "samples/vtest_h264.mp4 is part of the repository"
     return SAMPLE_CLIP
+
+
+@pytest.fixture(scope="session")
+def mall_dir() -> Path:
+    value = os.environ.get("CROWDWATCH_MALL_DIR")
+    default = SHARED / "datasets" / "mall-tune"
+    return _need(Path(value) if value else default, "Mall crowd data (mall-tune)",
+                 "CROWDWATCH_MALL_DIR")

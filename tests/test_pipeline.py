@@ -296,3 +296,68 @@ def test_a_live_frame_is_handed_on_when_its_result_is_ready() -> None:
     pipeline.stop()
     worker.join(10)
     assert running and [r.frame_index for r in results] == [0, 1, 2]
+
+
+# Right half of the 200x100 image, in pixels and normalized; two_people's right person
+# stands at (160, 90), the left one at (20, 90).
+RIGHT_HALF_PX = {"polygon": [[100, 0], [200, 0], [200, 100], [100, 100]]}
+RIGHT_HALF_NORM = {"polygon": [[0.5, 0], [1, 0], [1, 1], [0.5, 1]], "normalized": True}
+FEET_ROW = {"polygon": [[0, 85], [200, 85], [200, 90], [0, 90]]}  # both feet on its edge
+ABOVE_FEET = {"polygon": [[0, 0], [200, 0], [200, 80], [0, 80]]}  # bodies, not feet
+
+
+@pytest.mark.parametrize(
+    ("regions", "people"),
+    [([], 2), ([RIGHT_HALF_PX], 1), ([RIGHT_HALF_NORM], 1), ([FEET_ROW], 0), ([ABOVE_FEET], 2)],
+)
+def test_people_standing_in_ignore_regions_are_not_counted(regions: list, people: int) -> None:
+    cfg = parse_config({"cameras": [{"id": "a", "source": "a.mp4", "ignore": regions}],
+                        "detector": {"tiling": {"mode": "off"}}})
+    results: list[FrameResult] = []
+    run(cfg, {"a": FakeSource(3)}, [CallbackSink(results.append)])
+    assert [r.people_raw for r in results] == [people] * 3
+    assert all(len(r.detections) == people for r in results)
+
+
+class MarkedSource(FakeSource):
+    """A FakeSource whose images carry `mark` in every pixel's red channel."""
+
+    def __init__(self, frames: int, mark: int) -> None:
+        super().__init__(frames)
+        self.mark = mark
+
+    def read(self, timeout: float) -> Frame | None:
+        frame = super().read(timeout)
+        if frame is not None:
+            frame.image[..., 2] = self.mark
+        return frame
+
+
+def test_tiling_auto_is_decided_per_camera_on_its_first_frames() -> None:
+    # Camera "crowd" shows 20 people 20 px tall (64 model px at imgsz 640 on a 200 px wide
+    # frame: < large_px 96, and 20 >= crowd_people 15); "sparse" shows two_people (80 px =
+    # 256 model px). After probe_frames=2 whole frames, only "crowd" gets tiles: zoom 2 gives
+    # 100 px tiles, stretched to 3 columns of 80 px (overlap 20 px) by 1 row of 100 px.
+    small = np.array([[10 * i, 40, 10 * i + 8, 60] for i in range(20)], np.float32)
+    calls: list[tuple[int, tuple[int, ...]]] = []
+    lock = threading.Lock()
+
+    def detect(image: Image) -> Detections:
+        mark = int(image[0, 0, 2])
+        with lock:
+            calls.append((mark, image.shape[:2]))
+        if mark == 1 and image.shape[:2] == (100, 200):
+            return Detections(small, np.full(20, 0.9, np.float32))
+        return _two_people(image) if mark == 2 else Detections.empty()
+
+    cfg = parse_config({"cameras": [{"id": "crowd", "source": "c.mp4"},
+                                    {"id": "sparse", "source": "s.mp4"}],
+                        "detector": {"tiling": {"mode": "auto", "probe_frames": 2}}})
+    results: list[FrameResult] = []
+    sources = {"crowd": MarkedSource(5, 1), "sparse": MarkedSource(5, 2)}
+    run(cfg, sources, [CallbackSink(results.append)], detect=FnDetector(detect))
+    crowd = [shape for mark, shape in calls if mark == 1]
+    sparse = [shape for mark, shape in calls if mark == 2]
+    assert crowd == [(100, 200)] * 2 + [(100, 200), (100, 80), (100, 80), (100, 80)] * 3
+    assert sparse == [(100, 200)] * 5
+    assert all(r.people_raw == 20 for r in results if r.camera == "crowd")

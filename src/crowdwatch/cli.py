@@ -263,9 +263,14 @@ def eval_command(
     video: Annotated[Path, typer.Option("--video", help="Clip with ground truth (file or "
                                         "image folder); replaces the config's source.")],
     gt: Annotated[Path, typer.Option("--gt", help="Ground truth of the clip: MOT gt.txt, CVML "
-                                     "XML or CSV (frame,id,x,y,w,h, 0-based frames).")],
+                                     "XML, CSV (frame,id,x,y,w,h, 0-based frames) or head "
+                                     "points (CSV frame,x,y: crowd datasets).")],
     gt_format: Annotated[Optional[str], typer.Option(  # noqa: UP045 (typer needs Optional)
-        "--gt-format", help="One of mot, cvml, csv; detected when left out.")] = None,
+        "--gt-format", help="One of mot, cvml, csv, points; detected when left out.")] = None,
+    roi: Annotated[Optional[str], typer.Option(  # noqa: UP045
+        "--roi", help="Points only: score inside this region, a mask image (white inside) "
+        "or a polygon x,y;x,y;x,y in pixels; people outside it are left out on both "
+        "sides.")] = None,
     config_path: Annotated[Optional[Path], typer.Option(  # noqa: UP045
         "--config", "-c", help="YAML config: zones, detector and counting settings "
         "(default: the built-in defaults, whole frame only).")] = None,
@@ -307,6 +312,7 @@ def eval_command(
         describe_setting,
         eval_config,
         evaluate,
+        is_points_file,
         report_json,
         threshold_failures,
         write_report,
@@ -317,6 +323,15 @@ def eval_command(
     def log(message: str) -> None:
         typer.echo(f"crowdwatch: eval: {message}", err=True)
 
+    if gt_format == "points" or (gt_format is None and is_points_file(gt)):
+        if compare or max_zone_mae is not None:
+            raise fail("head-point ground truth scores one setting over the whole frame: drop "
+                       "--compare and --max-zone-mae, and run eval once per setting with --set")
+        _eval_points(video, gt, roi, config_path, camera, model, list(changes or ()), name,
+                     start_frame, max_frames, split, report, max_mae)
+        return
+    if roi is not None:
+        raise fail("--roi applies to head-point ground truth (--gt-format points) only")
     try:
         truth = load_ground_truth(gt, gt_format)
         loaded = None if config_path is None else load_config(config_path)
@@ -344,6 +359,51 @@ def eval_command(
 
         typer.echo(f"\nline crossings (peers = {FLOW_BASELINE_HELP}):")
         typer.echo(format_flow(evaluation.flows))
+    for failure in failures:
+        typer.echo(f"crowdwatch: eval: FAILED: {failure}", err=True)
+    if failures:
+        raise typer.Exit(EXIT_THRESHOLD)
+
+
+def _eval_points(video: Path, gt: Path, roi: str | None, config_path: Path | None,
+                 camera: str | None, model: str | None, changes: list[str], name: str,
+                 start_frame: int, max_frames: int | None, split: int | None,
+                 report: Path | None, max_mae: float | None) -> None:
+    """`crowdwatch eval` against head points: count errors and point-matched detections."""
+    from crowdwatch.config import load_config
+    from crowdwatch.tools.evaluate import (
+        EXIT_THRESHOLD,
+        apply_overrides,
+        eval_config,
+        evaluate_points,
+        format_points_table,
+        parse_overrides,
+        write_report,
+    )
+
+    try:
+        loaded = None if config_path is None else load_config(config_path)
+        config = eval_config(loaded, video, camera, model)
+        for change in changes:
+            config = apply_overrides(config, parse_overrides(change, "--set"), "--set")
+        evaluation = evaluate_points(config, gt, roi, start_frame, max_frames, split,
+                                     name=name)
+        whole = evaluation.rows[0]
+        failures = ([f"count MAE {whole.mae:.3f} > --max-mae {max_mae}"]
+                    if max_mae is not None and whole.mae > max_mae else [])
+        if report is not None:
+            write_report(report, {"video": str(video), "gt": str(gt), "roi": roi,
+                                  "config": None if config_path is None else str(config_path),
+                                  "rows": [r.to_dict() for r in evaluation.rows],
+                                  "failures": failures})
+    except CrowdwatchError as error:
+        raise fail(str(error)) from None
+    typer.echo(f"{video}: frames {evaluation.first}-{evaluation.last}, "
+               f"{evaluation.seconds:.1f} s")
+    typer.echo("  count: people whose head point is in the ROI, after counting.smoothing")
+    typer.echo("  precision/recall: each head point matched one-to-one to a box whose upper "
+               "40% holds it\n")
+    typer.echo(format_points_table(evaluation.rows))
     for failure in failures:
         typer.echo(f"crowdwatch: eval: FAILED: {failure}", err=True)
     if failures:

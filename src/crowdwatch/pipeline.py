@@ -20,12 +20,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import shapely
 
 from crowdwatch.analytics.flow import PeopleFlow, move_to_predicted
+from crowdwatch.analytics.ignore import camera_ignore, drop_ignored
 from crowdwatch.analytics.smoothing import make_smoother
 from crowdwatch.analytics.zones import ZoneMapper
 from crowdwatch.config import AppConfig, CameraConfig
 from crowdwatch.detect.base import Detector, Pending
+from crowdwatch.detect.tiling import tiled
 from crowdwatch.outputs.base import Sink
 from crowdwatch.sources import FrameSource, close_all, open_source
 from crowdwatch.track import Tracker, build_tracker
@@ -79,7 +82,11 @@ class CameraWorker:
         self.camera = camera
         self.config = config
         self.source = source
-        self.detector = detector
+        # Tiling wraps the shared detector per camera: in auto mode each camera's own first
+        # frames decide whether its people are small enough to need tiles.
+        tiling = config.detector.tiling
+        self.detector = (detector if tiling.mode == "off"
+                         else tiled(detector, tiling, config.detector.imgsz))
         # Shared with the Pipeline: sinks attached after the sources opened are seen here.
         self.sinks = sinks
         self.health = health
@@ -101,6 +108,8 @@ class CameraWorker:
             build_tracker(config.tracker, nominal_fps(source)) if config.tracks(camera) else None)
         self._flow: PeopleFlow | None = None
         self._last_ts: float | None = None
+        self._ignore: shapely.Geometry | None = None
+        self._ignore_size: tuple[int, int] | None = None
         self.thread = threading.Thread(target=self._run, name=f"camera-{camera.id}", daemon=True)
 
     def _mapper_for(self, frame: Frame) -> ZoneMapper:
@@ -112,6 +121,13 @@ class CameraWorker:
                 where = f"cameras[{self.config.cameras.index(self.camera)}]"
                 self._flow = PeopleFlow(self.camera, self.config, where, *size)
         return self._mapper
+
+    def _ignore_for(self, frame: Frame) -> shapely.Geometry | None:
+        size = (frame.width, frame.height)
+        if size != self._ignore_size:
+            self._ignore = camera_ignore(self.camera, *size)
+            self._ignore_size = size
+        return self._ignore
 
     def _report_source(self) -> None:
         s = self.source
@@ -168,7 +184,8 @@ class CameraWorker:
         self._last_ts = timestamp
         detected = item.pending is not None
         if item.pending is not None:
-            self._last = item.pending.result()
+            # People in ignore regions are gone before anything counts or sees them.
+            self._last = drop_ignored(item.pending.result(), self._ignore_for(frame))
             stage_seconds.update(item.pending.stage_seconds)
             if "detect" not in stage_seconds:
                 stage_seconds["detect"] = sum(stage_seconds.get(s, 0.0) for s in DETECT_STAGES)

@@ -111,3 +111,29 @@ def test_bundled_configs_are_valid() -> None:
     assert configs, "configs/ holds the ready configs"
     for path in configs:
         assert load_config(path).cameras
+
+
+def ignoring(*regions: dict) -> dict:
+    return {"cameras": [{"id": "cam", "source": "x.mp4", "ignore": list(regions)}]}
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (ignoring({"polygon": [[0, 0], [1, 1]]}),
+         "cameras[0].ignore[0].polygon: needs at least 3 points, got 2"),
+        (ignoring({"polygon": SQUARE}, {"polygon": [[0, 0], [1, 1], [1, 0], [0, 1]]}),
+         "cameras[0].ignore[1].polygon: is not a simple polygon"),
+        (ignoring({"polygon": [[0, 0], [1, 1], [2, 2]]}), "cameras[0].ignore[0].polygon: is not"),
+        (ignoring({"polygon": SQUARE, "normalized": True}),
+         "cameras[0].ignore[0]: polygon: normalized coordinates must lie between"),
+        (ignoring({"polygon": SQUARE, "kind": "mannequin"}), "cameras[0].ignore[0].kind: unknown key"),
+        ({**ignoring(), "detector": {"tiling": {"mode": "always"}}}, "detector.tiling.mode: Input should be"),
+        ({**ignoring(), "detector": {"tiling": {"zoom": 8}}}, "detector.tiling.zoom: Input should be less"),
+    ],
+)
+def test_invalid_ignore_regions_and_tiling_name_key_path(data: dict, message: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        parse_config(data)
+    assert message in str(error.value)
+    assert "\n" not in str(error.value)

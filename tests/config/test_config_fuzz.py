@@ -201,7 +201,7 @@ def dotted(path: tuple[str | int, ...]) -> str:
 @given(key=st.text(min_size=1, max_size=12), value=documents)
 def test_unknown_key_is_named(path: tuple[str | int, ...], known: set[str], key: str,
                               value: object) -> None:
-    assume(key not in known)
+    assume(key not in known and "Traceback" not in key)  # the message names the key
     config = base()
     target: Any = config
     for step in path:

@@ -25,6 +25,9 @@ from crowdwatch.tools.evaluate import (
     build_settings,
     eval_config,
     evaluate,
+    evaluate_points,
+    is_points_file,
+    load_roi,
     parse_compare,
     threshold_failures,
 )
@@ -426,3 +429,114 @@ def test_cli_user_mistakes_are_one_line(cli: Callable[..., object], clip: Path, 
     assert result.exception is None or isinstance(result.exception, SystemExit)
     lines = _error_lines(result)
     assert len(lines) == 1 and fragment in lines[0], result.stderr
+
+
+# --- head-point ground truth -------------------------------------------------------------------
+# Heads 5 px below each box top (boxes are 80 px tall: inside their upper 40 %).
+HEAD_A, HEAD_B = (20.0, 15.0), (160.0, 15.0)
+LEFT_HALF = "0,0;100,0;100,100;0,100"
+
+
+def write_points(path: Path) -> Path:
+    rows = ["frame,x,y"]
+    for i in range(FRAMES):
+        rows.append(f"{i},{HEAD_A[0]},{HEAD_A[1]}")
+        if i < 6:
+            rows.append(f"{i},{HEAD_B[0]},{HEAD_B[1]}")
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("roi", "split", "expected"),
+    [
+        # Whole frame: counts RAW against TRUTH (off by one in frames 3 and 8); the ghost
+        # (frame 8) is the one unmatched box, A in frame 3 the one unmatched point; 18 each.
+        (None, None, [("crowdwatch", 12, 2 / 12, 0.0, 17 / 18, 17 / 18)]),
+        # Left half: only A on both sides; missed once (frame 3), no false box.
+        (LEFT_HALF, None, [("crowdwatch", 12, 1 / 12, -1 / 12, 1.0, 11 / 12)]),
+        # Split at 6: frames 0-5 hold the miss (A, frame 3), frames 6-11 the ghost (frame 8).
+        (None, 6, [("crowdwatch", 12, 2 / 12, 0.0, 17 / 18, 17 / 18),
+                   ("crowdwatch <6", 6, 1 / 6, -1 / 6, 1.0, 11 / 12),
+                   ("crowdwatch >=6", 6, 1 / 6, 1 / 6, 6 / 7, 1.0)]),
+    ],
+)
+def test_points_ground_truth_scores_counts_and_matches_in_the_roi(
+        clip: Path, tmp_path: Path, roi: str | None, split: int | None,
+        expected: list[tuple]) -> None:
+    points = write_points(tmp_path / "points.csv")
+    evaluation = evaluate_points(clip_config(clip), points, roi, split=split,
+                                 detect_factory=Factory())
+    got = [(r.name, r.frames, r.mae, r.bias, r.precision, r.recall) for r in evaluation.rows]
+    assert [g[:2] for g in got] == [e[:2] for e in expected]
+    assert np.allclose([g[2:] for g in got], [e[2:] for e in expected])
+
+
+def test_points_count_goes_through_the_configured_filter(clip: Path, tmp_path: Path) -> None:
+    # persistence 3 on RAW [2,2,2,1,2,2,1,1,2,1,1,1] holds 2 through the miss (3); B's
+    # leaving (frame 6) is seen twice, then the ghost (8) breaks the run, so the count
+    # turns 1 only at frame 11: frames 6-10 say 2 instead of 1.
+    points = write_points(tmp_path / "points.csv")
+    evaluation = evaluate_points(clip_config(clip, "persistence", 3), points,
+                                 detect_factory=Factory())
+    assert evaluation.rows[0].mae == pytest.approx(5 / 12)
+    assert evaluation.rows[0].bias == pytest.approx(5 / 12)
+
+
+@pytest.mark.parametrize(
+    ("header", "points"),
+    [("frame,x,y", True), ("frame, x, y", True), ("frame,id,x,y,w,h", False), ("1,1,1", False)],
+)
+def test_points_files_are_told_by_their_header(tmp_path: Path, header: str, points: bool) -> None:
+    path = tmp_path / "gt.csv"
+    path.write_text(header + "\n0,1,2\n")
+    assert is_points_file(path) is points
+
+
+def test_roi_from_a_mask_image_and_from_a_polygon(tmp_path: Path) -> None:
+    mask = np.zeros((HEIGHT, WIDTH), np.uint8)
+    mask[:, :100] = 255
+    cv2.imwrite(str(tmp_path / "roi.png"), mask)
+    from_image = load_roi(str(tmp_path / "roi.png"), WIDTH, HEIGHT)
+    from_polygon = load_roi(LEFT_HALF, WIDTH, HEIGHT)
+    assert from_image.shape == from_polygon.shape == (HEIGHT, WIDTH)
+    assert from_image[:, :100].all() and not from_image[:, 100:].any()
+    assert (from_image == from_polygon).all()
+
+
+@pytest.mark.parametrize(
+    ("roi", "fragment"),
+    [("0,0;1,1", "neither a mask image nor a polygon"), ("a,b;c,d;e,f", "neither a mask"),
+     ("{small}", "mask is 20x10, the frames are 200x100")],
+)
+def test_bad_rois_are_one_line_errors(tmp_path: Path, roi: str, fragment: str) -> None:
+    cv2.imwrite(str(tmp_path / "small.png"), np.zeros((10, 20), np.uint8))
+    with pytest.raises(CrowdwatchError, match=re.escape(fragment)):
+        load_roi(roi.format(small=tmp_path / "small.png"), WIDTH, HEIGHT)
+
+
+def test_eval_cli_detects_points_and_prints_their_scores(cli, clip: Path, tmp_path: Path) -> None:
+    points = write_points(tmp_path / "points.csv")
+    result = cli("--video", clip, "--gt", points, "--roi", LEFT_HALF, "--set",
+                 "counting.smoothing=none", "--max-mae", "0.05")
+    assert result.exit_code == EXIT_THRESHOLD, result.output
+    row = [line.split() for line in result.stdout.splitlines() if line.startswith("crowdwatch")]
+    assert row == [["crowdwatch", "12", "0.083", "0.289", "-0.083", "1.000", "0.917"]]
+    assert "count MAE 0.083 > --max-mae 0.05" in result.stderr
+
+
+def test_eval_cli_rejects_an_roi_for_box_ground_truth(cli, clip: Path, tmp_path: Path) -> None:
+    result = cli("--video", clip, "--gt", write_truth(tmp_path / "gt.csv"), "--roi", LEFT_HALF)
+    assert result.exit_code == 1
+    assert _error_lines(result) == [
+        "crowdwatch: error: --roi applies to head-point ground truth (--gt-format points) only"]
+
+
+@pytest.mark.parametrize("extra", [["--compare", "b:counting.window=5"], ["--max-zone-mae", "1"]])
+def test_eval_cli_points_reject_what_they_cannot_score(cli, clip: Path, tmp_path: Path,
+                                                       extra: list[str]) -> None:
+    result = cli("--video", clip, "--gt", write_points(tmp_path / "points.csv"), *extra)
+    assert result.exit_code == 1
+    assert _error_lines(result) == [
+        "crowdwatch: error: head-point ground truth scores one setting over the whole frame: "
+        "drop --compare and --max-zone-mae, and run eval once per setting with --set"]

@@ -2,11 +2,44 @@
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+import shapely
+from pydantic import Field, field_validator, model_validator
 
-from crowdwatch.config.base import NAME_PATTERN, Anchor, Strict, require_unique
+from crowdwatch.config.base import NAME_PATTERN, Anchor, Point, Strict, check_points, require_unique
 from crowdwatch.config.flow import LineConfig, check_unique_line_names
 from crowdwatch.config.zones import GroundPlane, ZoneConfig
+
+
+class IgnoreRegion(Strict):
+    """An area whose people are not counted (mannequins, posters, reflections, a kiosk)."""
+
+    polygon: list[Point] = Field(description="vertices in pixels, or 0-1 when normalized")
+    normalized: bool = Field(False, description="polygon coordinates are fractions of width/height")
+
+    @field_validator("polygon")
+    @classmethod
+    def _valid_polygon(cls, points: list[Point]) -> list[Point]:
+        check_points(points, 3)
+        polygon = shapely.Polygon(points)
+        if not polygon.is_valid:
+            reason = shapely.is_valid_reason(polygon)
+            raise ValueError(f"is not a simple polygon ({reason}); list the vertices in order "
+                             "around the region without crossing edges")
+        if polygon.area <= 0:
+            raise ValueError("has zero area; its points must not all lie on one line")
+        return points
+
+    @model_validator(mode="after")
+    def _normalized_range(self) -> IgnoreRegion:
+        if self.normalized and any(not (0 <= v <= 1) for p in self.polygon for v in p):
+            raise ValueError("polygon: normalized coordinates must lie between 0 and 1")
+        return self
+
+    def pixels(self, width: int, height: int) -> list[Point]:
+        """The polygon in pixels of a frame of this size."""
+        if not self.normalized:
+            return list(self.polygon)
+        return [(x * width, y * height) for x, y in self.polygon]
 
 
 class CameraConfig(Strict):
@@ -20,6 +53,9 @@ class CameraConfig(Strict):
     lines: list[LineConfig] = Field(default_factory=list, max_length=256, description="counting "
                                     "lines (people in / out), names unique per camera; "
                                     "turn tracking on")
+    ignore: list[IgnoreRegion] = Field(
+        default_factory=list, max_length=256, description="areas whose people are dropped "
+        "before counting: a person whose box's bottom centre lies inside is not counted")
     anchor: Anchor = Field("bottom_center", description="default zone anchor for this camera")
     ground_plane: GroundPlane | None = Field(None, description="homography for zone areas")
     realtime: bool = Field(False, description="pace file sources at their own frame rate")

@@ -10,6 +10,44 @@ from crowdwatch.config.base import Strict
 from crowdwatch.detect.backends import BACKENDS
 
 
+class TilingConfig(Strict):
+    """``detector.tiling``: overlapping tiles for cameras whose people are small in the image."""
+
+    mode: Literal["auto", "off", "on"] = Field(
+        "auto", description="off: whole frame only; on: whole frame plus tiles always; auto: "
+        "the first probe_frames frames whole, then tiles only for a crowd (crowd_people) of "
+        "small people (large_px), never more than max_tiles (see docs/ACCURACY.md)")
+    zoom: float = Field(
+        2.0, ge=1.0, le=4.0, description="how much tiles magnify people compared with the "
+        "whole-frame pass (1-4); sets the tile size: long side of the frame / zoom")
+    tile_size: int | None = Field(
+        None, ge=64, le=8192, description="tile side in frame pixels (64-8192), instead of "
+        "the one zoom gives; tiles are stretched to fit the frame exactly")
+    overlap: float = Field(
+        0.2, ge=0.0, le=0.5, description="least overlap of neighbouring tiles, as a share of "
+        "the tile side (0-0.5); people shorter than it are whole in some tile")
+    max_tiles: int = Field(
+        6, ge=1, le=64, description="auto: most tiles per frame (1-64); frames that need more "
+        "at the chosen zoom are not tiled (their people are large enough; it bounds the cost)")
+    crowd_people: float = Field(
+        15.0, ge=0.0, le=100_000, description="auto: tile a camera only if its whole-frame "
+        "pass finds at least this many people per frame on average (0-100000); on sparse "
+        "scenes tiles add more ghosts than people (docs/ACCURACY.md)")
+    large_px: int = Field(
+        96, ge=16, le=4096, description="auto: do not tile a camera whose people (10th "
+        "percentile of the heights the whole-frame pass finds, in model-input pixels) are at "
+        "least this tall (16-4096); YOLO misses people below about half of it")
+    probe_frames: int = Field(
+        10, ge=1, le=100_000, description="auto: frames of a camera analysed whole before "
+        "the choice is made (1-100000)")
+    merge_iou: float = Field(
+        0.5, gt=0.0, le=1.0, description="IoU above which boxes of different passes are one "
+        "person (0-1]")
+    edge_px: float = Field(
+        2.0, ge=0.0, le=64.0, description="a tile box this close (frame pixels, 0-64) to a seam "
+        "counts as cut and is dropped")
+
+
 class DetectorConfig(Strict):
     """The person detector."""
 
@@ -35,6 +73,10 @@ class DetectorConfig(Strict):
     detect_every: int = Field(
         1, ge=1, le=100, description="run the detector on every k-th frame of a camera; the "
         "frames between reuse its people (faster, counts lag by up to k-1 frames)")
+
+    tiling: TilingConfig = Field(
+        default_factory=TilingConfig, description="overlapping zoomed tiles for crowds of "
+        "people small in the image (decided per camera in auto mode)")
 
     @field_validator("backend")
     @classmethod

@@ -23,6 +23,7 @@ import yaml
 
 from crowdwatch.analytics.zones import build_zones
 from crowdwatch.config import AppConfig, CameraConfig, parse_config
+from crowdwatch.config.detector import TilingConfig
 from crowdwatch.errors import CrowdwatchError
 from crowdwatch.tools.groundtruth import GroundTruth
 from crowdwatch.tools.scoring import (
@@ -56,6 +57,7 @@ BASELINE_HELP = ("baseline = raw YOLO: the same model through ultralytics' predi
                  "defaults (square 640 input, confidence 0.25, NMS IoU 0.7), every frame, "
                  "no smoothing")
 EXIT_THRESHOLD = 3
+NO_TILES = TilingConfig(mode="off")
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,40}$")
 
 DetectFactory = Callable[[AppConfig], "Detector"]
@@ -295,7 +297,10 @@ def run_settings(settings: Sequence[Setting], start_frame: int = 0,
             # The same detector settings submit the same frames in the same order.
             every = setting.config.detector.detect_every
             recorded = [r.detections for r in first.results[::every]]
-            results = _run_pipeline(setting.config, ReplayDetector(recorded),
+            # The recorded people are already merged from any tiles: replay them untiled.
+            replay = setting.config.model_copy(update={"detector": setting.config.detector
+                                                       .model_copy(update={"tiling": NO_TILES})})
+            results = _run_pipeline(replay, ReplayDetector(recorded),
                                     ReplaySource(first.frames), None)
             passes[setting.name] = Pass(first.frames, results,
                                         time.perf_counter() - started, True)
@@ -689,3 +694,140 @@ def write_report(path: Path, document: Mapping[str, Any]) -> None:
     except OSError as error:
         raise CrowdwatchError(f"{path}: cannot write report ({error.strerror})") from None
 
+
+
+# ---------------------------------------------------------------------------------------------
+# Head-point ground truth (crowd datasets): counts and point-matched detections in an ROI
+# ---------------------------------------------------------------------------------------------
+
+
+def is_points_file(path: Path) -> bool:
+    """Whether a ground-truth file is head points: a CSV whose header is frame,x,y."""
+    try:
+        with path.open(encoding="utf-8", errors="replace") as handle:
+            header = handle.readline()
+    except OSError:
+        return False
+    return [c.strip().lower() for c in header.split(",")] == ["frame", "x", "y"]
+
+
+def load_roi(roi: str, width: int, height: int) -> npt.NDArray[np.bool_]:
+    """ROI mask of a frame size: a mask image (white inside) or a polygon "x,y;x,y;x,y"."""
+    from crowdwatch.tools.points import load_mask, polygon_mask
+
+    path = Path(roi)
+    if path.exists():
+        try:
+            mask = load_mask(path)
+        except ValueError as error:
+            raise CrowdwatchError(f"--roi {error}; give a PNG mask, white inside") from None
+        if mask.shape != (height, width):
+            raise CrowdwatchError(f"--roi {roi}: mask is {mask.shape[1]}x{mask.shape[0]}, the "
+                                  f"frames are {width}x{height}; give a mask of the frame size")
+        return mask
+    try:
+        points = [tuple(float(v) for v in pair.split(",")) for pair in roi.split(";")]
+    except ValueError:
+        points = []
+    if len(points) < 3 or any(len(p) != 2 for p in points):
+        raise CrowdwatchError(f"--roi {roi}: neither a mask image nor a polygon; give a PNG "
+                              "mask (white inside) or x,y;x,y;x,y in pixels")
+    return polygon_mask(points, width, height)  # type: ignore[arg-type]
+
+
+@dataclass
+class PointsRow:
+    """One scored frame range of a points evaluation."""
+
+    name: str
+    frames: int
+    mae: float
+    rmse: float
+    bias: float
+    precision: float
+    recall: float
+
+    def to_dict(self) -> dict[str, float | int | str]:
+        return {"name": self.name, "frames": self.frames, "mae": self.mae, "rmse": self.rmse,
+                "bias": self.bias, "precision": self.precision, "recall": self.recall}
+
+
+@dataclass
+class PointsEvaluation:
+    """What `crowdwatch eval --gt points.csv` measured: all frames first, then the split."""
+
+    rows: list[PointsRow]
+    first: int
+    last: int
+    seconds: float
+
+
+def score_points(results: Sequence[FrameResult], truth: Mapping[int, npt.NDArray[np.float64]],
+                 mask: npt.NDArray[np.bool_] | None, smoothing: str, window: int,
+                 split: int | None = None, name: str = PRIMARY) -> list[PointsRow]:
+    """Score each frame's people against head points inside the ROI.
+
+    The count of a frame is its people whose head point lies in the ROI, through the
+    config's temporal filter (what operators get); matching uses the boxes themselves.
+    Frames beyond the ground truth's last frame are not scored.
+    """
+    from crowdwatch.analytics.smoothing import make_smoother
+    from crowdwatch.tools.points import head_points, in_mask, score_frames
+
+    last_truth = max(truth) if truth else -1
+    ordered = [r for r in sorted(results, key=lambda r: r.frame_index)
+               if r.frame_index <= last_truth]
+    if not ordered:
+        raise CrowdwatchError("no analysed frame has ground truth; check --gt and --video")
+    boxes = {r.frame_index: r.detections.xyxy for r in ordered}
+    smoother = make_smoother(smoothing, window)
+    counts = {}
+    for r in ordered:
+        inside = int(in_mask(mask, head_points(r.detections.xyxy)).sum())
+        counts[r.frame_index] = int(smoother.update(np.array([inside], np.int64))[0])
+    frames = list(boxes)
+    ranges = [(name, frames)]
+    if split is not None:
+        ranges += [(f"{name} <{split}", [f for f in frames if f < split]),
+                   (f"{name} >={split}", [f for f in frames if f >= split])]
+    rows = []
+    for label, chosen in ranges:
+        if not chosen:
+            continue
+        score = score_frames(boxes, truth, chosen, mask, counts)
+        c = score.counts
+        rows.append(PointsRow(label, c.frames, c.mae, c.rmse, c.bias, score.precision,
+                              score.recall))
+    return rows
+
+
+def evaluate_points(config: AppConfig, points: Path, roi: str | None = None,
+                    start_frame: int = 0, max_frames: int | None = None,
+                    split: int | None = None, detect_factory: DetectFactory | None = None,
+                    name: str = PRIMARY) -> PointsEvaluation:
+    """Run the config over its clip and score it against head points (see score_points)."""
+    from crowdwatch.tools.points import load_points
+
+    try:
+        truth = load_points(points)
+    except (OSError, ValueError) as error:
+        raise CrowdwatchError(f"--gt {error}; points need a frame,x,y header") from None
+    started = time.perf_counter()
+    passes = run_settings([Setting(name, config)], start_frame, max_frames, detect_factory)
+    done = passes[name]
+    if not done.frames:
+        raise CrowdwatchError(f"{config.cameras[0].source}: no frame was read")
+    mask = None if roi is None else load_roi(roi, done.frames[0].width, done.frames[0].height)
+    rows = score_points(done.results, truth, mask, config.counting.smoothing,
+                        config.counting.window, split, name)
+    return PointsEvaluation(rows, done.frames[0].index, done.frames[-1].index,
+                            time.perf_counter() - started)
+
+
+def format_points_table(rows: Sequence[PointsRow]) -> str:
+    """The rows as a plain-text table."""
+    lines = [f"{'setting':<22} {'frames':>6} {'MAE':>7} {'RMSE':>7} {'bias':>7} "
+             f"{'precision':>9} {'recall':>7}"]
+    lines += [f"{r.name:<22} {r.frames:>6} {r.mae:>7.3f} {r.rmse:>7.3f} {r.bias:>+7.3f} "
+              f"{r.precision:>9.3f} {r.recall:>7.3f}" for r in rows]
+    return "\n".join(lines)

@@ -1,0 +1,291 @@
+"""Tiled detection: see small people by running the detector on overlapping zoomed tiles.
+
+``TiledDetector`` wraps any detector's ``submit(image) -> Pending``. For each frame it submits
+the whole frame and every tile of a grid at once (so the backend runs them in parallel, e.g.
+on OpenVINO's asynchronous requests), and returns one Pending whose ``result()`` merges them:
+
+1. Tile boxes go back to frame pixels (tile offset added).
+2. A tile box touching a tile edge that lies inside the frame (a seam) is dropped: it is a
+   cut person (a leg, a head), the known "sliver" failure of SAHI and supervision's
+   InferenceSlicer. The neighbouring tile, which overlaps this one, or the whole-frame pass
+   (for people taller than the overlap) holds that person whole.
+3. Boxes of all passes go through one class-agnostic NMS (IoU ``merge_iou``), so a person seen
+   by two overlapping tiles and by the whole frame is counted once.
+
+Tiles all have the same size and cover the frame exactly: no tile sticks out of the frame and
+there is no thin last tile (the other known failure); the overlap is spread evenly, so it is
+at least the configured overlap. Tiles are taken from the frame at full resolution; the inner
+detector scales each to its own input (``detector.imgsz``), which is what zooms in.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from crowdwatch.config.detector import TilingConfig
+from crowdwatch.detect.base import Detector, Pending
+from crowdwatch.types import Detections
+
+Image = npt.NDArray[np.uint8]
+Submit = Callable[[Image], Pending]
+Boxes = npt.NDArray[np.float32]
+
+
+# ---------------------------------------------------------------------------------------------
+# Layout
+# ---------------------------------------------------------------------------------------------
+
+
+def axis_spans(length: int, tile: int, overlap: int) -> list[tuple[int, int]]:
+    """Start/end of equal tiles covering [0, length) with at least `overlap` shared pixels.
+
+    The fewest tiles of at most `tile` pixels are used, each stretched to the same size so
+    the last ends exactly at `length` (no sliver, nothing outside the frame).
+    """
+    if tile >= length:
+        return [(0, length)]
+    if not 0 <= overlap < tile:
+        raise ValueError(f"overlap {overlap} must lie in [0, tile {tile})")
+    count = math.ceil((length - overlap) / (tile - overlap))
+    size = min(length, math.ceil((length + (count - 1) * overlap) / count))
+    starts = np.round(np.linspace(0, length - size, count)).astype(int)
+    return [(int(s), int(s) + size) for s in starts]
+
+
+def tile_grid(width: int, height: int, tile: int, overlap: float) -> npt.NDArray[np.int64]:
+    """Tiles (K, 4) xyxy in frame pixels, row by row; overlap is a share of the tile side."""
+    gap = round(tile * overlap)
+    xs = axis_spans(width, tile, gap)
+    ys = axis_spans(height, tile, gap)
+    return np.array([(x0, y0, x1, y1) for y0, y1 in ys for x0, x1 in xs], np.int64)
+
+
+def choose_tiles(width: int, height: int, config: TilingConfig) -> npt.NDArray[np.int64]:
+    """The tiles a frame of this size gets (K, 4); none (0, 4) when it is not tiled.
+
+    on: the grid of tile_size (default long side / zoom). auto: the same grid, unless it needs
+    more than max_tiles tiles (a large frame: its people are already large enough in pixels
+    and the cost would grow with its area). off: none.
+    """
+    none = np.zeros((0, 4), np.int64)
+    if config.mode == "off":
+        return none
+    tile = config.tile_size or math.ceil(max(width, height) / config.zoom)
+    tiles = tile_grid(width, height, tile, config.overlap)
+    if len(tiles) <= 1:
+        return none  # one tile is the whole frame
+    if config.mode == "auto" and len(tiles) > config.max_tiles:
+        return none
+    return tiles
+
+
+# ---------------------------------------------------------------------------------------------
+# Merging
+# ---------------------------------------------------------------------------------------------
+
+
+def iou_matrix(a: Boxes, b: Boxes) -> npt.NDArray[np.float64]:
+    """IoU of every box of a (N, 4) with every box of b (M, 4), xyxy."""
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    top_left = np.maximum(a64[:, None, :2], b64[None, :, :2])
+    bottom_right = np.minimum(a64[:, None, 2:], b64[None, :, 2:])
+    inter = np.clip(bottom_right - top_left, 0, None).prod(axis=2)
+    area_a = np.clip(a64[:, 2:] - a64[:, :2], 0, None).prod(axis=1)
+    area_b = np.clip(b64[:, 2:] - b64[:, :2], 0, None).prod(axis=1)
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def nms(xyxy: Boxes, scores: npt.NDArray[np.float32], iou: float) -> npt.NDArray[np.int64]:
+    """Indices kept by greedy NMS, highest score first (ties keep input order)."""
+    order = np.argsort(-scores, kind="stable")
+    overlaps = iou_matrix(xyxy[order], xyxy[order])
+    suppressed = np.zeros(len(order), bool)
+    keep = []
+    for i in range(len(order)):
+        if suppressed[i]:
+            continue
+        keep.append(order[i])
+        suppressed |= overlaps[i] > iou
+    return np.array(keep, np.int64)
+
+
+def seam_mask(xyxy: Boxes, tile: npt.NDArray[np.int64], width: int, height: int,
+              edge_px: float) -> npt.NDArray[np.bool_]:
+    """True for boxes (frame pixels) of one tile that do not touch a seam of that tile.
+
+    A seam is a tile edge inside the frame; edges on the frame border are not seams.
+    """
+    x0, y0, x1, y1 = (float(v) for v in tile)
+    cut = np.zeros(len(xyxy), bool)
+    if x0 > 0:
+        cut |= xyxy[:, 0] <= x0 + edge_px
+    if y0 > 0:
+        cut |= xyxy[:, 1] <= y0 + edge_px
+    if x1 < width:
+        cut |= xyxy[:, 2] >= x1 - edge_px
+    if y1 < height:
+        cut |= xyxy[:, 3] >= y1 - edge_px
+    return ~cut
+
+
+def merge_tiles(whole: Detections, parts: list[Detections], tiles: npt.NDArray[np.int64],
+                width: int, height: int, merge_iou: float, edge_px: float) -> Detections:
+    """One set of people from the whole-frame pass and each tile's (tile pixels) detections."""
+    boxes = [whole.xyxy]
+    scores = [whole.confidence]
+    for part, tile in zip(parts, tiles, strict=True):
+        shifted = part.xyxy + np.array([tile[0], tile[1], tile[0], tile[1]], np.float32)
+        keep = seam_mask(shifted, tile, width, height, edge_px)
+        boxes.append(shifted[keep])
+        scores.append(part.confidence[keep])
+    xyxy = np.concatenate(boxes).astype(np.float32, copy=False)
+    confidence = np.concatenate(scores).astype(np.float32, copy=False)
+    if len(xyxy) == 0:
+        return Detections.empty()
+    keep = nms(xyxy, confidence, merge_iou)
+    return Detections(xyxy[keep], confidence[keep])
+
+
+# ---------------------------------------------------------------------------------------------
+# The wrapper
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TiledPending:
+    """The whole frame and its tiles in flight; result() waits for all and merges them."""
+
+    whole: Pending
+    parts: list[Pending]
+    tiles: npt.NDArray[np.int64]
+    width: int
+    height: int
+    config: TilingConfig
+    on_whole: Callable[[Detections], None] | None = None
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    _detections: Detections | None = None
+
+    def done(self) -> bool:
+        return self._detections is not None or (
+            self.whole.done() and all(p.done() for p in self.parts))
+
+    def result(self) -> Detections:
+        if self._detections is not None:
+            return self._detections
+        whole = self.whole.result()
+        if self.on_whole is not None:
+            self.on_whole(whole)
+        if not self.parts:  # a probed frame: the whole-frame boxes exactly as they came
+            self.stage_seconds.update(self.whole.stage_seconds)
+            self._detections = whole
+            return whole
+        parts = [p.result() for p in self.parts]
+        started = time.perf_counter()
+        merged = merge_tiles(whole, parts, self.tiles, self.width, self.height,
+                             self.config.merge_iou, self.config.edge_px)
+        # Stage times of all passes added up (CPU work); inference ran on parallel requests.
+        for pending in (self.whole, *self.parts):
+            for stage, seconds in pending.stage_seconds.items():
+                self.stage_seconds[stage] = self.stage_seconds.get(stage, 0.0) + seconds
+        self.stage_seconds["postprocess"] = (self.stage_seconds.get("postprocess", 0.0)
+                                             + time.perf_counter() - started)
+        self._detections = merged
+        return merged
+
+
+class TiledDetector:
+    """Wraps a detector's submit(image) -> Pending with tiled detection (module docstring).
+
+    input_size is the inner detector's input long side (detector.imgsz): it converts people
+    heights to model-input pixels for the auto rule. In auto mode the first probe_frames
+    frames of each frame size are analysed whole; then that size is tiled if the whole-frame
+    passes found at least crowd_people people per frame on average and the 10th percentile of
+    their heights is below large_px, and never tiled otherwise. The choice is made once per
+    detector and frame size (in practice, per camera).
+    """
+
+    def __init__(self, submit: Submit, config: TilingConfig | None = None,
+                 input_size: int = 640, inner: Detector | None = None) -> None:
+        self._submit = submit
+        self.config = config or TilingConfig()
+        self.input_size = input_size
+        self._inner = inner
+        self.name = f"{inner.name}+tiles" if inner is not None else "tiles"
+        self._grids: dict[tuple[int, int], npt.NDArray[np.int64]] = {}
+        self._probes: dict[tuple[int, int], list[npt.NDArray[np.float32]]] = {}
+        self._lock = threading.Lock()
+
+    def _observe(self, width: int, height: int, whole: Detections) -> None:
+        """Auto: note the people of a whole-frame pass; decide after probe_frames frames."""
+        key = (width, height)
+        with self._lock:
+            seen = self._probes.get(key)
+            if seen is None or key in self._grids:
+                return
+            scale = self.input_size / max(width, height)
+            seen.append((whole.xyxy[:, 3] - whole.xyxy[:, 1]) * scale)
+            if len(seen) < self.config.probe_frames:
+                return
+            heights = np.concatenate(seen)
+            crowd = len(heights) / len(seen) >= self.config.crowd_people
+            small = bool(len(heights)) and float(np.quantile(heights, 0.1)) < self.config.large_px
+            tiles = choose_tiles(width, height, self.config) if crowd and small else None
+            self._grids[key] = tiles if tiles is not None else np.zeros((0, 4), np.int64)
+            del self._probes[key]
+
+    def auto_decided(self, width: int, height: int) -> bool:
+        """Whether the tiles of this frame size are chosen (always, outside auto mode)."""
+        return self.config.mode != "auto" or (width, height) in self._grids
+
+    def tiles_for(self, width: int, height: int) -> npt.NDArray[np.int64]:
+        """The tiles of a frame size now (empty while auto probes, or when not tiled)."""
+        key = (width, height)
+        grid = self._grids.get(key)
+        if grid is not None:
+            return grid
+        if self.config.mode == "auto":
+            with self._lock:
+                self._probes.setdefault(key, [])
+            return np.zeros((0, 4), np.int64)
+        with self._lock:
+            return self._grids.setdefault(key, choose_tiles(width, height, self.config))
+
+    def submit(self, image: Image) -> Pending:
+        """Start the whole frame and every tile; the Pending's result() merges them."""
+        height, width = int(image.shape[0]), int(image.shape[1])
+        tiles = self.tiles_for(width, height)
+        whole = self._submit(image)
+        if (width, height) in self._probes:
+            def observe(detections: Detections) -> None:
+                self._observe(width, height, detections)
+            return TiledPending(whole, [], tiles, width, height, self.config, observe)
+        if not len(tiles):
+            return whole
+        parts = [self._submit(image[y0:y1, x0:x1]) for x0, y0, x1, y1 in tiles]
+        return TiledPending(whole, parts, tiles, width, height, self.config)
+
+    def prepare(self, width: int, height: int) -> None:
+        """Prepare the inner detector for whole frames and for every tile size they may get."""
+        if self._inner is None:
+            return
+        self._inner.prepare(width, height)
+        for x0, y0, x1, y1 in choose_tiles(width, height, self.config):
+            self._inner.prepare(int(x1 - x0), int(y1 - y0))
+            break  # all tiles of a grid have one size
+
+    def detect(self, image: Image) -> Detections:
+        """People in one image, tiles merged."""
+        return self.submit(image).result()
+
+
+def tiled(detector: Detector, config: TilingConfig, input_size: int) -> TiledDetector:
+    """A TiledDetector over a detector (one per camera: the auto choice is the camera's)."""
+    return TiledDetector(detector.submit, config, input_size, inner=detector)
