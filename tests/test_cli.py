@@ -31,6 +31,26 @@ def crowdwatch(*args: str, model: Path | None = None, **kwargs: object) -> subpr
                           capture_output=True, text=True, timeout=300, **kwargs)
 
 
+@pytest.mark.parametrize(
+    ("counts", "max_frames", "expected"),
+    [
+        ([200], None, 200),
+        ([200, 50], None, 250),
+        ([200, 50], 100, 150),       # each camera stops at min(its frames, N)
+        ([None], 30, 30),            # unknown length (or looping): --max-frames bounds it
+        ([None, 10], None, None),    # one unknown length: no total, no ETA
+    ],
+)
+def test_progress_total_comes_from_the_files(counts: list[int | None], max_frames: int | None,
+                                             expected: int | None) -> None:
+    from types import SimpleNamespace
+
+    from crowdwatch.cli import _expected_total
+
+    workers = [SimpleNamespace(source=SimpleNamespace(expected_frames=c)) for c in counts]
+    assert _expected_total(workers, max_frames) == expected
+
+
 def assert_one_line_error(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
     assert result.returncode != 0
     assert "Traceback" not in result.stderr

@@ -68,3 +68,13 @@ def test_default_path_imports_neither_torch_nor_ultralytics(
         fresh_run: tuple[subprocess.CompletedProcess, list[dict]]) -> None:
     process, _ = fresh_run
     assert "HEAVY []" in process.stderr.splitlines(), process.stderr
+
+
+def test_a_file_run_ends_with_a_per_zone_summary(
+        fresh_run: tuple[subprocess.CompletedProcess, list[dict]]) -> None:
+    process, events = fresh_run
+    rows = {line.split()[1]: line.split()[2:] for line in process.stderr.splitlines()
+            if line.startswith("crowdwatch:   ") and "frames" not in line}
+    assert set(rows) == {"(whole", "west_walkway", "plaza", "east_road"}
+    plaza = [e["zones"]["plaza"]["people"] for e in events]
+    assert rows["plaza"][:3] == ["20", f"{sum(plaza) / 20:.2f}", str(max(plaza))]

@@ -107,6 +107,7 @@ def _run(config_path: Path | None, source: str | None, model: str | None,
     from tqdm import tqdm
 
     from crowdwatch.app import CallbackSink, RunOptions, build_app
+    from crowdwatch.outputs.summary import SummarySink
 
     config = _load(config_path, source, model)
     if realtime:
@@ -119,10 +120,12 @@ def _run(config_path: Path | None, source: str | None, model: str | None,
     if running.url is not None:
         typer.echo(f"crowdwatch: metrics on {running.url}", err=True)
     files_only = not any(w.source.live for w in pipeline.workers)
-    total = max_frames * len(config.cameras) if max_frames else None
-    progress = tqdm(total=total, unit="frame", disable=None if files_only else True,
-                    dynamic_ncols=True, file=sys.stderr)
+    progress = tqdm(total=_expected_total(pipeline.workers, max_frames), unit="frame",
+                    disable=None if files_only else True, dynamic_ncols=True, file=sys.stderr)
     pipeline.attach(CallbackSink(lambda _result: progress.update(1)))
+    summary = SummarySink()
+    if files_only:
+        pipeline.attach(summary)
 
     signalled = threading.Event()
 
@@ -140,6 +143,8 @@ def _run(config_path: Path | None, source: str | None, model: str | None,
         progress.close()
         typer.echo(f"crowdwatch: analysed {done} frames in {elapsed:.1f} s "
                    f"({done / max(elapsed, 1e-9):.1f} frames/s)", err=True)
+        for line in summary.lines():
+            typer.echo(f"crowdwatch: {line}", err=True)
         if keep_serving and running.url is not None and not signalled.is_set():
             typer.echo("crowdwatch: sources ended; still serving /metrics until Ctrl-C", err=True)
             while not signalled.wait(0.5):
@@ -149,6 +154,17 @@ def _run(config_path: Path | None, source: str | None, model: str | None,
         running.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _expected_total(workers: list, max_frames: int | None) -> int | None:
+    """Frames the run will analyse, for the progress bar's ETA; None when not known."""
+    total = 0
+    for worker in workers:
+        count = getattr(worker.source, "expected_frames", None)
+        if count is None and max_frames is None:
+            return None
+        total += min(c for c in (count, max_frames) if c is not None)
+    return total
 
 
 @app.command()

@@ -359,6 +359,21 @@ def test_digit_string_is_a_file_when_one_exists(tmp_path: Path,
         open_source(camera("0"))
 
 
+@pytest.mark.parametrize(("kind", "loop", "expected"), [
+    ("video", False, 12), ("video", True, None), ("folder", False, 5), ("folder", True, None)])
+def test_expected_frames_for_the_progress_bar(tmp_path: Path, kind: str, loop: bool,
+                                              expected: int | None) -> None:
+    if kind == "video":
+        path = write_video(tmp_path / "clip.mp4", frames=12, fps=25.0)
+    else:
+        path = tmp_path / "images"
+        path.mkdir()
+        for v in range(5):
+            cv2.imwrite(str(path / f"{v}.png"), np.full((8, 8, 3), v * STEP, np.uint8))
+    with open_source(camera(str(path), loop=loop)) as source:
+        assert source.expected_frames == expected
+
+
 # --- image folders ----------------------------------------------------------------------
 
 def test_image_folder_in_name_order_skipping_bad_files(tmp_path: Path) -> None:

@@ -70,6 +70,11 @@ class _FileSource:
     def _images(self, first: bool) -> Iterator[Image]:
         raise NotImplementedError
 
+    @property
+    def expected_frames(self) -> int | None:
+        """Frames one pass hands over, when known and the source does not loop (progress)."""
+        return None
+
     def _release(self) -> None:
         """Free what the subclass holds; called on the reader thread when it stops."""
 
@@ -262,6 +267,10 @@ class VideoFileSource(_FileSource):
             log.warning("%s: ended after %d of %d frames; the file may be truncated",
                         self.name, count + skipped, int(self._expected))
 
+    @property
+    def expected_frames(self) -> int | None:
+        return int(self._expected) if self._expected > 0 and not self._loop else None
+
     def _bad_frames_allowed(self, seen: int) -> float:
         """Failed reads in a row that may still be followed by good frames."""
         if self._expected > 0:
@@ -288,6 +297,10 @@ class ImageFolderSource(_FileSource):
         self._files = files
         log.info("%s: %d images%s", self.name, len(files), ", looping" if self._loop else "")
         self._thread.start()
+
+    @property
+    def expected_frames(self) -> int | None:
+        return None if self._loop else len(self._files)
 
     def _images(self, first: bool) -> Iterator[Image]:
         for path in self._files:
