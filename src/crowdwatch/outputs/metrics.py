@@ -6,7 +6,6 @@ reconnects) are read from the pipeline's HealthState whenever Prometheus scrapes
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Iterator
 
@@ -18,6 +17,7 @@ from prometheus_client import (
     Info,
     PlatformCollector,
     ProcessCollector,
+    disable_created_metrics,
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -66,6 +66,8 @@ class MetricsSink:
 
     def __init__(self, config: AppConfig, health: HealthState,
                  registry: CollectorRegistry | None = None) -> None:
+        # No *_created series: a start-up timestamp per label set that no dashboard reads.
+        disable_created_metrics()
         self.registry = registry or CollectorRegistry()
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
@@ -111,24 +113,20 @@ class MetricsSink:
         self._declare_series(config)
 
     def _declare_series(self, config: AppConfig) -> None:
-        # Every series exists from start-up; counts read NaN (no data) until a frame is
-        # analysed, never a misleading 0.
+        # A series exists only once it means something: counts, levels, density and occupancy
+        # appear with the first analysed frame (never a NaN or a misleading 0 before it), and
+        # a zone without capacity or area never has occupancy, level or density series.
+        # Counters and stage histograms start at 0, which is true before the first frame.
         for camera in config.cameras:
             cid = camera.id
-            self.camera_people.labels(cid).set(math.nan)
-            self.camera_people_raw.labels(cid).set(math.nan)
             self.frames.labels(cid)
             self.last_frame.labels(cid).set(0)
             self.frame_age.labels(cid)
             for stage in STAGES:
                 self.stage_seconds.labels(cid, stage)
             for zone in camera.zones:
-                self.zone_people.labels(cid, zone.name).set(math.nan)
-                self.zone_people_raw.labels(cid, zone.name).set(math.nan)
-                self.zone_density.labels(cid, zone.name).set(math.nan)
-                self.zone_occupancy.labels(cid, zone.name).set(math.nan)
-                self.zone_capacity.labels(cid, zone.name).set(zone.capacity or math.nan)
-                self.zone_level.labels(cid, zone.name).set(math.nan)
+                if zone.capacity is not None:
+                    self.zone_capacity.labels(cid, zone.name).set(zone.capacity)
 
     def write(self, result: FrameResult) -> None:
         """Publish one analysed frame, its stage times and its age."""
