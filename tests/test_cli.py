@@ -66,10 +66,72 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_check_accepts_the_bundled_config() -> None:
-    result = crowdwatch("check", str(PETS_CONFIG))
+def test_check_accepts_the_bundled_config(model_path: Path) -> None:
+    result = crowdwatch("check", str(PETS_CONFIG), model=model_path)
     assert result.returncode == 0, result.stderr
     assert "ok (1 camera(s), 3 zone(s))" in result.stdout
+    assert "warning" not in result.stderr
+
+
+CLIP = str(REPO / "samples" / "vtest_h264.mp4")
+
+
+@pytest.mark.parametrize(
+    ("camera", "model", "fragments"),
+    [
+        ({"source": "no/such/clip.mp4"}, True, ["no/such/clip.mp4: file not found"]),
+        ({"source": "ftp://user:pw@cam/x"}, True, ["unsupported URL scheme 'ftp'"]),
+        ({"source": CLIP, "ground_plane": {"image_points": [[0, 0], [1, 1], [2, 2], [3, 3]],
+                                           "ground_points": [[0, 0], [1, 0], [1, 1], [0, 1]]}},
+         True, ["cameras[0].ground_plane: the point pairs do not define a homography"]),
+        ({"source": CLIP}, False, ["missing-model", "models/README.md"]),
+    ],
+)
+def test_check_rejects_what_run_rejects(tmp_path: Path, model_path: Path, camera: dict,
+                                        model: bool, fragments: list[str]) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(json.dumps({"cameras": [{"id": "cam", **camera}]}))
+    check = crowdwatch("check", str(path), model=model_path if model else None)
+    assert_one_line_error(check, *fragments)
+    run = crowdwatch("run", "--config", str(path), "--no-metrics", "--max-frames", "1",
+                     model=model_path if model else None)
+    assert_one_line_error(run, *fragments)
+    assert "pw@" not in check.stderr + run.stderr
+
+
+@pytest.mark.parametrize(
+    ("zone", "warning"),
+    [
+        ({"name": "far", "polygon": [[900, 0], [1000, 0], [1000, 100]]},
+         "camera cam, zone far: polygon bounds x 900..1000, y 0..100 in the 768x576 frame lie "
+         "outside the frame"),
+        ({"name": "tiny", "polygon": [[0, 0], [1, 0], [1, 1], [0, 1]]},
+         "camera cam, zone tiny: polygon bounds x 0..1, y 0..1 in the 768x576 frame look like "
+         "0-1 fractions"),
+    ],
+)
+def test_check_reads_a_file_frame_and_warns_about_zones(tmp_path: Path, model_path: Path,
+                                                        zone: dict, warning: str) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(json.dumps({"cameras": [{"id": "cam", "source": CLIP, "zones": [zone]}]}))
+    result = crowdwatch("check", str(path), model=model_path)
+    assert result.returncode == 0, result.stderr
+    assert f"crowdwatch: warning: {warning}" in result.stderr
+
+
+def test_check_does_not_contact_live_cameras(tmp_path: Path, model_path: Path) -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        listener.settimeout(0.5)
+        port = listener.getsockname()[1]
+        path = tmp_path / "c.yaml"
+        path.write_text(json.dumps({"cameras": [
+            {"id": "cam", "source": f"rtsp://127.0.0.1:{port}/stream"}]}))
+        result = crowdwatch("check", str(path), model=model_path)
+        assert result.returncode == 0, result.stderr
+        with pytest.raises(TimeoutError):
+            listener.accept()
 
 
 @pytest.mark.parametrize(

@@ -296,3 +296,16 @@ def test_a_live_frame_is_handed_on_when_its_result_is_ready() -> None:
     pipeline.stop()
     worker.join(10)
     assert running and [r.frame_index for r in results] == [0, 1, 2]
+
+
+def test_a_zone_outside_the_frame_is_warned_about_at_the_first_frame(
+        caplog: pytest.LogCaptureFixture) -> None:
+    cfg = parse_config({"cameras": [{"id": "gate", "source": "gate.mp4", "zones": [
+        {"name": "far", "polygon": [[500, 0], [600, 0], [600, 50]]}]}]})
+    with caplog.at_level("WARNING", logger="crowdwatch"):
+        run(cfg, {"gate": FakeSource(3)}, [])
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    # Once (the frame size never changes), naming camera, zone, frame size and bounds.
+    assert warnings == ["camera gate, zone far: polygon bounds x 500..600, y 0..50 in the "
+                        "200x100 frame lie outside the frame, so it never counts anyone; "
+                        "give the polygon in pixels of this camera's image"]

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from crowdwatch.analytics.smoothing import make_smoother
-from crowdwatch.analytics.zones import ZoneMapper
+from crowdwatch.analytics.zones import ZoneMapper, zone_frame_problems
 from crowdwatch.config import AppConfig, CameraConfig
 from crowdwatch.detect.base import Detector, Pending
 from crowdwatch.outputs.base import Sink
@@ -89,6 +89,8 @@ class CameraWorker:
         size = (frame.width, frame.height)
         if self._mapper is None or size != self._frame_size:
             self._mapper = ZoneMapper.for_camera(self.camera, self.config.levels, *size)
+            for problem in zone_frame_problems(self.camera, *size):
+                log.warning("%s", problem)
             self._frame_size = size
         return self._mapper
 
