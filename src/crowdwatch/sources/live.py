@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from crowdwatch.config import CameraConfig
 from crowdwatch.sources.capture import CaptureFactory, CaptureLike, Image, device_hint
 from crowdwatch.sources.files import JOIN_TIMEOUT_S
-from crowdwatch.sources.urls import redact
+from crowdwatch.sources.urls import is_url, redact
 from crowdwatch.types import Frame
 
 log = logging.getLogger("crowdwatch.sources")
@@ -55,12 +55,15 @@ class LiveSource:
     def __init__(self, target: str | int, name: str, camera: CameraConfig,
                  factory: CaptureFactory, backoff: Backoff | None = None):
         self.name = name
+        self.camera_id = camera.id
         self.frames_dropped = 0
         self.frames_skipped = 0
         self.reconnects = 0
         self._target = target
         self._factory = factory
         self._timeout = camera.read_timeout_s
+        # Short: the reader asks the server why between attempts, and close() waits for it.
+        self._diagnose_s = min(camera.read_timeout_s, 2.0)
         self._backoff = backoff or Backoff(BACKOFF_BASE_S, camera.max_backoff_s)
         self._stop = threading.Event()
         self._cond = threading.Condition()
@@ -108,7 +111,8 @@ class LiveSource:
                 break
             failures += 1
             delay = self._backoff.next_delay()
-            log.warning("%s: %s; retrying in %.1fs", self.name, self._why, delay)
+            log.warning("camera %s, %s: %s; retrying in %.1fs", self.camera_id, self.name,
+                        self._why, delay)
             self._stop.wait(delay)
 
     def _open(self) -> CaptureLike | None:
@@ -125,6 +129,12 @@ class LiveSource:
         if not opened:
             if capture is not None:
                 capture.release()
+            # OpenCV/FFmpeg only say the open failed; the server can say why. Factories
+            # offer a `diagnose(url, timeout)` (the default one does; test fakes need not).
+            diagnose = getattr(self._factory, "diagnose", None)
+            if (diagnose is not None and isinstance(self._target, str) and is_url(self._target)
+                    and not self._stop.is_set()):
+                self._why = f"cannot open: {redact(diagnose(self._target, self._diagnose_s))}"
             return None
         with self._cond:
             self._last_progress = time.monotonic()
