@@ -235,7 +235,7 @@ def test_pipelined_detector_keeps_frames_in_order_and_few_in_flight() -> None:
     assert [r.people_raw for r in results] == [i % 5 for i in range(12)]
     assert 1 < detect.most_in_flight <= PIPELINE_DEPTH
     assert detect.in_flight == 0
-    assert {"decode", "preprocess", "inference", "postprocess", "detect", "zones"} <= set(
+    assert {"wait", "decode", "preprocess", "inference", "postprocess", "detect", "zones"} <= set(
         results[0].stage_seconds)
 
 
@@ -309,3 +309,25 @@ def test_a_zone_outside_the_frame_is_warned_about_at_the_first_frame(
     assert warnings == ["camera gate, zone far: polygon bounds x 500..600, y 0..50 in the "
                         "200x100 frame lie outside the frame, so it never counts anyone; "
                         "give the polygon in pixels of this camera's image"]
+
+
+class SlowLiveSource(FakeSource):
+    """A live source whose frames take `wait_s` to arrive and took 7 ms to decode."""
+
+    def __init__(self, frames: int, wait_s: float) -> None:
+        super().__init__(frames, live=False)
+        self.wait_s = wait_s
+
+    def read(self, timeout: float) -> Frame | None:
+        frame = super().read(timeout)
+        if frame is None:
+            return None
+        time.sleep(self.wait_s)
+        return Frame(frame.image, frame.index, frame.position_s, frame.captured_at, 0.007)
+
+
+def test_waiting_for_a_frame_is_not_counted_as_decoding() -> None:
+    results: list[FrameResult] = []
+    run(config("a"), {"a": SlowLiveSource(3, 0.05)}, [CallbackSink(results.append)])
+    assert [r.stage_seconds["decode"] for r in results] == [0.007] * 3
+    assert all(r.stage_seconds["wait"] >= 0.05 for r in results)

@@ -137,7 +137,9 @@ class CameraWorker:
 
     def _finish(self, item: _InFlight) -> None:
         frame = item.frame
-        stage_seconds = {"decode": item.decode_s}
+        # wait: the camera loop blocked on the source (a live camera's next frame, or a file's
+        # reader behind); decode: the source thread's time in the decoder for this frame.
+        stage_seconds = {"wait": item.decode_s, "decode": frame.decode_s}
         if item.pending is not None:
             self._last = item.pending.result()
             stage_seconds.update(item.pending.stage_seconds)

@@ -22,6 +22,9 @@ class Frame:
     position_s: float | None
     # Unix time when the frame was captured (left the decoder); measures frame age.
     captured_at: float
+    # Seconds the source's own thread spent decoding it (for live sources this includes
+    # FFmpeg waiting for the camera's packets); the pipeline's "decode" stage.
+    decode_s: float = 0.0
 
     @property
     def width(self) -> int:

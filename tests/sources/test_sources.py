@@ -140,6 +140,8 @@ def test_video_frames_in_order(tmp_path: Path) -> None:
         assert captured == sorted(captured)
         assert before <= captured[0] <= captured[-1] <= time.time()
         assert (frames[0].width, frames[0].height) == (64, 48)
+        # Decoder time, measured on the reader thread (the first frame is read at open).
+        assert all(f.decode_s >= 0 for f in frames) and all(f.decode_s > 0 for f in frames[1:])
         assert source.finished
         assert source.read(5.0) is None  # at once, not after the timeout
         assert (source.frames_dropped, source.frames_skipped, source.reconnects) == (0, 0, 0)

@@ -27,9 +27,10 @@ from crowdwatch.config import AppConfig
 from crowdwatch.types import FrameResult
 from crowdwatch.web.health import HealthState
 
-# detect is preprocess + inference + postprocess (OpenVINO backend) or the whole predict call;
-# export runs from the end of analysis until the counts are in this registry.
-STAGES = ("decode", "detect", "preprocess", "inference", "postprocess", "zones", "export")
+# wait is the camera loop blocked on its source, decode the source thread's decoder time for
+# the frame; detect is preprocess + inference + postprocess (OpenVINO backend) or the whole
+# predict call; export runs from the end of analysis until the counts are in this registry.
+STAGES = ("wait", "decode", "detect", "preprocess", "inference", "postprocess", "zones", "export")
 STAGE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.2, 0.5, 1.0, 2.5)
 AGE_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0)
 

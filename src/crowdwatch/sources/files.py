@@ -84,10 +84,16 @@ class _FileSource:
         try:
             while not self._stop.is_set():
                 produced = 0
-                for image in self._images(first):
+                images = self._images(first)
+                while True:
+                    started = time.perf_counter()
+                    image = next(images, None)
+                    if image is None:
+                        break
+                    decode_s = time.perf_counter() - started
                     index += self._gap
                     self._gap = 0
-                    frame = Frame(image, index, index / self._fps, time.time())
+                    frame = Frame(image, index, index / self._fps, time.time(), decode_s)
                     if not self._put(frame):
                         return
                     index += 1

@@ -77,6 +77,7 @@ class LiveSource:
         self._capture_open = False
         self._stall_logged = False
         self._why = ""  # the last failure, for the retry message
+        self._decode_s = 0.0  # time in capture.read() of the frame being published
         self._reader = threading.Thread(target=self._run, name=f"source {name}", daemon=True)
         self._watchdog = threading.Thread(target=self._watch, name=f"watchdog {name}",
                                           daemon=True)
@@ -145,6 +146,7 @@ class LiveSource:
     def _frames(self, capture: CaptureLike) -> Iterator[Image]:
         """Frames until a read fails or stalls; the caller releases the capture."""
         while not self._stop.is_set():
+            started = time.perf_counter()
             try:
                 ok, image = capture.read()
             except Exception as error:
@@ -167,6 +169,7 @@ class LiveSource:
             if not ok or image is None:
                 return
             self._backoff.reset()
+            self._decode_s = time.perf_counter() - started
             yield image
 
     def _publish(self, image: Image) -> None:
@@ -174,7 +177,7 @@ class LiveSource:
         with self._cond:
             if self._latest is not None and self._produced > self._taken:
                 self.frames_dropped += 1
-            self._latest = Frame(image, self._produced, None, now)
+            self._latest = Frame(image, self._produced, None, now, self._decode_s)
             self._produced += 1
             self._last_progress = self._last_frame = time.monotonic()
             self._connected = True
