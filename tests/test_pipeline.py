@@ -331,3 +331,18 @@ def test_waiting_for_a_frame_is_not_counted_as_decoding() -> None:
     run(config("a"), {"a": SlowLiveSource(3, 0.05)}, [CallbackSink(results.append)])
     assert [r.stage_seconds["decode"] for r in results] == [0.007] * 3
     assert all(r.stage_seconds["wait"] >= 0.05 for r in results)
+
+
+@pytest.mark.parametrize(("frames", "max_frames"), [(3, None), (10, 3)], ids=["eof", "max-frames"])
+def test_an_ended_file_is_finished_and_not_up_the_same_way(frames: int,
+                                                          max_frames: int | None) -> None:
+    now = [0.0]
+    health = HealthState(["a"], stale_after_s=30.0, clock=lambda: now[0])
+    pipeline = Pipeline(config("a"), two_people, [], health, max_frames,
+                        source_opener=lambda camera: FakeSource(frames))
+    pipeline.run()
+    assert pipeline.processed == {"a": 3}
+    assert health.sources()["a"].up is False
+    now[0] = 3600.0  # long after: a finished camera never turns stalled
+    assert health.cameras()["a"]["state"] == "finished"
+    assert health.ready() and health.alive()

@@ -99,6 +99,14 @@ class CameraWorker:
         self.health.report(self.camera.id, SourceStatus(s.up, s.frames_dropped,
                                                          s.frames_skipped, s.reconnects))
 
+    def _report_ended(self) -> None:
+        """The source ended (end of file, or max_frames reached): it delivers no more frames
+        (source_up 0) and is no longer expected to (/readyz: finished), the same either way."""
+        s = self.source
+        self.health.report(self.camera.id, SourceStatus(False, s.frames_dropped,
+                                                         s.frames_skipped, s.reconnects))
+        self.health.finish(self.camera.id)
+
     def _run(self) -> None:
         in_flight: deque[_InFlight] = deque()
         try:
@@ -119,11 +127,12 @@ class CameraWorker:
                 else:
                     self._report_source()
                     if self.source.finished:
-                        self.health.finish(self.camera.id)
                         break
                     # A live source is down: its zone series stay as they were.
             while in_flight:
                 self._finish(in_flight.popleft())
+            if not self.stop.is_set():
+                self._report_ended()
         except BaseException as error:  # handed to the main thread, which reports it
             self.errors.append(error)
             self.stop.set()
