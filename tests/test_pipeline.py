@@ -346,3 +346,31 @@ def test_an_ended_file_is_finished_and_not_up_the_same_way(frames: int,
     now[0] = 3600.0  # long after: a finished camera never turns stalled
     assert health.cameras()["a"]["state"] == "finished"
     assert health.ready() and health.alive()
+
+
+class FolderSource(FakeSource):
+    sequence = False  # like sources.files.ImageFolderSource: maybe unrelated pictures
+
+
+def _two_on_even_frames(image: Image) -> Detections:
+    return _two_people(image) if frame_index(image) % 2 == 0 else Detections.empty()
+
+
+@pytest.mark.parametrize(
+    ("source_type", "counting", "people"),
+    [
+        # persistence over 3 frames holds 2 through each one-frame drop to 0
+        (FakeSource, {"window": 3}, [2, 2, 2, 2, 2]),
+        # a folder is not smoothed unless the config names a smoothing
+        (FolderSource, {"window": 3}, [2, 0, 2, 0, 2]),
+        (FolderSource, {"window": 3, "smoothing": "persistence"}, [2, 2, 2, 2, 2]),
+    ],
+)
+def test_image_folders_are_not_smoothed_unless_configured(source_type: type, counting: dict,
+                                                          people: list[int]) -> None:
+    cfg = parse_config({"cameras": [{"id": "a", "source": "a"}], "counting": counting})
+    results: list[FrameResult] = []
+    run(cfg, {"a": source_type(5)}, [CallbackSink(results.append)],
+        detect=FnDetector(_two_on_even_frames))
+    assert [r.people_raw for r in results] == [2, 0, 2, 0, 2]
+    assert [r.people for r in results] == people

@@ -80,8 +80,14 @@ class CameraWorker:
         self._started = 0
         self._last = Detections.empty()
         self._mapper: ZoneMapper | None = None
-        self._zone_smoother = make_smoother(config.counting.smoothing, config.counting.window)
-        self._camera_smoother = make_smoother(config.counting.smoothing, config.counting.window)
+        smoothing = config.counting.smoothing
+        configured = "smoothing" in config.counting.model_fields_set
+        if not getattr(source, "sequence", True) and not configured:
+            # An image folder may hold unrelated pictures: smoothing them as one video
+            # would carry people from one picture into the next.
+            smoothing = "none"
+        self._zone_smoother = make_smoother(smoothing, config.counting.window)
+        self._camera_smoother = make_smoother(smoothing, config.counting.window)
         self._frame_size: tuple[int, int] | None = None
         self.thread = threading.Thread(target=self._run, name=f"camera-{camera.id}", daemon=True)
 
@@ -174,6 +180,7 @@ class CameraWorker:
             detections=detections,
             stage_seconds=stage_seconds,
             analysed_at=t2,
+            source_file=frame.source_file,
         )
         for sink in self.sinks:
             sink.write(result)

@@ -25,6 +25,8 @@ class Frame:
     # Seconds the source's own thread spent decoding it (for live sources this includes
     # FFmpeg waiting for the camera's packets); the pipeline's "decode" stage.
     decode_s: float = 0.0
+    # The image file it came from (image folders), for events.
+    source_file: str | None = None
 
     @property
     def width(self) -> int:
@@ -104,6 +106,8 @@ class FrameResult:
     stage_seconds: dict[str, float] = field(default_factory=dict)
     # perf_counter() when analysis ended: the export stage runs from here.
     analysed_at: float = 0.0
+    # The image file of this frame (image folders); None for videos and live sources.
+    source_file: str | None = None
 
     @property
     def timestamp(self) -> float:

@@ -45,6 +45,8 @@ class _FileSource:
     """Shared reader thread, queue and pacing of video files and image folders."""
 
     live = False
+    # Consecutive frames show one scene over time (temporal smoothing makes sense).
+    sequence = True
 
     def __init__(self, name: str, camera: CameraConfig, fps: float):
         self.name = name
@@ -62,6 +64,7 @@ class _FileSource:
         # Frames skipped in the file since the last image handed over: the next frame's index
         # and position jump over them, so they keep naming the frame's position in the file.
         self._gap = 0
+        self._current_file: str | None = None  # the image file being handed over (folders)
         # Wall-clock (monotonic) time at which position 0 is due in realtime mode.
         self._anchor: float | None = None
         self._thread = threading.Thread(target=self._run, name=f"source {name}", daemon=True)
@@ -93,7 +96,8 @@ class _FileSource:
                     decode_s = time.perf_counter() - started
                     index += self._gap
                     self._gap = 0
-                    frame = Frame(image, index, index / self._fps, time.time(), decode_s)
+                    frame = Frame(image, index, index / self._fps, time.time(), decode_s,
+                                  self._current_file)
                     if not self._put(frame):
                         return
                     index += 1
@@ -292,6 +296,9 @@ class VideoFileSource(_FileSource):
 class ImageFolderSource(_FileSource):
     """The images of a folder sorted by file name, at FOLDER_FPS; unreadable ones skipped."""
 
+    # A folder may hold unrelated images: not smoothed over time unless configured.
+    sequence = False
+
     def __init__(self, folder: Path, camera: CameraConfig):
         files = sorted((p for p in folder.iterdir()
                         if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()),
@@ -315,8 +322,10 @@ class ImageFolderSource(_FileSource):
             image = cv2.imread(str(path), cv2.IMREAD_COLOR)
             if image is None:
                 self.frames_skipped += 1
+                self._gap += 1  # its frame number stays unused, as for a damaged video frame
                 # Warn once per file; looping would repeat the same warning forever.
                 if first:
                     log.warning("%s: cannot decode image, skipped", path)
                 continue
+            self._current_file = str(path)
             yield image
