@@ -111,3 +111,61 @@ def test_bundled_configs_are_valid() -> None:
     assert configs, "configs/ holds the ready configs"
     for path in configs:
         assert load_config(path).cameras
+
+
+# --- ${VAR} expansion and paths relative to the config file ----------------------------------
+
+def _write(folder: Path, text: str) -> Path:
+    path = folder / "site" / "crowdwatch.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_env_vars_expand_in_string_values_only(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from crowdwatch.config import load_config
+
+    monkeypatch.setenv("CAM_PASSWORD", "p@ss w0rd")
+    monkeypatch.setenv("CAM_HOST", "10.0.0.5")
+    path = _write(tmp_path, "cameras:\n  - id: gate\n"
+                  "    source: rtsp://viewer:${CAM_PASSWORD}@${CAM_HOST}:554/s\n"
+                  "    zones: [{name: all, polygon: [[0, 0], [1, 0], [1, 1]], normalized: true}]\n")
+    config = load_config(path)
+    assert config.cameras[0].source == "rtsp://viewer:p@ss w0rd@10.0.0.5:554/s"
+
+
+def test_a_missing_env_var_names_the_key_and_the_variable(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from crowdwatch.config import load_config
+
+    monkeypatch.delenv("NOPE_PASSWORD", raising=False)
+    path = _write(tmp_path, "cameras:\n  - id: gate\n    source: rtsp://u:${NOPE_PASSWORD}@h/s\n")
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    assert str(error.value) == (
+        f"{path}: cameras[0].source: environment variable NOPE_PASSWORD is not set; "
+        "export NOPE_PASSWORD=..., or write the value in the config")
+
+
+@pytest.mark.parametrize(
+    ("source", "model", "want_source", "want_model"),
+    [
+        ("clips/a.mp4", "yolo11n_int8_openvino_model", "{dir}/clips/a.mp4", "yolo11n_int8_openvino_model"),
+        ("../clips/a.mp4", "weights/m.onnx", "{dir}/../clips/a.mp4", "{dir}/weights/m.onnx"),
+        ("/abs/a.mp4", "/opt/m_openvino_model", "/abs/a.mp4", "/opt/m_openvino_model"),
+        ("rtsp://h/s", "m.pt", "rtsp://h/s", "m.pt"),     # URLs and bare model names untouched
+        ("rtsp:/broken", "m.pt", "rtsp:/broken", "m.pt"),  # left for the source's own error
+        ("0", "m.pt", "0", "m.pt"),                       # a device index
+    ],
+)
+def test_relative_paths_resolve_against_the_config_folder(
+        tmp_path: Path, source: str, model: str, want_source: str, want_model: str) -> None:
+    from crowdwatch.config import load_config
+
+    path = _write(tmp_path, f"cameras:\n  - id: gate\n    source: '{source}'\n"
+                  f"detector: {{model: '{model}'}}\n")
+    config = load_config(path)
+    folder = str(path.parent)
+    assert str(config.cameras[0].source) == want_source.format(dir=folder)
+    assert config.detector.model == want_model.format(dir=folder)
