@@ -149,6 +149,33 @@ def test_check_rejects_bad_configs_in_one_line(tmp_path: Path, yaml_text: str, f
     assert_one_line_error(crowdwatch("check", str(path)), str(path), *fragments)
 
 
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (["run", "--bogus"], ["No such option: --bogus", "(see crowdwatch run --help)"]),
+        (["run", "--max-frames", "x"], ["Invalid value for '--max-frames'"]),
+        (["check"], ["Missing argument", "(see crowdwatch check --help)"]),
+        (["bogus"], ["No such command 'bogus'"]),
+        (["bench", "-s", "single"], ["No such option: -s"]),  # -s is run's --source only
+    ],
+)
+def test_usage_errors_are_one_line_and_exit_1(args: list[str], fragments: list[str]) -> None:
+    result = crowdwatch(*args)
+    assert result.returncode == 1
+    assert_one_line_error(result, *fragments)
+    assert result.stderr.count("\n") == 1  # no usage box
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_verbose_works_before_and_after_the_subcommand(model_path: Path, where: str) -> None:
+    args = ["check", str(PETS_CONFIG)]
+    args = ["-v", *args] if where == "before" else [*args, "-v"]
+    result = crowdwatch(*args, model=model_path)
+    assert result.returncode == 0, result.stderr
+    # The one stderr format: "crowdwatch: <level>: message", like "crowdwatch: error: ...".
+    assert "crowdwatch: info: " in result.stderr and "opened video" in result.stderr
+
+
 def test_run_needs_config_or_source() -> None:
     assert_one_line_error(crowdwatch("run"), "--config FILE or --source")
 

@@ -52,8 +52,18 @@ def main_options(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Print the version and exit.")] = False,
 ) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, stream=sys.stderr,
-                        format="crowdwatch: %(levelname)s: %(message)s")
+    # One format for every line crowdwatch writes to stderr: "crowdwatch: <level>: message",
+    # as fail() writes "crowdwatch: error: ...".
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_LowerLevelFormatter("crowdwatch: %(levelname)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, handlers=[handler])
+
+
+class _LowerLevelFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        record = logging.makeLogRecord(record.__dict__)
+        record.levelname = record.levelname.lower()
+        return super().format(record)
 
 
 def _load(config: Path | None, source: str | None, model: str | None) -> AppConfig:
@@ -319,7 +329,7 @@ def bench_command(
                                          help="streams of the multi scenario")] = 4,
     live_frames: Annotated[int, typer.Option(min=2, help="frames of the live scenario")] = 150,
     scenario: Annotated[Optional[list[str]], typer.Option(  # noqa: UP045
-        "--scenario", "-s", help="single, multi or live; repeat for several (default: all)")
+        "--scenario", help="single, multi or live; repeat for several (default: all)")
     ] = None,
     cache_dir: Annotated[Optional[Path], typer.Option(  # noqa: UP045
         "--cache-dir", help="where the generated clips are kept (default: "
@@ -350,7 +360,7 @@ def bench_command(
         if cache_dir is not None:
             options.cache_dir = cache_dir
         started = time.monotonic()
-        report = run_bench(options, log=lambda m: typer.echo(f"crowdwatch bench: {m}",
+        report = run_bench(options, log=lambda m: typer.echo(f"crowdwatch: bench: {m}",
                                                              err=True))
     except CrowdwatchError as error:
         raise fail(str(error)) from None
@@ -363,7 +373,34 @@ def bench_command(
 
 
 def main() -> None:
-    app()
+    """Entry point: usage mistakes are one line and exit 1, like every other user error."""
+    try:  # typer >= 0.16 vendors click; older ones use click itself
+        from typer._click import exceptions as click_errors
+    except ImportError:  # pragma: no cover
+        from click import exceptions as click_errors  # type: ignore[no-redef]
+
+    argv = _verbose_first(sys.argv[1:])
+    try:
+        code = app(args=argv, prog_name="crowdwatch", standalone_mode=False)
+    except click_errors.NoArgsIsHelpError as error:  # bare `crowdwatch`: the help
+        typer.echo(error.ctx.get_help() if error.ctx else "", err=True)
+        code = 0
+    except click_errors.UsageError as error:
+        command = error.ctx.command_path if error.ctx else "crowdwatch"
+        message = " ".join(error.format_message().split())
+        typer.echo(f"crowdwatch: error: {message} (see {command} --help)", err=True)
+        code = 1
+    except typer.Abort:
+        code = 130
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _verbose_first(args: list[str]) -> list[str]:
+    """-v/--verbose anywhere before a lone "--" counts, also after the subcommand."""
+    end = args.index("--") if "--" in args else len(args)
+    flags = [a for a in args[:end] if a in ("-v", "--verbose")]
+    rest = [a for a in args[:end] if a not in ("-v", "--verbose")]
+    return flags[:1] + rest + args[end:]
 
 
 if __name__ == "__main__":

@@ -29,7 +29,10 @@ def camera(**zone: object) -> dict:
         (camera(area_m2=-1), "cameras[0].zones[0].area_m2: Input should be greater than 0"),
         (camera(normalized=True), "normalized coordinates must lie between 0 and 1"),
         (camera(colour="red"), "cameras[0].zones[0].colour: unknown key"),
-        (camera(name="has space"), "cameras[0].zones[0].name: String should match pattern"),
+        (camera(name=" padded"), "cameras[0].zones[0].name: must not start or end with a space"),
+        (camera(name='say "hi"'), "cameras[0].zones[0].name: must not contain '\"'"),
+        (camera(name="back\\slash"), "cameras[0].zones[0].name: must not contain '\\\\'"),
+        (camera(name="tab\there"), "cameras[0].zones[0].name: must not contain '\\t'"),
         (camera(levels={"warning": 0.9, "critical": 0.5}), "critical (0.5) must be >= warning (0.9)"),
         ({**camera(), "detectr": {}}, "detectr: unknown key"),
         ({**camera(), "detector": {"confidence": 1.5}}, "detector.confidence: Input should be less than 1"),
@@ -169,3 +172,23 @@ def test_relative_paths_resolve_against_the_config_folder(
     folder = str(path.parent)
     assert str(config.cameras[0].source) == want_source.format(dir=folder)
     assert config.detector.model == want_model.format(dir=folder)
+
+
+@pytest.mark.parametrize("name", ["Hall A", "Bahnhofstraße", "入口", "plaza-2.north:east", "Café (Süd)"])
+def test_zone_names_may_be_any_printable_text(name: str) -> None:
+    assert parse_config(camera(name=name)).cameras[0].zones[0].name == name
+
+
+def test_unicode_zone_names_reach_metrics_as_utf8() -> None:
+    from prometheus_client import generate_latest
+
+    from crowdwatch.outputs.metrics import MetricsSink
+    from crowdwatch.types import FrameResult, ZoneStats
+    from crowdwatch.web.health import HealthState
+
+    config = parse_config({"cameras": [{"id": "gate", "source": "x.mp4", "zones": [
+        {"name": "入口", "polygon": SQUARE, "capacity": 3}]}]})
+    sink = MetricsSink(config, HealthState(["gate"]))
+    sink.write(FrameResult("gate", 0, 0.0, 0.0, 1, 1, zones={"入口": ZoneStats(1, 1)}))
+    assert 'crowdwatch_zone_people{camera="gate",zone="入口"} 1.0' in generate_latest(
+        sink.registry).decode("utf-8")

@@ -69,7 +69,7 @@ class EventWriter:
         self.lines_lost = 0
 
     def write(self, result: FrameResult) -> None:
-        line = json.dumps(event_record(result), separators=(",", ":"), ensure_ascii=False) + "\n"
+        line = json.dumps(event_record(result), separators=(",", ":")) + "\n"
         with self._lock:
             if self._closed:
                 return
