@@ -374,3 +374,20 @@ def test_image_folders_are_not_smoothed_unless_configured(source_type: type, cou
         detect=FnDetector(_two_on_even_frames))
     assert [r.people_raw for r in results] == [2, 0, 2, 0, 2]
     assert [r.people for r in results] == people
+
+
+def test_a_ground_plane_error_at_the_first_frame_names_its_camera() -> None:
+    from crowdwatch.errors import ConfigError
+
+    # Image points of a ground square seen in perspective: the horizon is the line y = 50,
+    # which the normalised whole-frame zone (y 0..100 in the 200x100 frame) crosses.
+    plane = {"image_points": [[0, 100], [100, 100], [75, 75], [25, 75]],
+             "ground_points": [[0, 0], [4, 0], [4, 4], [0, 4]]}
+    cfg = parse_config({"cameras": [
+        {"id": "ok", "source": "ok.mp4"},
+        {"id": "gate", "source": "gate.mp4", "ground_plane": plane, "zones": [
+            {"name": "z", "polygon": [[0, 0], [1, 0], [1, 1], [0, 1]], "normalized": True}]}]})
+    with pytest.raises(ConfigError) as error:
+        run(cfg, {"ok": FakeSource(2), "gate": FakeSource(2)}, [])
+    assert str(error.value).startswith(
+        "cameras[1].zones[0].polygon (z): a zone reaches above the horizon")

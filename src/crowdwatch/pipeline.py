@@ -25,6 +25,7 @@ from crowdwatch.analytics.smoothing import make_smoother
 from crowdwatch.analytics.zones import ZoneMapper, zone_frame_problems
 from crowdwatch.config import AppConfig, CameraConfig
 from crowdwatch.detect.base import Detector, Pending
+from crowdwatch.errors import ConfigError
 from crowdwatch.outputs.base import Sink
 from crowdwatch.sources import FrameSource, close_all, open_source
 from crowdwatch.types import Detections, Frame, FrameResult
@@ -94,7 +95,11 @@ class CameraWorker:
     def _mapper_for(self, frame: Frame) -> ZoneMapper:
         size = (frame.width, frame.height)
         if self._mapper is None or size != self._frame_size:
-            self._mapper = ZoneMapper.for_camera(self.camera, self.config.levels, *size)
+            try:
+                self._mapper = ZoneMapper.for_camera(self.camera, self.config.levels, *size)
+            except ConfigError as error:  # normalised zones meet the ground plane only now
+                index = [c.id for c in self.config.cameras].index(self.camera.id)
+                raise ConfigError(f"cameras[{index}].{error}") from None
             for problem in zone_frame_problems(self.camera, *size):
                 log.warning("%s", problem)
             self._frame_size = size
