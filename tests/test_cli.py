@@ -132,6 +132,14 @@ def test_check_does_not_contact_live_cameras(tmp_path: Path, model_path: Path) -
         assert result.returncode == 0, result.stderr
         with pytest.raises(TimeoutError):
             listener.accept()
+        # --probe does contact it, and says when no frame came.
+        path.write_text(json.dumps({"cameras": [
+            {"id": "cam", "source": f"rtsp://127.0.0.1:{port}/stream", "read_timeout_s": 1}]}))
+        result = crowdwatch("check", "--probe", str(path), model=model_path)
+        assert result.returncode == 0, result.stderr
+        assert "crowdwatch: warning: camera cam: no frame within 1 s; zones not checked" in (
+            result.stderr)
+        listener.accept()[0].close()  # the connection the probe made
 
 
 @pytest.mark.parametrize(
