@@ -1,7 +1,8 @@
-"""Shared fixtures: paths to the detector weights and the PETS clip, read from ../shared.
+"""Shared fixtures: paths to the detector weights and the PETS clip.
 
-CI sets CROWDWATCH_MODEL and CROWDWATCH_PETS_DIR; without them a local checkout falls back to
-../shared beside the repository. Missing data skips the tests that need it, except in CI
+The weights default to the model shipped in the package; CROWDWATCH_MODEL picks another.
+CI sets CROWDWATCH_PETS_DIR; without it a local checkout falls back to ../shared beside the
+repository. Missing data skips the tests that need it, except in CI
 (CI=true), where it fails them: a green CI must have run them.
 """
 
@@ -51,8 +52,12 @@ def prometheus_server() -> Path:
 @pytest.fixture(scope="session")
 def model_path() -> Path:
     value = os.environ.get("CROWDWATCH_MODEL")
-    default = SHARED / "models" / "yolo11n_int8_openvino_model"
-    return _need(Path(value) if value else default, "detector weights", "CROWDWATCH_MODEL")
+    if value:
+        return _need(Path(value), "detector weights", "CROWDWATCH_MODEL")
+    # The default model ships inside the package (crowdwatch/models/), hash-checked.
+    from crowdwatch.detect.models import resolve_model
+
+    return resolve_model("yolo11n_int8_openvino_model")
 
 
 @pytest.fixture(scope="session")

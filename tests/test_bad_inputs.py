@@ -221,7 +221,7 @@ def test_damaged_input_is_analysed_as_far_as_it_goes(
     frames = [json.loads(line)["frame"] for line in events.read_text().splitlines()]
     assert len(frames) >= minimum
     assert frames == sorted(set(frames))
-    warnings = [ln for ln in result.stderr.splitlines() if ln.startswith("crowdwatch: WARNING")]
+    warnings = [ln for ln in result.stderr.splitlines() if ln.startswith("crowdwatch: warning")]
     if warning is None:
         assert warnings == []
     else:
@@ -289,7 +289,7 @@ def test_unreachable_camera_is_retried_and_reported_down(
     with Crowdwatch(tmp_path, config, model_path) as cw:
         wait_for(lambda: cw.text().count("cannot open") >= 2, 30, "two failed attempts")
         warnings = [ln for ln in cw.text().splitlines() if "cannot open" in ln]
-        assert all(ln.startswith("crowdwatch: WARNING: ") and fragment in ln
+        assert all(ln.startswith("crowdwatch: warning: ") and fragment in ln
                    and "retrying in" in ln for ln in warnings), warnings
         if isinstance(target, int):
             assert f"device {target}: cannot open (no /dev/video{target}" in warnings[0]

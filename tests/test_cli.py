@@ -31,6 +31,26 @@ def crowdwatch(*args: str, model: Path | None = None, **kwargs: object) -> subpr
                           capture_output=True, text=True, timeout=300, **kwargs)
 
 
+@pytest.mark.parametrize(
+    ("counts", "max_frames", "expected"),
+    [
+        ([200], None, 200),
+        ([200, 50], None, 250),
+        ([200, 50], 100, 150),       # each camera stops at min(its frames, N)
+        ([None], 30, 30),            # unknown length (or looping): --max-frames bounds it
+        ([None, 10], None, None),    # one unknown length: no total, no ETA
+    ],
+)
+def test_progress_total_comes_from_the_files(counts: list[int | None], max_frames: int | None,
+                                             expected: int | None) -> None:
+    from types import SimpleNamespace
+
+    from crowdwatch.cli import _expected_total
+
+    workers = [SimpleNamespace(source=SimpleNamespace(expected_frames=c)) for c in counts]
+    assert _expected_total(workers, max_frames) == expected
+
+
 def assert_one_line_error(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
@@ -46,10 +66,80 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_check_accepts_the_bundled_config() -> None:
-    result = crowdwatch("check", str(PETS_CONFIG))
+def test_check_accepts_the_bundled_config(model_path: Path) -> None:
+    result = crowdwatch("check", str(PETS_CONFIG), model=model_path)
     assert result.returncode == 0, result.stderr
     assert "ok (1 camera(s), 3 zone(s))" in result.stdout
+    assert "warning" not in result.stderr
+
+
+CLIP = str(REPO / "samples" / "vtest_h264.mp4")
+
+
+@pytest.mark.parametrize(
+    ("camera", "model", "fragments"),
+    [
+        ({"source": "no/such/clip.mp4"}, True, ["no/such/clip.mp4: file not found"]),
+        ({"source": "ftp://user:pw@cam/x"}, True, ["unsupported URL scheme 'ftp'"]),
+        ({"source": CLIP, "ground_plane": {"image_points": [[0, 0], [1, 1], [2, 2], [3, 3]],
+                                           "ground_points": [[0, 0], [1, 0], [1, 1], [0, 1]]}},
+         True, ["cameras[0].ground_plane: the point pairs do not define a homography"]),
+        ({"source": CLIP}, False, ["missing-model", "models/README.md"]),
+    ],
+)
+def test_check_rejects_what_run_rejects(tmp_path: Path, model_path: Path, camera: dict,
+                                        model: bool, fragments: list[str]) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(json.dumps({"cameras": [{"id": "cam", **camera}]}))
+    check = crowdwatch("check", str(path), model=model_path if model else None)
+    assert_one_line_error(check, *fragments)
+    run = crowdwatch("run", "--config", str(path), "--no-metrics", "--max-frames", "1",
+                     model=model_path if model else None)
+    assert_one_line_error(run, *fragments)
+    assert "pw@" not in check.stderr + run.stderr
+
+
+@pytest.mark.parametrize(
+    ("zone", "warning"),
+    [
+        ({"name": "far", "polygon": [[900, 0], [1000, 0], [1000, 100]]},
+         "camera cam, zone far: polygon bounds x 900..1000, y 0..100 in the 768x576 frame lie "
+         "outside the frame"),
+        ({"name": "tiny", "polygon": [[0, 0], [1, 0], [1, 1], [0, 1]]},
+         "camera cam, zone tiny: polygon bounds x 0..1, y 0..1 in the 768x576 frame look like "
+         "0-1 fractions"),
+    ],
+)
+def test_check_reads_a_file_frame_and_warns_about_zones(tmp_path: Path, model_path: Path,
+                                                        zone: dict, warning: str) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(json.dumps({"cameras": [{"id": "cam", "source": CLIP, "zones": [zone]}]}))
+    result = crowdwatch("check", str(path), model=model_path)
+    assert result.returncode == 0, result.stderr
+    assert f"crowdwatch: warning: {warning}" in result.stderr
+
+
+def test_check_does_not_contact_live_cameras(tmp_path: Path, model_path: Path) -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        listener.settimeout(0.5)
+        port = listener.getsockname()[1]
+        path = tmp_path / "c.yaml"
+        path.write_text(json.dumps({"cameras": [
+            {"id": "cam", "source": f"rtsp://127.0.0.1:{port}/stream"}]}))
+        result = crowdwatch("check", str(path), model=model_path)
+        assert result.returncode == 0, result.stderr
+        with pytest.raises(TimeoutError):
+            listener.accept()
+        # --probe does contact it, and says when no frame came.
+        path.write_text(json.dumps({"cameras": [
+            {"id": "cam", "source": f"rtsp://127.0.0.1:{port}/stream", "read_timeout_s": 1}]}))
+        result = crowdwatch("check", "--probe", str(path), model=model_path)
+        assert result.returncode == 0, result.stderr
+        assert "crowdwatch: warning: camera cam: no frame within 1 s; zones not checked" in (
+            result.stderr)
+        listener.accept()[0].close()  # the connection the probe made
 
 
 @pytest.mark.parametrize(
@@ -65,6 +155,33 @@ def test_check_rejects_bad_configs_in_one_line(tmp_path: Path, yaml_text: str, f
     path = tmp_path / "bad.yaml"
     path.write_text(yaml_text)
     assert_one_line_error(crowdwatch("check", str(path)), str(path), *fragments)
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (["run", "--bogus"], ["No such option: --bogus", "(see crowdwatch run --help)"]),
+        (["run", "--max-frames", "x"], ["Invalid value for '--max-frames'"]),
+        (["check"], ["Missing argument", "(see crowdwatch check --help)"]),
+        (["bogus"], ["No such command 'bogus'"]),
+        (["bench", "-s", "single"], ["No such option: -s"]),  # -s is run's --source only
+    ],
+)
+def test_usage_errors_are_one_line_and_exit_1(args: list[str], fragments: list[str]) -> None:
+    result = crowdwatch(*args)
+    assert result.returncode == 1
+    assert_one_line_error(result, *fragments)
+    assert result.stderr.count("\n") == 1  # no usage box
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_verbose_works_before_and_after_the_subcommand(model_path: Path, where: str) -> None:
+    args = ["check", str(PETS_CONFIG)]
+    args = ["-v", *args] if where == "before" else [*args, "-v"]
+    result = crowdwatch(*args, model=model_path)
+    assert result.returncode == 0, result.stderr
+    # The one stderr format: "crowdwatch: <level>: message", like "crowdwatch: error: ...".
+    assert "crowdwatch: info: " in result.stderr and "opened video" in result.stderr
 
 
 def test_run_needs_config_or_source() -> None:

@@ -235,7 +235,7 @@ def test_pipelined_detector_keeps_frames_in_order_and_few_in_flight() -> None:
     assert [r.people_raw for r in results] == [i % 5 for i in range(12)]
     assert 1 < detect.most_in_flight <= PIPELINE_DEPTH
     assert detect.in_flight == 0
-    assert {"decode", "preprocess", "inference", "postprocess", "detect", "zones"} <= set(
+    assert {"wait", "decode", "preprocess", "inference", "postprocess", "detect", "zones"} <= set(
         results[0].stage_seconds)
 
 
@@ -361,3 +361,98 @@ def test_tiling_auto_is_decided_per_camera_on_its_first_frames() -> None:
     assert crowd == [(100, 200)] * 2 + [(100, 200), (100, 80), (100, 80), (100, 80)] * 3
     assert sparse == [(100, 200)] * 5
     assert all(r.people_raw == 20 for r in results if r.camera == "crowd")
+
+
+def test_a_zone_outside_the_frame_is_warned_about_at_the_first_frame(
+        caplog: pytest.LogCaptureFixture) -> None:
+    cfg = parse_config({"cameras": [{"id": "gate", "source": "gate.mp4", "zones": [
+        {"name": "far", "polygon": [[500, 0], [600, 0], [600, 50]]}]}]})
+    with caplog.at_level("WARNING", logger="crowdwatch"):
+        run(cfg, {"gate": FakeSource(3)}, [])
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    # Once (the frame size never changes), naming camera, zone, frame size and bounds.
+    assert warnings == ["camera gate, zone far: polygon bounds x 500..600, y 0..50 in the "
+                        "200x100 frame lie outside the frame, so it never counts anyone; "
+                        "give the polygon in pixels of this camera's image"]
+
+
+class SlowLiveSource(FakeSource):
+    """A live source whose frames take `wait_s` to arrive and took 7 ms to decode."""
+
+    def __init__(self, frames: int, wait_s: float) -> None:
+        super().__init__(frames, live=False)
+        self.wait_s = wait_s
+
+    def read(self, timeout: float) -> Frame | None:
+        frame = super().read(timeout)
+        if frame is None:
+            return None
+        time.sleep(self.wait_s)
+        return Frame(frame.image, frame.index, frame.position_s, frame.captured_at, 0.007)
+
+
+def test_waiting_for_a_frame_is_not_counted_as_decoding() -> None:
+    results: list[FrameResult] = []
+    run(config("a"), {"a": SlowLiveSource(3, 0.05)}, [CallbackSink(results.append)])
+    assert [r.stage_seconds["decode"] for r in results] == [0.007] * 3
+    assert all(r.stage_seconds["wait"] >= 0.05 for r in results)
+
+
+@pytest.mark.parametrize(("frames", "max_frames"), [(3, None), (10, 3)], ids=["eof", "max-frames"])
+def test_an_ended_file_is_finished_and_not_up_the_same_way(frames: int,
+                                                          max_frames: int | None) -> None:
+    now = [0.0]
+    health = HealthState(["a"], stale_after_s=30.0, clock=lambda: now[0])
+    pipeline = Pipeline(config("a"), two_people, [], health, max_frames,
+                        source_opener=lambda camera: FakeSource(frames))
+    pipeline.run()
+    assert pipeline.processed == {"a": 3}
+    assert health.sources()["a"].up is False
+    now[0] = 3600.0  # long after: a finished camera never turns stalled
+    assert health.cameras()["a"]["state"] == "finished"
+    assert health.ready() and health.alive()
+
+
+class FolderSource(FakeSource):
+    sequence = False  # like sources.files.ImageFolderSource: maybe unrelated pictures
+
+
+def _two_on_even_frames(image: Image) -> Detections:
+    return _two_people(image) if frame_index(image) % 2 == 0 else Detections.empty()
+
+
+@pytest.mark.parametrize(
+    ("source_type", "counting", "people"),
+    [
+        # persistence over 3 frames holds 2 through each one-frame drop to 0
+        (FakeSource, {"window": 3}, [2, 2, 2, 2, 2]),
+        # a folder is not smoothed unless the config names a smoothing
+        (FolderSource, {"window": 3}, [2, 0, 2, 0, 2]),
+        (FolderSource, {"window": 3, "smoothing": "persistence"}, [2, 2, 2, 2, 2]),
+    ],
+)
+def test_image_folders_are_not_smoothed_unless_configured(source_type: type, counting: dict,
+                                                          people: list[int]) -> None:
+    cfg = parse_config({"cameras": [{"id": "a", "source": "a"}], "counting": counting})
+    results: list[FrameResult] = []
+    run(cfg, {"a": source_type(5)}, [CallbackSink(results.append)],
+        detect=FnDetector(_two_on_even_frames))
+    assert [r.people_raw for r in results] == [2, 0, 2, 0, 2]
+    assert [r.people for r in results] == people
+
+
+def test_a_ground_plane_error_at_the_first_frame_names_its_camera() -> None:
+    from crowdwatch.errors import ConfigError
+
+    # Image points of a ground square seen in perspective: the horizon is the line y = 50,
+    # which the normalised whole-frame zone (y 0..100 in the 200x100 frame) crosses.
+    plane = {"image_points": [[0, 100], [100, 100], [75, 75], [25, 75]],
+             "ground_points": [[0, 0], [4, 0], [4, 4], [0, 4]]}
+    cfg = parse_config({"cameras": [
+        {"id": "ok", "source": "ok.mp4"},
+        {"id": "gate", "source": "gate.mp4", "ground_plane": plane, "zones": [
+            {"name": "z", "polygon": [[0, 0], [1, 0], [1, 1], [0, 1]], "normalized": True}]}]})
+    with pytest.raises(ConfigError) as error:
+        run(cfg, {"ok": FakeSource(2), "gate": FakeSource(2)}, [])
+    assert str(error.value).startswith(
+        "cameras[1].zones[0].polygon (z): a zone reaches above the horizon")

@@ -3,8 +3,8 @@ and through a dwell zone -> line totals and dwell in FrameResult, metrics and ev
 
 from __future__ import annotations
 
-import io
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -54,14 +54,14 @@ def run(cfg: AppConfig, frames: int, sinks: list) -> None:
     Pipeline(cfg, walkers, sinks, source_opener=lambda camera: FakeSource(frames)).run()
 
 
-def test_line_totals_dwell_metrics_and_events() -> None:
+def test_line_totals_dwell_metrics_and_events(tmp_path: Path) -> None:
     cfg = flow_config()
     results: list[FrameResult] = []
     metrics = MetricsSink(cfg, HealthState(["a"]))
-    events = io.StringIO()
-    writer = EventWriter("-")
-    writer._stream = events  # the sink's own formatting, written to memory
+    events = tmp_path / "events.jsonl"
+    writer = EventWriter(events)
     run(cfg, 12, [CallbackSink(results.append), metrics, writer])
+    writer.close()
 
     # A's foot passes y 50 + band 6 at frame 6 (y 58); B's passes 50 - 6 at frame 7 (y 42).
     totals = [(r.lines["door"].people_in, r.lines["door"].people_out) for r in results]
@@ -90,7 +90,7 @@ def test_line_totals_dwell_metrics_and_events() -> None:
     assert samples[("crowdwatch_zone_dwell_seconds_sum", lower)] == pytest.approx(0.5)
     assert samples[("crowdwatch_zone_longest_stay_seconds", lower)] == pytest.approx(0.6)
 
-    records = [json.loads(line) for line in events.getvalue().splitlines()]
+    records = [json.loads(line) for line in events.read_text().splitlines()]
     assert records[6]["lines"] == {"door": {"in": 1, "out": 0}}
     assert records[-1]["lines"] == {"door": {"in": 1, "out": 1}}
     assert [r["zones"]["lower"].get("visits_s") for r in records].count([0.5]) == 1

@@ -88,8 +88,10 @@ def build_app(config: AppConfig, options: RunOptions = RunOptions(),
               detector: Detector | None = None, extra_sinks: Sequence[Sink] = ()) -> App:
     """Open sources first (a wrong path fails before anything is served or written), then
     the outputs; CrowdwatchError for anything the user can fix."""
+    from crowdwatch.analytics.zones import check_geometry
     from crowdwatch.detect import create_detector
 
+    check_geometry(config)
     detector = detector or create_detector(config.detector)
     health = HealthState(c.id for c in config.cameras)
     pipeline = Pipeline(config, detector, (), health, options.max_frames)

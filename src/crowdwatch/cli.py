@@ -52,8 +52,18 @@ def main_options(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Print the version and exit.")] = False,
 ) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, stream=sys.stderr,
-                        format="crowdwatch: %(levelname)s: %(message)s")
+    # One format for every line crowdwatch writes to stderr: "crowdwatch: <level>: message",
+    # as fail() writes "crowdwatch: error: ...".
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_LowerLevelFormatter("crowdwatch: %(levelname)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, handlers=[handler])
+
+
+class _LowerLevelFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        record = logging.makeLogRecord(record.__dict__)
+        record.levelname = record.levelname.lower()
+        return super().format(record)
 
 
 def _load(config: Path | None, source: str | None, model: str | None) -> AppConfig:
@@ -140,6 +150,7 @@ def _run(config_path: Path | None, source: str | None, model: str | None,
     from tqdm import tqdm
 
     from crowdwatch.app import CallbackSink, RunOptions, build_app
+    from crowdwatch.outputs.summary import SummarySink
 
     config = _load(config_path, source, model)
     if realtime:
@@ -161,10 +172,12 @@ def _run(config_path: Path | None, source: str | None, model: str | None,
     if config.recording.enabled:
         typer.echo(f"crowdwatch: recording to {config.recording.directory}/", err=True)
     files_only = not any(w.source.live for w in pipeline.workers)
-    total = max_frames * len(config.cameras) if max_frames else None
-    progress = tqdm(total=total, unit="frame", disable=None if files_only else True,
-                    dynamic_ncols=True, file=sys.stderr)
+    progress = tqdm(total=_expected_total(pipeline.workers, max_frames), unit="frame",
+                    disable=None if files_only else True, dynamic_ncols=True, file=sys.stderr)
     pipeline.attach(CallbackSink(lambda _result: progress.update(1)))
+    summary = SummarySink()
+    if files_only:
+        pipeline.attach(summary)
 
     signalled = threading.Event()
 
@@ -183,6 +196,8 @@ def _run(config_path: Path | None, source: str | None, model: str | None,
         progress.close()
         typer.echo(f"crowdwatch: analysed {done} frames in {elapsed:.1f} s "
                    f"({done / max(elapsed, 1e-9):.1f} frames/s)", err=True)
+        for line in summary.lines():
+            typer.echo(f"crowdwatch: {line}", err=True)
         if keep_serving and running.url is not None and not signalled.is_set():
             typer.echo("crowdwatch: sources ended; still serving /metrics until Ctrl-C", err=True)
             while not signalled.wait(0.5):
@@ -194,25 +209,65 @@ def _run(config_path: Path | None, source: str | None, model: str | None,
             signal.signal(sig, handler)
 
 
-@app.command()
-def check(config: Annotated[Path, typer.Argument(help="YAML config file.")]) -> None:
-    """Validate a config file without running it."""
-    from crowdwatch.analytics.zones import build_zones
-    from crowdwatch.detect.models import resolve_model
+def _expected_total(workers: list, max_frames: int | None) -> int | None:
+    """Frames the run will analyse, for the progress bar's ETA; None when not known."""
+    total = 0
+    for worker in workers:
+        count = getattr(worker.source, "expected_frames", None)
+        if count is None and max_frames is None:
+            return None
+        total += min(c for c in (count, max_frames) if c is not None)
+    return total
 
+
+@app.command()
+def check(
+    config: Annotated[Path, typer.Argument(help="YAML config file.")],
+    probe: Annotated[bool, typer.Option(
+        "--probe", help="Also read one frame from live cameras (contacts them).")] = False,
+) -> None:
+    """Validate a config without running it: everything `run` rejects before its first frame.
+
+    Reads the first frame of file sources (and of live ones with --probe) to check the zones
+    against the frame size; never contacts a live camera otherwise.
+    """
     try:
         loaded = load_config(config)
-        for camera in loaded.cameras:
-            if not any(z.normalized for z in camera.zones):
-                build_zones(camera, 1, 1)  # pixel zones: checks their ground areas now
+        warnings = _check_cameras(loaded, probe)
+        from crowdwatch.detect import create_detector
+
+        create_detector(loaded.detector)  # found, intact and loadable by its backend
     except CrowdwatchError as error:
         raise fail(str(error)) from None
+    for warning in warnings:
+        typer.echo(f"crowdwatch: warning: {warning}", err=True)
     zones = sum(len(c.zones) for c in loaded.cameras)
     typer.echo(f"{config}: ok ({len(loaded.cameras)} camera(s), {zones} zone(s))")
-    try:
-        resolve_model(loaded.detector.model)
-    except CrowdwatchError as error:
-        typer.echo(f"crowdwatch: warning: {error}", err=True)
+
+
+def _check_cameras(config: AppConfig, probe: bool) -> list[str]:
+    """CrowdwatchError for what would stop `run`; the zone problems a first frame shows."""
+    from crowdwatch.analytics.zones import build_zones, check_geometry, zone_frame_problems
+    from crowdwatch.sources import open_source, source_kind
+
+    check_geometry(config)
+    warnings = []
+    for camera in config.cameras:
+        kind, _ = source_kind(camera.source)  # missing file, bad URL: no connection made
+        if kind in ("device", "stream") and not probe:
+            continue
+        source = open_source(camera)
+        try:
+            frame = source.read(camera.read_timeout_s if source.live else 30.0)
+        finally:
+            source.close()
+        if frame is None:
+            warnings.append(f"camera {camera.id}: no frame within "
+                            f"{camera.read_timeout_s:g} s; zones not checked")
+            continue
+        build_zones(camera, frame.width, frame.height)
+        warnings.extend(zone_frame_problems(camera, frame.width, frame.height))
+    return warnings
 
 
 @app.command()
@@ -425,7 +480,7 @@ def bench_command(
                                          help="streams of the multi scenario")] = 4,
     live_frames: Annotated[int, typer.Option(min=2, help="frames of the live scenario")] = 150,
     scenario: Annotated[Optional[list[str]], typer.Option(  # noqa: UP045
-        "--scenario", "-s", help="single, multi or live; repeat for several (default: all)")
+        "--scenario", help="single, multi or live; repeat for several (default: all)")
     ] = None,
     cache_dir: Annotated[Optional[Path], typer.Option(  # noqa: UP045
         "--cache-dir", help="where the generated clips are kept (default: "
@@ -457,7 +512,7 @@ def bench_command(
         if cache_dir is not None:
             options.cache_dir = cache_dir
         started = time.monotonic()
-        report = run_bench(options, log=lambda m: typer.echo(f"crowdwatch bench: {m}",
+        report = run_bench(options, log=lambda m: typer.echo(f"crowdwatch: bench: {m}",
                                                              err=True))
     except CrowdwatchError as error:
         raise fail(str(error)) from None
@@ -470,7 +525,34 @@ def bench_command(
 
 
 def main() -> None:
-    app()
+    """Entry point: usage mistakes are one line and exit 1, like every other user error."""
+    try:  # typer >= 0.16 vendors click; older ones use click itself
+        from typer._click import exceptions as click_errors
+    except ImportError:  # pragma: no cover
+        from click import exceptions as click_errors  # type: ignore[no-redef]
+
+    argv = _verbose_first(sys.argv[1:])
+    try:
+        code = app(args=argv, prog_name="crowdwatch", standalone_mode=False)
+    except click_errors.NoArgsIsHelpError as error:  # bare `crowdwatch`: the help
+        typer.echo(error.ctx.get_help() if error.ctx else "", err=True)
+        code = 0
+    except click_errors.UsageError as error:
+        command = error.ctx.command_path if error.ctx else "crowdwatch"
+        message = " ".join(error.format_message().split())
+        typer.echo(f"crowdwatch: error: {message} (see {command} --help)", err=True)
+        code = 1
+    except typer.Abort:
+        code = 130
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _verbose_first(args: list[str]) -> list[str]:
+    """-v/--verbose anywhere before a lone "--" counts, also after the subcommand."""
+    end = args.index("--") if "--" in args else len(args)
+    flags = [a for a in args[:end] if a in ("-v", "--verbose")]
+    rest = [a for a in args[:end] if a not in ("-v", "--verbose")]
+    return flags[:1] + rest + args[end:]
 
 
 if __name__ == "__main__":

@@ -25,10 +25,11 @@ import shapely
 from crowdwatch.analytics.flow import PeopleFlow, move_to_predicted
 from crowdwatch.analytics.ignore import camera_ignore, drop_ignored
 from crowdwatch.analytics.smoothing import make_smoother
-from crowdwatch.analytics.zones import ZoneMapper
+from crowdwatch.analytics.zones import ZoneMapper, zone_frame_problems
 from crowdwatch.config import AppConfig, CameraConfig
 from crowdwatch.detect.base import Detector, Pending
 from crowdwatch.detect.tiling import tiled
+from crowdwatch.errors import ConfigError
 from crowdwatch.outputs.base import Sink
 from crowdwatch.sources import FrameSource, close_all, open_source
 from crowdwatch.track import Tracker, build_tracker
@@ -100,8 +101,14 @@ class CameraWorker:
         self._started = 0
         self._last = Detections.empty()
         self._mapper: ZoneMapper | None = None
-        self._zone_smoother = make_smoother(config.counting.smoothing, config.counting.window)
-        self._camera_smoother = make_smoother(config.counting.smoothing, config.counting.window)
+        smoothing = config.counting.smoothing
+        configured = "smoothing" in config.counting.model_fields_set
+        if not getattr(source, "sequence", True) and not configured:
+            # An image folder may hold unrelated pictures: smoothing them as one video
+            # would carry people from one picture into the next.
+            smoothing = "none"
+        self._zone_smoother = make_smoother(smoothing, config.counting.window)
+        self._camera_smoother = make_smoother(smoothing, config.counting.window)
         self._frame_size: tuple[int, int] | None = None
         # Lines and dwell need identities: tracker, flow analytics (built at the first frame).
         self._tracker: Tracker | None = (
@@ -115,7 +122,13 @@ class CameraWorker:
     def _mapper_for(self, frame: Frame) -> ZoneMapper:
         size = (frame.width, frame.height)
         if self._mapper is None or size != self._frame_size:
-            self._mapper = ZoneMapper.for_camera(self.camera, self.config.levels, *size)
+            try:
+                self._mapper = ZoneMapper.for_camera(self.camera, self.config.levels, *size)
+            except ConfigError as error:  # normalised zones meet the ground plane only now
+                index = [c.id for c in self.config.cameras].index(self.camera.id)
+                raise ConfigError(f"cameras[{index}].{error}") from None
+            for problem in zone_frame_problems(self.camera, *size):
+                log.warning("%s", problem)
             self._frame_size = size
             if self._tracker is not None:
                 where = f"cameras[{self.config.cameras.index(self.camera)}]"
@@ -133,6 +146,14 @@ class CameraWorker:
         s = self.source
         self.health.report(self.camera.id, SourceStatus(s.up, s.frames_dropped,
                                                          s.frames_skipped, s.reconnects))
+
+    def _report_ended(self) -> None:
+        """The source ended (end of file, or max_frames reached): it delivers no more frames
+        (source_up 0) and is no longer expected to (/readyz: finished), the same either way."""
+        s = self.source
+        self.health.report(self.camera.id, SourceStatus(False, s.frames_dropped,
+                                                         s.frames_skipped, s.reconnects))
+        self.health.finish(self.camera.id)
 
     def _run(self) -> None:
         in_flight: deque[_InFlight] = deque()
@@ -154,11 +175,12 @@ class CameraWorker:
                 else:
                     self._report_source()
                     if self.source.finished:
-                        self.health.finish(self.camera.id)
                         break
                     # A live source is down: its zone series stay as they were.
             while in_flight:
                 self._finish(in_flight.popleft())
+            if not self.stop.is_set():
+                self._report_ended()
         except BaseException as error:  # handed to the main thread, which reports it
             self.errors.append(error)
             self.stop.set()
@@ -172,7 +194,9 @@ class CameraWorker:
 
     def _finish(self, item: _InFlight) -> None:
         frame = item.frame
-        stage_seconds = {"decode": item.decode_s}
+        # wait: the camera loop blocked on the source (a live camera's next frame, or a file's
+        # reader behind); decode: the source thread's time in the decoder for this frame.
+        stage_seconds = {"wait": item.decode_s, "decode": frame.decode_s}
         mapper = self._mapper_for(frame)
         tracker, flow = self._tracker, self._flow
         timestamp = _timestamp(frame)
@@ -229,6 +253,7 @@ class CameraWorker:
             stage_seconds=stage_seconds,
             analysed_at=t2,
             image=frame.image,
+            source_file=frame.source_file,
         )
         for sink in self.sinks:
             sink.write(result)

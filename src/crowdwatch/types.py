@@ -14,9 +14,11 @@ IdArray = npt.NDArray[np.int64]
 # What a detector's Pending times; "detect" is their sum (or a synchronous backend's call).
 DETECT_STAGES = ("preprocess", "inference", "postprocess")
 # Every stage a frame passes, in pipeline order: the `stage` label of
-# crowdwatch_stage_duration_seconds. export runs from the end of analysis until the counts
-# are in the metrics registry.
-STAGES = ("decode", "detect", *DETECT_STAGES, "zones", "export")
+# crowdwatch_stage_duration_seconds. wait is the camera loop blocked on its source, decode the
+# source thread's decoder time for the frame; export runs from the end of analysis until the
+# counts are in the metrics registry. Tracked cameras (lines, dwell) add TRACK_STAGE.
+STAGES = ("wait", "decode", "detect", *DETECT_STAGES, "zones", "export")
+TRACK_STAGE = "track"
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +31,11 @@ class Frame:
     position_s: float | None
     # Unix time when the frame was captured (left the decoder); measures frame age.
     captured_at: float
+    # Seconds the source's own thread spent decoding it (for live sources this includes
+    # FFmpeg waiting for the camera's packets); the pipeline's "decode" stage.
+    decode_s: float = 0.0
+    # The image file it came from (image folders), for events.
+    source_file: str | None = None
 
     @property
     def width(self) -> int:
@@ -134,6 +141,8 @@ class FrameResult:
     # The analysed frame itself, by reference (not a copy) for the recorder and the live
     # preview: sinks must not modify it; one that draws on it copies it first.
     image: npt.NDArray[np.uint8] | None = field(default=None, repr=False, compare=False)
+    # The image file of this frame (image folders); None for videos and live sources.
+    source_file: str | None = None
 
     @property
     def timestamp(self) -> float:

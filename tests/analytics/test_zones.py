@@ -151,3 +151,57 @@ def test_a_count_flickering_across_a_threshold_does_not_flap() -> None:
 def test_levels_are_tracked_per_zone() -> None:
     levels = LevelTracker([LevelThresholds(), LevelThresholds(warning=0.3, critical=0.6)])
     assert levels.update(np.array([0.5, 0.5])).tolist() == [0, 1]
+
+
+# --- zones that cannot count anyone in the frame ----------------------------------------------
+
+@pytest.mark.parametrize(
+    ("polygon", "normalized", "fragment"),
+    [
+        ([(800, 0), (900, 0), (900, 100)], False,
+         "zone z: polygon bounds x 800..900, y 0..100 in the 640x480 frame lie outside"),
+        ([(-50, -50), (-1, -50), (-1, -1)], False, "x -50..-1, y -50..-1 in the 640x480 frame lie outside"),
+        ([(0, 0), (0.5, 0), (0.5, 1), (0, 1)], False, "look like 0-1 fractions; add `normalized: true`"),
+        ([(0, 0), (640, 0), (640, 480)], False, None),          # inside
+        ([(600, 400), (700, 400), (700, 500)], False, None),    # partly inside counts
+        ([(0, 0), (0.5, 0), (0.5, 1), (0, 1)], True, None),     # normalised, as declared
+    ],
+)
+def test_zone_frame_problems(polygon: list, normalized: bool, fragment: str | None) -> None:
+    from crowdwatch.analytics.zones import zone_frame_problems
+
+    camera = CameraConfig(id="gate", source="x", zones=[
+        ZoneConfig(name="z", polygon=polygon, normalized=normalized)])
+    problems = zone_frame_problems(camera, 640, 480)
+    if fragment is None:
+        assert problems == []
+    else:
+        (problem,) = problems
+        assert problem.startswith("camera gate, zone z: ")
+        assert fragment in problem
+
+
+@pytest.mark.parametrize(
+    ("ground_plane", "zone_polygon", "message"),
+    [
+        # Three collinear image points: no homography.
+        ({"image_points": [[0, 0], [1, 1], [2, 2], [3, 3]],
+          "ground_points": [[0, 0], [1, 0], [1, 1], [0, 1]]},
+         [[0, 0], [1, 0], [1, 1]], "cameras[1].ground_plane: the point pairs do not define"),
+        # A valid plane whose horizon (y = 50 here) cuts the zone.
+        ({"image_points": [[0, 100], [100, 100], [75, 75], [25, 75]],
+          "ground_points": [[0, 0], [4, 0], [4, 4], [0, 4]]},
+         [[0, 0], [100, 0], [100, 100], [0, 100]], "cameras[1].zones[0].polygon (z): a zone reaches above the horizon"),
+    ],
+)
+def test_check_geometry_names_the_camera_key_path(ground_plane: dict, zone_polygon: list,
+                                                  message: str) -> None:
+    from crowdwatch.analytics.zones import check_geometry
+    from crowdwatch.config import parse_config
+
+    good = {"id": "a", "source": "a.mp4"}
+    bad = {"id": "b", "source": "b.mp4", "ground_plane": ground_plane,
+           "zones": [{"name": "z", "polygon": zone_polygon}]}
+    with pytest.raises(ConfigError) as error:
+        check_geometry(parse_config({"cameras": [good, bad]}))
+    assert str(error.value).startswith(message)

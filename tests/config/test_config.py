@@ -29,7 +29,10 @@ def camera(**zone: object) -> dict:
         (camera(area_m2=-1), "cameras[0].zones[0].area_m2: Input should be greater than 0"),
         (camera(normalized=True), "normalized coordinates must lie between 0 and 1"),
         (camera(colour="red"), "cameras[0].zones[0].colour: unknown key"),
-        (camera(name="has space"), "cameras[0].zones[0].name: String should match pattern"),
+        (camera(name=" padded"), "cameras[0].zones[0].name: must not start or end with a space"),
+        (camera(name='say "hi"'), "cameras[0].zones[0].name: must not contain '\"'"),
+        (camera(name="back\\slash"), "cameras[0].zones[0].name: must not contain '\\\\'"),
+        (camera(name="tab\there"), "cameras[0].zones[0].name: must not contain '\\t'"),
         (camera(levels={"warning": 0.9, "critical": 0.5}), "critical (0.5) must be >= warning (0.9)"),
         ({**camera(), "detectr": {}}, "detectr: unknown key"),
         ({**camera(), "detector": {"confidence": 1.5}}, "detector.confidence: Input should be less than 1"),
@@ -137,3 +140,81 @@ def test_invalid_ignore_regions_and_tiling_name_key_path(data: dict, message: st
         parse_config(data)
     assert message in str(error.value)
     assert "\n" not in str(error.value)
+
+
+# --- ${VAR} expansion and paths relative to the config file ----------------------------------
+
+def _write(folder: Path, text: str) -> Path:
+    path = folder / "site" / "crowdwatch.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_env_vars_expand_in_string_values_only(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from crowdwatch.config import load_config
+
+    monkeypatch.setenv("CAM_PASSWORD", "p@ss w0rd")
+    monkeypatch.setenv("CAM_HOST", "10.0.0.5")
+    path = _write(tmp_path, "cameras:\n  - id: gate\n"
+                  "    source: rtsp://viewer:${CAM_PASSWORD}@${CAM_HOST}:554/s\n"
+                  "    zones: [{name: all, polygon: [[0, 0], [1, 0], [1, 1]], normalized: true}]\n")
+    config = load_config(path)
+    assert config.cameras[0].source == "rtsp://viewer:p@ss w0rd@10.0.0.5:554/s"
+
+
+def test_a_missing_env_var_names_the_key_and_the_variable(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from crowdwatch.config import load_config
+
+    monkeypatch.delenv("NOPE_PASSWORD", raising=False)
+    path = _write(tmp_path, "cameras:\n  - id: gate\n    source: rtsp://u:${NOPE_PASSWORD}@h/s\n")
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    assert str(error.value) == (
+        f"{path}: cameras[0].source: environment variable NOPE_PASSWORD is not set; "
+        "export NOPE_PASSWORD=..., or write the value in the config")
+
+
+@pytest.mark.parametrize(
+    ("source", "model", "want_source", "want_model"),
+    [
+        ("clips/a.mp4", "yolo11n_int8_openvino_model", "{dir}/clips/a.mp4", "yolo11n_int8_openvino_model"),
+        ("../clips/a.mp4", "weights/m.onnx", "{dir}/../clips/a.mp4", "{dir}/weights/m.onnx"),
+        ("/abs/a.mp4", "/opt/m_openvino_model", "/abs/a.mp4", "/opt/m_openvino_model"),
+        ("rtsp://h/s", "m.pt", "rtsp://h/s", "m.pt"),     # URLs and bare model names untouched
+        ("rtsp:/broken", "m.pt", "rtsp:/broken", "m.pt"),  # left for the source's own error
+        ("0", "m.pt", "0", "m.pt"),                       # a device index
+    ],
+)
+def test_relative_paths_resolve_against_the_config_folder(
+        tmp_path: Path, source: str, model: str, want_source: str, want_model: str) -> None:
+    from crowdwatch.config import load_config
+
+    path = _write(tmp_path, f"cameras:\n  - id: gate\n    source: '{source}'\n"
+                  f"detector: {{model: '{model}'}}\n")
+    config = load_config(path)
+    folder = str(path.parent)
+    assert str(config.cameras[0].source) == want_source.format(dir=folder)
+    assert config.detector.model == want_model.format(dir=folder)
+
+
+@pytest.mark.parametrize("name", ["Hall A", "Bahnhofstraße", "入口", "plaza-2.north:east", "Café (Süd)"])
+def test_zone_names_may_be_any_printable_text(name: str) -> None:
+    assert parse_config(camera(name=name)).cameras[0].zones[0].name == name
+
+
+def test_unicode_zone_names_reach_metrics_as_utf8() -> None:
+    from prometheus_client import generate_latest
+
+    from crowdwatch.outputs.metrics import MetricsSink
+    from crowdwatch.types import FrameResult, ZoneStats
+    from crowdwatch.web.health import HealthState
+
+    config = parse_config({"cameras": [{"id": "gate", "source": "x.mp4", "zones": [
+        {"name": "入口", "polygon": SQUARE, "capacity": 3}]}]})
+    sink = MetricsSink(config, HealthState(["gate"]))
+    sink.write(FrameResult("gate", 0, 0.0, 0.0, 1, 1, zones={"入口": ZoneStats(1, 1)}))
+    assert 'crowdwatch_zone_people{camera="gate",zone="入口"} 1.0' in generate_latest(
+        sink.registry).decode("utf-8")

@@ -37,11 +37,19 @@ def sink(health: HealthState | None = None) -> MetricsSink:
     return MetricsSink(CONFIG, health or HealthState(["gate"]))
 
 
-def test_series_exist_from_start_up_without_fake_zeros() -> None:
+def test_before_the_first_frame_no_count_series_and_nothing_nan() -> None:
     s = samples(sink())
-    assert math.isnan(value(s, "crowdwatch_zone_people", camera="gate", zone="queue"))
-    assert math.isnan(value(s, "crowdwatch_camera_people", camera="gate"))
+    names = {name for name, _ in s}
+    for absent in ("crowdwatch_zone_people", "crowdwatch_zone_people_raw",
+                   "crowdwatch_zone_density_people_per_square_meter",
+                   "crowdwatch_zone_occupancy_ratio", "crowdwatch_zone_level",
+                   "crowdwatch_camera_people", "crowdwatch_camera_people_raw"):
+        assert absent not in names
+    assert not any(name.endswith("_created") for name in names)
+    assert not any(math.isnan(v) for v in s.values())
+    # Capacity is configuration: there from start-up, for the zone that has one only.
     assert value(s, "crowdwatch_zone_capacity_people", camera="gate", zone="queue") == 4
+    assert ("crowdwatch_zone_capacity_people", (("camera", "gate"), ("zone", "hall"))) not in s
     assert value(s, "crowdwatch_source_up", camera="gate") == 0
     assert value(s, "crowdwatch_frames_processed_total", camera="gate") == 0
     assert value(s, "crowdwatch_build_info", version="0.1.0",
@@ -63,7 +71,12 @@ def test_record_frame_updates_zone_and_camera_series() -> None:
     assert value(s, "crowdwatch_zone_density_people_per_square_meter", camera="gate", zone="queue") == 0.3
     assert value(s, "crowdwatch_zone_occupancy_ratio", camera="gate", zone="queue") == 0.75
     assert value(s, "crowdwatch_zone_level", camera="gate", zone="queue") == 1
-    assert math.isnan(value(s, "crowdwatch_zone_level", camera="gate", zone="hall"))
+    # hall has no capacity and no area: no level, occupancy or density series, ever.
+    for name in ("crowdwatch_zone_level", "crowdwatch_zone_occupancy_ratio",
+                 "crowdwatch_zone_density_people_per_square_meter",
+                 "crowdwatch_zone_capacity_people"):
+        assert (name, (("camera", "gate"), ("zone", "hall"))) not in s
+    assert not any(math.isnan(v) for v in s.values())
     assert value(s, "crowdwatch_camera_people", camera="gate") == 5
     assert value(s, "crowdwatch_camera_people_raw", camera="gate") == 6
     assert value(s, "crowdwatch_zone_people_raw", camera="gate", zone="queue") == 4
@@ -89,7 +102,7 @@ def test_names_follow_prometheus_conventions() -> None:
     assert len(ours) >= 14
     for family in ours:
         if family.type == "counter":
-            assert all(x.name.endswith(("_total", "_created")) for x in family.samples)
+            assert all(x.name.endswith("_total") for x in family.samples)
         for sample in family.samples:
             # Bounded labels only: never a track id or a URL.
             assert set(sample.labels) <= {"camera", "zone", "stage", "le", "version", "model"}

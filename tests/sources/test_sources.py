@@ -140,6 +140,8 @@ def test_video_frames_in_order(tmp_path: Path) -> None:
         assert captured == sorted(captured)
         assert before <= captured[0] <= captured[-1] <= time.time()
         assert (frames[0].width, frames[0].height) == (64, 48)
+        # Decoder time, measured on the reader thread (the first frame is read at open).
+        assert all(f.decode_s >= 0 for f in frames) and all(f.decode_s > 0 for f in frames[1:])
         assert source.finished
         assert source.read(5.0) is None  # at once, not after the timeout
         assert (source.frames_dropped, source.frames_skipped, source.reconnects) == (0, 0, 0)
@@ -359,6 +361,21 @@ def test_digit_string_is_a_file_when_one_exists(tmp_path: Path,
         open_source(camera("0"))
 
 
+@pytest.mark.parametrize(("kind", "loop", "expected"), [
+    ("video", False, 12), ("video", True, None), ("folder", False, 5), ("folder", True, None)])
+def test_expected_frames_for_the_progress_bar(tmp_path: Path, kind: str, loop: bool,
+                                              expected: int | None) -> None:
+    if kind == "video":
+        path = write_video(tmp_path / "clip.mp4", frames=12, fps=25.0)
+    else:
+        path = tmp_path / "images"
+        path.mkdir()
+        for v in range(5):
+            cv2.imwrite(str(path / f"{v}.png"), np.full((8, 8, 3), v * STEP, np.uint8))
+    with open_source(camera(str(path), loop=loop)) as source:
+        assert source.expected_frames == expected
+
+
 # --- image folders ----------------------------------------------------------------------
 
 def test_image_folder_in_name_order_skipping_bad_files(tmp_path: Path) -> None:
@@ -372,8 +389,11 @@ def test_image_folder_in_name_order_skipping_bad_files(tmp_path: Path) -> None:
         frames = drain(source)
         assert source.frames_skipped == 1
     assert [value(f) for f in frames] == [0, 1, 2, 3, 5, 6]
-    assert [f.index for f in frames] == list(range(6))
-    assert [f.position_s for f in frames] == pytest.approx([i / 10 for i in range(6)])
+    # The unreadable f04.jpg leaves a gap, as a damaged video frame does.
+    assert [f.index for f in frames] == [0, 1, 2, 3, 5, 6]
+    assert [f.position_s for f in frames] == pytest.approx([i / 10 for i in (0, 1, 2, 3, 5, 6)])
+    assert [Path(f.source_file).name for f in frames] == [
+        "f00.png", "f01.jpg", "f02.bmp", "f03.JPEG", "f05.tif", "f06.webp"]
 
 
 def test_image_folder_loop(tmp_path: Path) -> None:

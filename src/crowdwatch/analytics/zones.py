@@ -10,7 +10,8 @@ import shapely
 
 from crowdwatch.analytics.geometry import fit_homography, ground_area
 from crowdwatch.analytics.levels import LevelTracker
-from crowdwatch.config import CameraConfig, LevelThresholds
+from crowdwatch.config import AppConfig, CameraConfig, LevelThresholds
+from crowdwatch.errors import ConfigError
 from crowdwatch.types import Detections, Level, ZoneStats
 
 
@@ -46,17 +47,57 @@ def build_zones(camera: CameraConfig, width: int, height: int) -> list[Zone]:
         homography = fit_homography(camera.ground_plane.image_points,
                                     camera.ground_plane.ground_points)
     zones = []
-    for config in camera.zones:
+    for index, config in enumerate(camera.zones):
         points = np.asarray(config.polygon, np.float64)
         if config.normalized:
             points = points * (width, height)
         area = config.area_m2
         if area is None and homography is not None:
-            area = ground_area(points, homography)
+            try:
+                area = ground_area(points, homography)
+            except ConfigError as error:
+                raise ConfigError(f"zones[{index}].polygon ({config.name}): {error}") from None
         anchor = config.anchor or camera.anchor
         zones.append(Zone(config.name, shapely.Polygon(points), anchor == "center",
                           config.capacity, area))
     return zones
+
+
+def check_geometry(config: AppConfig) -> None:
+    """ConfigError naming cameras[N] if a ground plane is degenerate or a pixel zone's ground
+    area cannot be computed: what the first frame would otherwise find, found at start-up."""
+    for index, camera in enumerate(config.cameras):
+        try:
+            if camera.ground_plane is not None:
+                fit_homography(camera.ground_plane.image_points,
+                               camera.ground_plane.ground_points)
+            if not any(z.normalized for z in camera.zones):
+                build_zones(camera, 1, 1)  # pixel zones do not depend on the frame size
+        except ConfigError as error:
+            raise ConfigError(f"cameras[{index}].{error}") from None
+
+
+def zone_frame_problems(camera: CameraConfig, width: int, height: int) -> list[str]:
+    """Zones that cannot count anyone in a width x height frame, one sentence each.
+
+    A zone entirely outside the frame counts 0 forever and looks healthy; so does a pixel
+    zone written in 0-1 coordinates without `normalized: true` (a speck in the top-left
+    corner).
+    """
+    frame = shapely.box(0, 0, width, height)
+    problems = []
+    for config, zone in zip(camera.zones, build_zones(camera, width, height), strict=True):
+        x0, y0, x1, y1 = zone.polygon.bounds
+        where = (f"camera {camera.id}, zone {zone.name}: polygon bounds x {x0:g}..{x1:g}, "
+                 f"y {y0:g}..{y1:g} in the {width}x{height} frame")
+        if (not config.normalized and min(x0, y0) >= 0 and max(x1, y1) <= 1
+                and min(width, height) > 2):
+            problems.append(f"{where} look like 0-1 fractions; add `normalized: true` to the "
+                            "zone, or give its polygon in pixels")
+        elif zone.polygon.intersection(frame).area <= 0:
+            problems.append(f"{where} lie outside the frame, so it never counts anyone; "
+                            "give the polygon in pixels of this camera's image")
+    return problems
 
 
 class ZoneMapper:

@@ -13,6 +13,18 @@ Point = tuple[float, float]
 NAME_PATTERN = r"^[A-Za-z0-9_.:-]+$"
 
 
+def check_label(name: str) -> str:
+    """A zone or line name: any printable text (Unicode too), metrics label values are UTF-8;
+    no quotes, backslashes or control characters, which break queries and log lines."""
+    if name != name.strip():
+        raise ValueError("must not start or end with a space")
+    bad = [ch for ch in name if not ch.isprintable() or ch in "\"'\\"]
+    if bad:
+        raise ValueError(f"must not contain {bad[0]!r} (quotes, backslashes and control "
+                         "characters are not allowed)")
+    return name
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
+from typing import Any
 
 import yaml
 from pydantic import ValidationError
@@ -16,6 +18,63 @@ from crowdwatch.errors import ConfigError
 
 # Keys printed bare in an error's key path; any other key is printed quoted.
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]+")
+# ${VAR} in a string value: replaced by the environment variable (secrets stay out of files).
+_ENV_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# "rtsp://...", "rtsp:/broken", "C:" ...: not a relative file path.
+_HAS_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+
+
+def _key_path(path: str, key: object) -> str:
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    if not isinstance(key, str) or not _PLAIN_KEY.fullmatch(key):
+        return f"{path}[{key!r}]"
+    return f"{path}.{key}" if path else key
+
+
+def expand_env(data: Any, origin: str, path: str = "") -> Any:
+    """Replace ${VAR} in every string value (not keys, not numbers) by its environment value;
+    ConfigError naming the key and the variable if it is not set."""
+    if isinstance(data, dict):
+        return {key: expand_env(value, origin, _key_path(path, key))
+                for key, value in data.items()}
+    if isinstance(data, list):
+        return [expand_env(value, origin, _key_path(path, i)) for i, value in enumerate(data)]
+    if not isinstance(data, str):
+        return data
+
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1)
+        found = os.environ.get(name)
+        if found is None:
+            raise ConfigError(f"{origin}: {path or '(top level)'}: environment variable {name} "
+                              f"is not set; export {name}=..., or write the value in the config")
+        return found
+
+    return _ENV_VAR.sub(value, data)
+
+
+def resolve_paths(config: AppConfig, folder: Path) -> AppConfig:
+    """Relative file paths in a config (camera sources, a model path) are relative to the
+    config file's folder, so a config works from any working directory."""
+
+    def resolved(value: str) -> str:
+        path = Path(value).expanduser()
+        return value if path.is_absolute() else str(folder / path)
+
+    cameras = []
+    for camera in config.cameras:
+        source = camera.source
+        if (isinstance(source, str) and not _HAS_SCHEME.match(source)
+                and not source.strip().isdigit()):
+            source = resolved(source)
+        cameras.append(camera.model_copy(update={"source": source}))
+    detector = config.detector
+    model = detector.model
+    # A bare name is looked up in the model folders (detect/models.py); a path is a path.
+    if len(Path(model).parts) > 1:
+        detector = detector.model_copy(update={"model": resolved(model)})
+    return config.model_copy(update={"cameras": cameras, "detector": detector})
 
 
 def format_validation_error(error: ValidationError, limit: int = 3) -> str:
@@ -68,7 +127,8 @@ def load_config(path: str | Path) -> AppConfig:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(error, "problem", None) or "invalid YAML"
         raise ConfigError(f"{path}: YAML syntax error{where}: {problem}") from None
-    return parse_config(data, str(path))
+    config = parse_config(expand_env(data, str(path)), str(path))
+    return resolve_paths(config, path.parent)
 
 
 def quick_config(source: str | int, model: str | None = None) -> AppConfig:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shapely
 from pydantic import Field, field_validator, model_validator
 
-from crowdwatch.config.base import NAME_PATTERN, Anchor, Point, Strict, check_points
+from crowdwatch.config.base import Anchor, Point, Strict, check_label, check_points
 
 WHOLE_FRAME = [(0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0)]
 
@@ -34,8 +34,9 @@ class LevelThresholds(Strict):
 class ZoneConfig(Strict):
     """A named polygon in one camera's image."""
 
-    name: str = Field(min_length=1, max_length=64, pattern=NAME_PATTERN,
-                      description="label value in metrics; letters, digits, _ . : -")
+    name: str = Field(min_length=1, max_length=64,
+                      description="label value in metrics: any printable text (Unicode "
+                      "allowed) without quotes, backslashes or control characters")
     polygon: list[Point] = Field(description="vertices in pixels, or 0-1 when normalized")
     normalized: bool = Field(False, description="polygon coordinates are fractions of width/height")
     capacity: int | None = Field(None, ge=1, le=1_000_000,
@@ -47,6 +48,11 @@ class ZoneConfig(Strict):
     levels: LevelThresholds | None = Field(None, description="overrides the global levels")
     dwell: bool = Field(False, description="time each tracked person's visit (dwell: settings); "
                         "turns tracking on for the camera")
+
+    @field_validator("name")
+    @classmethod
+    def _printable_name(cls, name: str) -> str:
+        return check_label(name)
 
     @field_validator("polygon")
     @classmethod

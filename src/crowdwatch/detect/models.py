@@ -1,7 +1,9 @@
-"""Where a detector model is found: a path, CROWDWATCH_MODEL, or a name in the model folders."""
+"""Where a detector model is found: a path, CROWDWATCH_MODEL, a name in the model folders, or
+the model that ships inside the package."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -9,15 +11,48 @@ from crowdwatch.errors import ModelError
 
 MODELS_HELP = "see models/README.md for how to download or export it"
 
+# Models shipped inside the package (crowdwatch/models/), found after every user folder so a
+# user's copy always wins. Their sha256 sums (also in models/manifest.yaml) are checked at
+# load: a damaged install must fail, not count with broken weights.
+EMBEDDED_DIR = Path(__file__).resolve().parent.parent / "models"
+EMBEDDED_MODELS: dict[str, dict[str, str]] = {
+    "yolo11n_int8_openvino_model": {
+        "yolo11n.xml": "fedac70f9389c55a2a604e957f66ed8195cda1dd6eb4eb7d8b98919d8c43753d",
+        "yolo11n.bin": "df1ce92b661e326a11e016ba380fde8cb7ddda528a920d0c4fcba98b69322a9b",
+        "metadata.yaml": "229ff30357afb80d9ee8a7bef0fbe6ed2c9ec431e976b0c84ba4f931be85e682",
+    },
+}
+
 
 def model_search_dirs() -> list[Path]:
-    """Folders searched, in order, for a model given by name."""
+    """Folders searched, in order, for a model given by name (the package's own folder last)."""
     dirs = []
     if env_dir := os.environ.get("CROWDWATCH_MODEL_DIR"):
         dirs.append(Path(env_dir))
     dirs.append(Path.cwd() / "models")
     dirs.append(Path.home() / ".cache" / "crowdwatch" / "models")
+    dirs.append(EMBEDDED_DIR)
     return dirs
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_embedded(path: Path) -> None:
+    """ModelError unless every file of an embedded model has its recorded sha256."""
+    for file_name, expected in EMBEDDED_MODELS[path.name].items():
+        file = path / file_name
+        if not file.is_file() or _sha256(file) != expected:
+            raise ModelError(
+                f"the model shipped with crowdwatch is damaged ({file} is missing or its sha256 "
+                "differs); reinstall crowdwatch (pip install --force-reinstall crowdwatch) "
+                "or set CROWDWATCH_MODEL to another copy"
+            )
 
 
 def resolve_model(name: str) -> Path:
@@ -36,6 +71,8 @@ def resolve_model(name: str) -> Path:
                 raise ModelError(f"model folder {path} holds no OpenVINO .xml file; {MODELS_HELP}")
             if not (path.is_dir() or path.suffix in (".pt", ".onnx")):
                 raise ModelError(f"model {path} is not a .pt, .onnx or OpenVINO folder")
+            if path.parent == EMBEDDED_DIR and path.name in EMBEDDED_MODELS:
+                verify_embedded(path)
             return path
     searched = ", ".join(str(d) for d in model_search_dirs())
     raise ModelError(

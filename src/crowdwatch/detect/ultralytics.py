@@ -6,6 +6,7 @@ a config asks for it.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import tempfile
 import threading
@@ -43,11 +44,20 @@ class UltralyticsBackend:
         self.config = config
         self.model_path = model_path
         configure_ultralytics()
-        import torch  # after configure_ultralytics, like ultralytics itself
+        try:
+            import torch  # after configure_ultralytics, like ultralytics itself
+            from ultralytics import YOLO
+        except ImportError:
+            raise ModelError(
+                f"model {model_path} needs the ultralytics backend, which is not installed: "
+                f'run pip install "crowdwatch[ultralytics]", or use an OpenVINO model folder'
+            ) from None
+        if model_path.suffix == ".onnx" and importlib.util.find_spec("onnxruntime") is None:
+            raise ModelError(f"ONNX model {model_path} needs onnxruntime: run pip install "
+                             "onnxruntime, or use an OpenVINO model folder")
 
         # ultralytics leaves torch at one thread on small machines; use the cores we were given.
         torch.set_num_threads(config.threads or available_cores())
-        from ultralytics import YOLO
 
         try:
             self._model = YOLO(str(model_path), task="detect")

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
+import logging
+import os
 import sys
 import threading
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from crowdwatch.errors import CrowdwatchError
 from crowdwatch.types import FrameResult
+
+log = logging.getLogger("crowdwatch.events")
 
 
 def event_record(result: FrameResult) -> dict[str, Any]:
@@ -41,32 +47,78 @@ def event_record(result: FrameResult) -> dict[str, Any]:
     if result.lines:
         record["lines"] = {name: {"in": t.people_in, "out": t.people_out}
                            for name, t in result.lines.items()}
+    if result.source_file is not None:
+        record["source_file"] = result.source_file
     return record
 
 
 class EventWriter:
-    """Writes events to a file or to stdout ('-'); safe to share between camera threads."""
+    """Appends events to a file, or writes them to stdout ('-'); safe to share between camera
+    threads.
+
+    Each line goes to the file in one write() call, so a process killed mid-run leaves whole
+    lines only. A write that fails (disk full) is undone back to the last whole line, logged
+    once, and counted in ``lines_lost``; counting and metrics go on, and writing resumes when
+    the disk has room again.
+    """
 
     def __init__(self, target: str | Path) -> None:
-        self._owned = str(target) != "-"
-        if self._owned:
+        self._target = str(target)
+        self._fd: int | None = None
+        if self._target != "-":
             try:
-                self._stream: IO[str] = open(target, "w", encoding="utf-8", buffering=1)  # noqa: SIM115
+                self._fd = os.open(self._target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             except OSError as error:
                 raise CrowdwatchError(
                     f"cannot write events to {target}: {error.strerror}; check the path"
                 ) from None
-        else:
-            self._stream = sys.stdout
         self._lock = threading.Lock()
+        self._failing = False
+        self._closed = False
+        self.lines_lost = 0
 
     def write(self, result: FrameResult) -> None:
-        line = json.dumps(event_record(result), separators=(",", ":"))
+        line = json.dumps(event_record(result), separators=(",", ":")) + "\n"
         with self._lock:
-            self._stream.write(line + "\n")
+            if self._closed:
+                return
+            if self._fd is None:
+                sys.stdout.write(line)
+                sys.stdout.flush()
+                return
+            self._append(line.encode("utf-8"))
+
+    def _append(self, data: bytes) -> None:
+        assert self._fd is not None
+        size = None
+        try:
+            size = os.lseek(self._fd, 0, os.SEEK_END)
+            written = os.write(self._fd, data)
+            if written != len(data):
+                raise OSError(errno.ENOSPC, f"short write ({written} of {len(data)} bytes)")
+        except OSError as error:
+            if size is not None:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(self._fd, size)  # drop the partial line, keep every whole one
+            self.lines_lost += 1
+            if not self._failing:
+                self._failing = True
+                log.error("cannot write events to %s (%s); counting and metrics go on, "
+                          "events are lost until it can be written again", self._target,
+                          error.strerror or error)
+            return
+        if self._failing:
+            self._failing = False
+            log.warning("writing events to %s again; %d event(s) were lost", self._target,
+                        self.lines_lost)
 
     def close(self) -> None:
+        """Flush stdout or close the file; safe to call twice, later writes are dropped."""
         with self._lock:
-            self._stream.flush()
-            if self._owned:
-                self._stream.close()
+            if self._closed:
+                return
+            self._closed = True
+            if self._fd is None:
+                sys.stdout.flush()
+            else:
+                os.close(self._fd)

@@ -6,7 +6,6 @@ reconnects) are read from the pipeline's HealthState whenever Prometheus scrapes
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Iterator
 
@@ -18,17 +17,16 @@ from prometheus_client import (
     Info,
     PlatformCollector,
     ProcessCollector,
+    disable_created_metrics,
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from crowdwatch import __version__
 from crowdwatch.config import AppConfig
-from crowdwatch.types import STAGES, FrameResult
+from crowdwatch.types import STAGES, TRACK_STAGE, FrameResult
 from crowdwatch.web.health import HealthState
 
-# Declared for tracked cameras only (lines or dwell).
-TRACK_STAGE = "track"
 STAGE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.2, 0.5, 1.0, 2.5)
 # Queue-like waits: a few seconds at a door to half an hour in a queue.
 DWELL_BUCKETS = (1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0)
@@ -67,6 +65,8 @@ class MetricsSink:
 
     def __init__(self, config: AppConfig, health: HealthState,
                  registry: CollectorRegistry | None = None) -> None:
+        # No *_created series: a start-up timestamp per label set that no dashboard reads.
+        disable_created_metrics()
         self.registry = registry or CollectorRegistry()
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
@@ -122,12 +122,12 @@ class MetricsSink:
         self._declare_series(config)
 
     def _declare_series(self, config: AppConfig) -> None:
-        # Every series exists from start-up; counts read NaN (no data) until a frame is
-        # analysed, never a misleading 0.
+        # A series exists only once it means something: counts, levels, density and occupancy
+        # appear with the first analysed frame (never a NaN or a misleading 0 before it), and
+        # a zone without capacity or area never has occupancy, level or density series.
+        # Counters and stage histograms start at 0, which is true before the first frame.
         for camera in config.cameras:
             cid = camera.id
-            self.camera_people.labels(cid).set(math.nan)
-            self.camera_people_raw.labels(cid).set(math.nan)
             self.frames.labels(cid)
             self.last_frame.labels(cid).set(0)
             self.frame_age.labels(cid)
@@ -140,14 +140,10 @@ class MetricsSink:
                     self.line_crossings.labels(cid, line.name, direction)
             for zone in camera.zones:
                 if zone.dwell:
+                    # Completed visits: a histogram with no visit yet is an honest zero.
                     self.zone_dwell.labels(cid, zone.name)
-                    self.zone_longest_stay.labels(cid, zone.name).set(math.nan)
-                self.zone_people.labels(cid, zone.name).set(math.nan)
-                self.zone_people_raw.labels(cid, zone.name).set(math.nan)
-                self.zone_density.labels(cid, zone.name).set(math.nan)
-                self.zone_occupancy.labels(cid, zone.name).set(math.nan)
-                self.zone_capacity.labels(cid, zone.name).set(zone.capacity or math.nan)
-                self.zone_level.labels(cid, zone.name).set(math.nan)
+                if zone.capacity is not None:
+                    self.zone_capacity.labels(cid, zone.name).set(zone.capacity)
 
     def write(self, result: FrameResult) -> None:
         """Publish one analysed frame, its stage times and its age."""

@@ -67,4 +67,7 @@ def default_factory(read_timeout_s: float) -> CaptureFactory:
                 return cv2.VideoCapture(source)
         return cv2.VideoCapture(source)
 
+    from crowdwatch.sources.diagnose import diagnose
+
+    factory.diagnose = diagnose  # type: ignore[attr-defined]  # why a URL fails (live.py)
     return factory

@@ -45,6 +45,8 @@ class _FileSource:
     """Shared reader thread, queue and pacing of video files and image folders."""
 
     live = False
+    # Consecutive frames show one scene over time (temporal smoothing makes sense).
+    sequence = True
 
     def __init__(self, name: str, camera: CameraConfig, fps: float):
         self.name = name
@@ -62,6 +64,7 @@ class _FileSource:
         # Frames skipped in the file since the last image handed over: the next frame's index
         # and position jump over them, so they keep naming the frame's position in the file.
         self._gap = 0
+        self._current_file: str | None = None  # the image file being handed over (folders)
         # Wall-clock (monotonic) time at which position 0 is due in realtime mode.
         self._anchor: float | None = None
         self._thread = threading.Thread(target=self._run, name=f"source {name}", daemon=True)
@@ -69,6 +72,11 @@ class _FileSource:
     # Subclasses yield the images of one pass over the file; first=True for the first pass.
     def _images(self, first: bool) -> Iterator[Image]:
         raise NotImplementedError
+
+    @property
+    def expected_frames(self) -> int | None:
+        """Frames one pass hands over, when known and the source does not loop (progress)."""
+        return None
 
     def _release(self) -> None:
         """Free what the subclass holds; called on the reader thread when it stops."""
@@ -79,10 +87,17 @@ class _FileSource:
         try:
             while not self._stop.is_set():
                 produced = 0
-                for image in self._images(first):
+                images = self._images(first)
+                while True:
+                    started = time.perf_counter()
+                    image = next(images, None)
+                    if image is None:
+                        break
+                    decode_s = time.perf_counter() - started
                     index += self._gap
                     self._gap = 0
-                    frame = Frame(image, index, index / self._fps, time.time())
+                    frame = Frame(image, index, index / self._fps, time.time(), decode_s,
+                                  self._current_file)
                     if not self._put(frame):
                         return
                     index += 1
@@ -262,6 +277,10 @@ class VideoFileSource(_FileSource):
             log.warning("%s: ended after %d of %d frames; the file may be truncated",
                         self.name, count + skipped, int(self._expected))
 
+    @property
+    def expected_frames(self) -> int | None:
+        return int(self._expected) if self._expected > 0 and not self._loop else None
+
     def _bad_frames_allowed(self, seen: int) -> float:
         """Failed reads in a row that may still be followed by good frames."""
         if self._expected > 0:
@@ -277,6 +296,9 @@ class VideoFileSource(_FileSource):
 class ImageFolderSource(_FileSource):
     """The images of a folder sorted by file name, at FOLDER_FPS; unreadable ones skipped."""
 
+    # A folder may hold unrelated images: not smoothed over time unless configured.
+    sequence = False
+
     def __init__(self, folder: Path, camera: CameraConfig):
         files = sorted((p for p in folder.iterdir()
                         if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()),
@@ -289,6 +311,10 @@ class ImageFolderSource(_FileSource):
         log.info("%s: %d images%s", self.name, len(files), ", looping" if self._loop else "")
         self._thread.start()
 
+    @property
+    def expected_frames(self) -> int | None:
+        return None if self._loop else len(self._files)
+
     def _images(self, first: bool) -> Iterator[Image]:
         for path in self._files:
             if self._stop.is_set():
@@ -296,8 +322,10 @@ class ImageFolderSource(_FileSource):
             image = cv2.imread(str(path), cv2.IMREAD_COLOR)
             if image is None:
                 self.frames_skipped += 1
+                self._gap += 1  # its frame number stays unused, as for a damaged video frame
                 # Warn once per file; looping would repeat the same warning forever.
                 if first:
                     log.warning("%s: cannot decode image, skipped", path)
                 continue
+            self._current_file = str(path)
             yield image

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from crowdwatch.config import CameraConfig
 from crowdwatch.sources.capture import CaptureFactory, CaptureLike, Image, device_hint
 from crowdwatch.sources.files import JOIN_TIMEOUT_S
-from crowdwatch.sources.urls import redact
+from crowdwatch.sources.urls import is_url, redact
 from crowdwatch.types import Frame
 
 log = logging.getLogger("crowdwatch.sources")
@@ -55,12 +55,15 @@ class LiveSource:
     def __init__(self, target: str | int, name: str, camera: CameraConfig,
                  factory: CaptureFactory, backoff: Backoff | None = None):
         self.name = name
+        self.camera_id = camera.id
         self.frames_dropped = 0
         self.frames_skipped = 0
         self.reconnects = 0
         self._target = target
         self._factory = factory
         self._timeout = camera.read_timeout_s
+        # Short: the reader asks the server why between attempts, and close() waits for it.
+        self._diagnose_s = min(camera.read_timeout_s, 2.0)
         self._backoff = backoff or Backoff(BACKOFF_BASE_S, camera.max_backoff_s)
         self._stop = threading.Event()
         self._cond = threading.Condition()
@@ -74,6 +77,7 @@ class LiveSource:
         self._capture_open = False
         self._stall_logged = False
         self._why = ""  # the last failure, for the retry message
+        self._decode_s = 0.0  # time in capture.read() of the frame being published
         self._reader = threading.Thread(target=self._run, name=f"source {name}", daemon=True)
         self._watchdog = threading.Thread(target=self._watch, name=f"watchdog {name}",
                                           daemon=True)
@@ -108,7 +112,8 @@ class LiveSource:
                 break
             failures += 1
             delay = self._backoff.next_delay()
-            log.warning("%s: %s; retrying in %.1fs", self.name, self._why, delay)
+            log.warning("camera %s, %s: %s; retrying in %.1fs", self.camera_id, self.name,
+                        self._why, delay)
             self._stop.wait(delay)
 
     def _open(self) -> CaptureLike | None:
@@ -125,6 +130,12 @@ class LiveSource:
         if not opened:
             if capture is not None:
                 capture.release()
+            # OpenCV/FFmpeg only say the open failed; the server can say why. Factories
+            # offer a `diagnose(url, timeout)` (the default one does; test fakes need not).
+            diagnose = getattr(self._factory, "diagnose", None)
+            if (diagnose is not None and isinstance(self._target, str) and is_url(self._target)
+                    and not self._stop.is_set()):
+                self._why = f"cannot open: {redact(diagnose(self._target, self._diagnose_s))}"
             return None
         with self._cond:
             self._last_progress = time.monotonic()
@@ -135,6 +146,7 @@ class LiveSource:
     def _frames(self, capture: CaptureLike) -> Iterator[Image]:
         """Frames until a read fails or stalls; the caller releases the capture."""
         while not self._stop.is_set():
+            started = time.perf_counter()
             try:
                 ok, image = capture.read()
             except Exception as error:
@@ -157,6 +169,7 @@ class LiveSource:
             if not ok or image is None:
                 return
             self._backoff.reset()
+            self._decode_s = time.perf_counter() - started
             yield image
 
     def _publish(self, image: Image) -> None:
@@ -164,7 +177,7 @@ class LiveSource:
         with self._cond:
             if self._latest is not None and self._produced > self._taken:
                 self.frames_dropped += 1
-            self._latest = Frame(image, self._produced, None, now)
+            self._latest = Frame(image, self._produced, None, now, self._decode_s)
             self._produced += 1
             self._last_progress = self._last_frame = time.monotonic()
             self._connected = True
