@@ -7,13 +7,20 @@ import numpy.typing as npt
 
 from crowdwatch.config import LevelThresholds
 
+# Thresholds are decimals (0.8 - 0.1 is 0.7000000000000001 in binary), so an occupancy that
+# sits on a threshold within this tolerance counts as reaching it: 7 of 10 people holds a
+# warning whose leave edge is 0.8 - 0.1.
+TOLERANCE = 1e-9
+
 
 class LevelTracker:
     """ok / warning / critical per zone from occupancy, with hysteresis and a clear delay."""
 
     def __init__(self, thresholds: list[LevelThresholds]) -> None:
-        self._enter = np.array([[t.warning, t.critical] for t in thresholds], np.float64)
-        self._leave = self._enter - np.array([[t.hysteresis] * 2 for t in thresholds])
+        enter = np.array([[t.warning, t.critical] for t in thresholds], np.float64)
+        leave = enter - np.array([[t.hysteresis] * 2 for t in thresholds])
+        self._enter = enter.reshape(-1, 2) - TOLERANCE
+        self._leave = leave.reshape(-1, 2) - TOLERANCE
         self._clear_frames = np.array([t.clear_frames for t in thresholds], np.int64)
         self.levels = np.zeros(len(thresholds), np.int64)
         self._below = np.zeros(len(thresholds), np.int64)
