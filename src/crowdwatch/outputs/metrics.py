@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from prometheus_client import (
     CollectorRegistry,
@@ -65,7 +65,9 @@ class MetricsSink:
     """Owns the registry and its series; a Sink of analysed frames."""
 
     def __init__(self, config: AppConfig, health: HealthState,
-                 registry: CollectorRegistry | None = None) -> None:
+                 registry: CollectorRegistry | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock  # Unix time for frame ages; tests inject one
         self.registry = registry or CollectorRegistry()
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
@@ -152,7 +154,7 @@ class MetricsSink:
         if result.analysed_at:
             self.stage_seconds.labels(cid, "export").observe(
                 time.perf_counter() - result.analysed_at)
-        self.frame_age.labels(cid).observe(max(time.time() - result.captured_at, 0.0))
+        self.frame_age.labels(cid).observe(max(self._clock() - result.captured_at, 0.0))
 
     def close(self) -> None:
         """Nothing to flush: the registry is read by the server."""
