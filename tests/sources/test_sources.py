@@ -433,14 +433,20 @@ def test_live_kinds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str
 
 
 def test_live_open_returns_before_connecting() -> None:
-    def slow_factory(source: str | int) -> FakeCapture:
-        time.sleep(0.3)
+    # The capture's open blocks until the test releases it: open_source must return while
+    # the connection is still pending (no timing involved).
+    release = threading.Event()
+    opening = threading.Event()
+
+    def blocked_factory(source: str | int) -> FakeCapture:
+        opening.set()
+        assert release.wait(10)
         return FakeCapture(opened=False)
 
-    start = time.monotonic()
-    live = open_source(camera("rtsp://cam.local/s"), slow_factory, backoff=Backoff(10, 10))
-    assert time.monotonic() - start < 0.2
-    assert not live.up
+    live = open_source(camera("rtsp://cam.local/s"), blocked_factory, backoff=Backoff(10, 10))
+    assert opening.wait(10)
+    assert not release.is_set() and not live.up
+    release.set()
     live.close()
 
 
