@@ -82,10 +82,18 @@ def test_decimal_edges_are_exact(capacity: int, warning: float, hysteresis: floa
         (2, [10, 7, 7], [CRITICAL, CRITICAL, WARNING]),
         # Rising again resets the count: the next fall waits the full clear_frames.
         (2, [10, 8, 10, 8, 8], [CRITICAL, CRITICAL, CRITICAL, CRITICAL, WARNING]),
+        # Frames on the leave edge are inside the band: they do not count towards a fall.
+        (2, [10, 9, 8, 8], [CRITICAL, CRITICAL, CRITICAL, WARNING]),
+        # After a fall the count starts again: the next level waits clear_frames too.
+        (2, [10, 8, 8, 6, 6], [CRITICAL, CRITICAL, WARNING, WARNING, OK]),
     ],
 )
 def test_clear_frames(clear_frames: int, counts: list[int], expected: list[int]) -> None:
     assert levels_for(counts, clear_frames=clear_frames) == expected
+
+
+def test_no_zones() -> None:
+    assert LevelTracker([]).update(np.zeros(0)).tolist() == []
 
 
 def test_zones_are_independent_and_nan_reads_ok() -> None:

@@ -46,6 +46,29 @@ def test_smoother_works_per_element() -> None:
     assert out.tolist() == [1, 5]
 
 
+@pytest.mark.parametrize(("stream", "expected"), [
+    # Each zone moves to the nearest of its own recent counts, up or down, independently.
+    ([[1, 1], [3, 6], [3, 6]], [3, 6]),
+    ([[5, 9], [2, 4], [2, 4]], [2, 4]),
+    ([[5, 1], [2, 4], [2, 4]], [2, 4]),
+    ([[5, 1], [2, 1], [2, 1]], [2, 1]),
+])
+def test_persistence_moves_each_zone_on_its_own(stream: list[list[int]],
+                                                expected: list[int]) -> None:
+    smoother = make_smoother("persistence", 2)
+    for counts in stream:
+        out = smoother.update(np.array(counts))
+    assert out.tolist() == expected
+
+
+@pytest.mark.parametrize("name", ["none", "median", "persistence"])
+def test_smoothed_counts_are_whole_people(name: str) -> None:
+    smoother = make_smoother(name, 2)
+    for counts in ([1, 2], [2, 3]):
+        out = smoother.update(np.array(counts, np.int64))
+    assert out.dtype == np.int64
+
+
 def test_persistence_works_per_element_and_restarts_on_a_new_shape() -> None:
     smoother = make_smoother("persistence", 2)
     outs = [smoother.update(np.array(c)).tolist() for c in ([1, 5], [2, 5], [2, 5], [2, 0])]

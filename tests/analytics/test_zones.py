@@ -151,3 +151,15 @@ def test_a_count_flickering_across_a_threshold_does_not_flap() -> None:
 def test_levels_are_tracked_per_zone() -> None:
     levels = LevelTracker([LevelThresholds(), LevelThresholds(warning=0.3, critical=0.6)])
     assert levels.update(np.array([0.5, 0.5])).tolist() == [0, 1]
+
+
+def test_update_keeps_smoothed_and_raw_counts_apart() -> None:
+    zone = ZoneConfig(name="q", polygon=[(0, 0), (100, 0), (100, 100), (0, 100)], capacity=4,
+                      area_m2=8)
+    zones = mapper(zone)
+    stats = zones.update(np.array([2]), np.array([5]))["q"]
+    # people, density and occupancy follow the smoothed count; people_raw the raw one.
+    assert (stats.people, stats.people_raw) == (2, 5)
+    assert (stats.density, stats.occupancy) == (0.25, 0.5)
+    # Without a raw count, raw is the count itself.
+    assert mapper(zone).update(np.array([3]))["q"].people_raw == 3

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import dataclasses
 import math
+import time
 import urllib.request
 
 import pytest
@@ -8,7 +10,7 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from crowdwatch.config import parse_config
-from crowdwatch.outputs.metrics import MetricsSink
+from crowdwatch.outputs.metrics import STAGES, MetricsSink
 from crowdwatch.types import FrameResult, Level, ZoneStats
 from crowdwatch.web.health import HealthState, SourceStatus
 from crowdwatch.web.server import Server
@@ -162,3 +164,36 @@ def test_every_frame_replaces_the_counts_and_adds_one_to_the_total() -> None:
     assert value(s, "crowdwatch_last_frame_timestamp_seconds", camera="gate") == 12.0
     # Zones absent from a result keep their last value (NaN: never measured).
     assert math.isnan(value(s, "crowdwatch_zone_people", camera="gate", zone="queue"))
+
+
+def test_every_series_is_declared_at_start_up_with_no_data() -> None:
+    s = samples(sink())
+    for zone in ("queue", "hall"):
+        for name in ("crowdwatch_zone_people", "crowdwatch_zone_people_raw",
+                     "crowdwatch_zone_density_people_per_square_meter",
+                     "crowdwatch_zone_occupancy_ratio", "crowdwatch_zone_level"):
+            assert math.isnan(value(s, name, camera="gate", zone=zone)), (name, zone)
+    assert math.isnan(value(s, "crowdwatch_zone_capacity_people", camera="gate", zone="hall"))
+    assert math.isnan(value(s, "crowdwatch_camera_people_raw", camera="gate"))
+    assert value(s, "crowdwatch_last_frame_timestamp_seconds", camera="gate") == 0
+    assert value(s, "crowdwatch_frame_age_seconds_count", camera="gate") == 0
+    for stage in STAGES:
+        assert value(s, "crowdwatch_stage_duration_seconds_count", camera="gate",
+                     stage=stage) == 0
+    for name in ("crowdwatch_frames_dropped_total", "crowdwatch_frames_skipped_total",
+                 "crowdwatch_source_reconnects_total"):
+        assert value(s, name, camera="gate") == 0
+    # The process and platform collectors are on this registry, not the global one.
+    assert value(s, "process_open_fds") > 0
+    assert any(name == "python_info" for name, _labels in s)
+
+
+def test_the_export_stage_is_timed_from_the_end_of_analysis() -> None:
+    exporter = sink()
+    result = frame(10.0)
+    exporter.write(dataclasses.replace(result, analysed_at=time.perf_counter()))
+    s = samples(exporter)
+    assert value(s, "crowdwatch_stage_duration_seconds_count", camera="gate", stage="export") == 1
+    # A duration since analysis ended (well under a minute), never a sum of two clocks.
+    assert 0 <= value(s, "crowdwatch_stage_duration_seconds_sum", camera="gate",
+                      stage="export") < 60

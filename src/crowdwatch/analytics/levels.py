@@ -7,10 +7,10 @@ import numpy.typing as npt
 
 from crowdwatch.config import LevelThresholds
 
-# Thresholds are decimals (0.8 - 0.1 is 0.7000000000000001 in binary), so an occupancy that
-# sits on a threshold within this tolerance counts as reaching it: 7 of 10 people holds a
-# warning whose leave edge is 0.8 - 0.1.
-TOLERANCE = 1e-9
+# Thresholds are decimals, and 0.8 - 0.1 is 0.7000000000000001 in binary: the band edges are
+# rounded back to the decimal they stand for (to DECIMALS places), so 7 of 10 people (7 / 10
+# is the same double as 0.7) holds a warning whose leave edge is 0.8 - 0.1.
+DECIMALS = 9
 
 
 class LevelTracker:
@@ -18,9 +18,9 @@ class LevelTracker:
 
     def __init__(self, thresholds: list[LevelThresholds]) -> None:
         enter = np.array([[t.warning, t.critical] for t in thresholds], np.float64)
-        leave = enter - np.array([[t.hysteresis] * 2 for t in thresholds])
-        self._enter = enter.reshape(-1, 2) - TOLERANCE
-        self._leave = leave.reshape(-1, 2) - TOLERANCE
+        self._enter = np.round(enter, DECIMALS)
+        self._leave = np.round(enter - np.array([[t.hysteresis] * 2 for t in thresholds]),
+                               DECIMALS)
         self._clear_frames = np.array([t.clear_frames for t in thresholds], np.int64)
         self.levels = np.zeros(len(thresholds), np.int64)
         self._below = np.zeros(len(thresholds), np.int64)
