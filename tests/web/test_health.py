@@ -38,3 +38,9 @@ def test_seconds_since_loop_is_the_clock_since_the_last_report(elapsed: float, a
     assert cameras["a"] == {"state": state, "seconds_since_loop": age}
     assert cameras["b"] == {"state": "starting", "seconds_since_loop": None}
     assert health.alive() is (state != "stalled")
+
+
+def test_a_camera_first_seen_by_beat_starts_from_zero_totals() -> None:
+    health = HealthState([], clock=Clock())
+    health.beat("late", up=True)
+    assert health.sources() == {"late": SourceStatus(True, 0, 0, 0)}
