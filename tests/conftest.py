@@ -2,14 +2,16 @@
 
 The weights default to the model shipped in the package; CROWDWATCH_MODEL picks another.
 CI sets CROWDWATCH_PETS_DIR; without it a local checkout falls back to ../shared beside the
-repository. Missing data skips the tests that need it, except in CI
-(CI=true), where it fails them: a green CI must have run them.
+repository. Missing data skips the tests that need it, except in CI (CI set, as .ci/run
+does), where it fails them: a green CI must have run them. In CI every skip, whatever raised
+it, is turned into a failure, except those in ALLOWED_SKIPS.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,31 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 SAMPLE_CLIP = REPO / "samples" / "vtest_h264.mp4"
+
+# Test function name -> when its skip is allowed in CI (a skip that hides nothing).
+ALLOWED_SKIPS: dict[str, Callable[[], bool]] = {
+    # The full-clip gate (~60 s) is opt-in locally; .ci/run sets CROWDWATCH_FULL_GATE=1, so
+    # there it runs and a skip would fail.
+    "test_count_accuracy_gate": lambda: os.environ.get("CROWDWATCH_FULL_GATE") != "1",
+}
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """In CI a skipped test is a failed one: a green run must have run every test."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if not (report.skipped and os.environ.get("CI")) or hasattr(report, "wasxfail"):
+        return
+    name = getattr(item, "originalname", item.name)
+    allowed = ALLOWED_SKIPS.get(name)
+    if allowed is not None and allowed():
+        return
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    report.outcome = "failed"
+    report.longrepr = (f"skipped in CI ({reason}); CI must run every test: install what it "
+                       "needs (.ci/run) or add it to ALLOWED_SKIPS in tests/conftest.py with "
+                       "the reason")
 
 
 def _need(path: Path | None, what: str, variable: str) -> Path:

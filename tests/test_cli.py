@@ -214,8 +214,12 @@ def test_run_writes_valid_events_and_counts_close_to_ground_truth(
     assert set(records[0]["zones"]) == {"west_walkway", "plaza", "east_road"}
     truth = load_ground_truth(pets_dir / "gt" / "PETS2009-S2L1.xml").counts()[:200]
     counted = np.array([r["people"] for r in records])
+    raw = np.array([r["people_raw"] for r in records])
     mae = float(np.abs(counted - truth).mean())
-    assert mae <= 0.6, f"whole-frame count MAE {mae:.3f} > 0.6 on the sample clip"
+    # Measured 0.265 (raw YOLO: 0.45) with the bundled weights; 0.35 leaves 0.085 for other
+    # CPUs' rounding while raw counts (no smoothing) fail it.
+    assert mae <= 0.35, f"whole-frame count MAE {mae:.3f} > 0.35 on the sample clip"
+    assert mae < float(np.abs(raw - truth).mean()), "smoothing made the counts worse"
 
 
 def test_quick_mode_streams_events_to_stdout(model_path: Path) -> None:
@@ -263,9 +267,10 @@ def test_metrics_endpoint_during_a_run_and_clean_sigterm(tmp_path: Path, model_p
         key = lambda zone: (("camera", "pets"), ("zone", zone))  # noqa: E731
         assert samples[("crowdwatch_source_up", (("camera", "pets"),))] == 1
         assert samples[("crowdwatch_zone_capacity_people", key("plaza"))] == 5
-        assert samples[("crowdwatch_zone_people", key("plaza"))] >= 0
-        assert samples[("crowdwatch_zone_density_people_per_square_meter", key("plaza"))] >= 0
-        assert samples[("crowdwatch_zone_level", key("plaza"))] in (0, 1, 2)
+        plaza = samples[("crowdwatch_zone_people", key("plaza"))]
+        density = samples[("crowdwatch_zone_density_people_per_square_meter", key("plaza"))]
+        occupancy = samples[("crowdwatch_zone_occupancy_ratio", key("plaza"))]
+        level = samples[("crowdwatch_zone_level", key("plaza"))]
         assert samples[("crowdwatch_last_frame_timestamp_seconds", (("camera", "pets"),))] > time.time() - 60
         assert samples[("crowdwatch_stage_duration_seconds_count", (("camera", "pets"), ("stage", "detect")))] >= 10
         process.send_signal(signal.SIGTERM)
@@ -276,9 +281,15 @@ def test_metrics_endpoint_during_a_run_and_clean_sigterm(tmp_path: Path, model_p
             process.wait()
     assert process.returncode == 0, err
     assert "Traceback" not in err
-    lines = events.read_text().splitlines()
-    assert len(lines) >= 10
-    json.loads(lines[-1])  # the last line is whole: events were flushed on SIGTERM
+    records = [json.loads(line) for line in events.read_text().splitlines()]
+    assert len(records) >= frames
+    # The scrape saw frame number `frames` (or the next one, being written): the series carry
+    # exactly that frame's zone values, as its event does.
+    candidates = [r["zones"]["plaza"] for r in records[int(frames) - 1:int(frames) + 1]]
+    assert any(plaza == z["people"] and density == pytest.approx(z["density"], abs=1e-4)
+               and occupancy == pytest.approx(z["occupancy"]) and level == ("ok", "warning", "critical").index(
+                   z["level"]) for z in candidates), (plaza, density, occupancy, level, candidates)
+    assert occupancy == plaza / 5  # capacity 5 in configs/pets.yaml
 
 
 def test_metrics_port_in_use_is_one_line_and_writes_nothing(tmp_path: Path, model_path: Path) -> None:
@@ -314,3 +325,44 @@ def test_save_video_into_a_file_is_one_line_error(model_path: Path) -> None:
     result = crowdwatch("run", "--source", "samples/vtest_h264.mp4", "--no-metrics", "--max-frames", "1",
                         "--save-video", "README.md/rec", model=model_path)
     assert_one_line_error(result, "cannot create the recording folder README.md/rec", "--save-video")
+
+
+def test_sigterm_stops_a_run_that_would_not_end_by_itself(tmp_path: Path, model_path: Path) -> None:
+    # A 120 s clip played in real time (1 frame/s): only the SIGTERM handler can end the run
+    # within the 20 s allowed, so a handler that does not stop the pipeline fails here.
+    import cv2
+
+    clip = tmp_path / "long.mp4"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 1.0, (64, 48))
+    for i in range(120):
+        writer.write(np.full((48, 64, 3), i, np.uint8))
+    writer.release()
+    events = tmp_path / "events.jsonl"
+    env = {**os.environ, "CROWDWATCH_MODEL": str(model_path)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "crowdwatch", "run", "--source", str(clip), "--realtime",
+         "--no-metrics", "--events", str(events)],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and process.poll() is None:
+            if events.exists() and len(events.read_text().splitlines()) >= 2:
+                break
+            time.sleep(0.1)
+        assert process.poll() is None, "the run ended before SIGTERM"
+        process.send_signal(signal.SIGTERM)
+        _out, err = process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, err
+    assert "SIGTERM received: stopping" in err
+    assert "Traceback" not in err
+    text = events.read_text()
+    assert text.endswith("\n")  # the last event is whole: flushed and closed on SIGTERM
+    records = [json.loads(line) for line in text.splitlines()]
+    # Stopped early: at 1 frame/s the 120 frames would take 2 minutes.
+    assert 2 <= len(records) < 60
+    frames = [r["frame"] for r in records]
+    assert frames[0] == 0 and frames == sorted(set(frames))

@@ -456,3 +456,96 @@ def test_a_ground_plane_error_at_the_first_frame_names_its_camera() -> None:
         run(cfg, {"ok": FakeSource(2), "gate": FakeSource(2)}, [])
     assert str(error.value).startswith(
         "cameras[1].zones[0].polygon (z): a zone reaches above the horizon")
+
+
+class ScriptedLiveSource(FakeSource):
+    """A live source following a script: a number is a frame with that many people, None a
+    read that finds the source down. After the script it stays down. `on_down_read(n)` runs
+    inside the n-th down read, while the camera loop is waiting on the source."""
+
+    def __init__(self, script: list[int | None], on_down_read) -> None:
+        super().__init__(0, live=True)
+        self.script = list(script)
+        self.on_down_read = on_down_read
+        self.was_up = False
+
+    def read(self, timeout: float) -> Frame | None:
+        step = self.script.pop(0) if self.script else None
+        if step is None:
+            self.was_up = False
+            self.down_reads += 1
+            self.on_down_read(self.down_reads)
+            time.sleep(0.001)
+            return None
+        self.was_up = True
+        self._index += 1
+        image = IMAGE.copy()
+        image[0, 0, 1] = step
+        return Frame(image, self._index - 1, None, 1000.0 + self._index)
+
+    @property
+    def up(self) -> bool:
+        return self.was_up
+
+
+def _people_in_left_half(image: Image) -> Detections:
+    n = int(image[0, 0, 1])
+    xyxy = np.tile(np.array([[10, 10, 30, 90]], np.float32), (n, 1))
+    return Detections(xyxy, np.full(n, 0.9, np.float32))
+
+
+def test_camera_series_hold_their_last_values_during_an_outage() -> None:
+    cfg = parse_config({
+        "cameras": [{"id": "cam", "source": "rtsp://cam.local/s", "zones": [
+            {"name": "left", "polygon": [[0, 0], [0.5, 0], [0.5, 1], [0, 1]],
+             "normalized": True, "capacity": 2}]}],
+        "counting": {"smoothing": "none"}})
+    health = HealthState(["cam"])
+    exporter = MetricsSink(cfg, health)
+    results: list[FrameResult] = []
+    snapshots: dict[int, dict] = {}
+
+    def snapshot(down_read: int) -> None:
+        if down_read in (1, 4, 8):
+            text = generate_latest(exporter.registry).decode()
+            snapshots[down_read] = {
+                s.name: s.value for f in text_string_to_metric_families(text)
+                for s in f.samples if s.labels.get("camera") == "cam" and "le" not in s.labels
+                and "stage" not in s.labels}
+            snapshots[down_read]["results"] = len(results)
+
+    # 3 frames of 3 people, down for 4 reads, 2 frames of 1 person, then down for good.
+    source = ScriptedLiveSource([3, 3, 3, None, None, None, None, 1, 1], snapshot)
+    pipeline = Pipeline(cfg, FnDetector(_people_in_left_half),
+                        [exporter, CallbackSink(results.append)], health,
+                        source_opener=lambda camera: source)
+    worker = threading.Thread(target=pipeline.run)
+    worker.start()
+    deadline = time.monotonic() + 10
+    while source.down_reads < 8 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    pipeline.stop()
+    worker.join(10)
+    assert not worker.is_alive()
+
+    during, after = snapshots[4], snapshots[8]
+    # Down after 3 frames: every count keeps its last real value, never 0.
+    assert during["results"] == 3
+    assert during["crowdwatch_source_up"] == 0
+    assert during["crowdwatch_camera_people"] == 3
+    assert during["crowdwatch_camera_people_raw"] == 3
+    assert during["crowdwatch_zone_people"] == 3
+    assert during["crowdwatch_zone_occupancy_ratio"] == 1.5
+    assert during["crowdwatch_zone_level"] == 2
+    assert during["crowdwatch_frames_processed_total"] == 3
+    assert during["crowdwatch_last_frame_timestamp_seconds"] == 1003.0
+    assert snapshots[1]["crowdwatch_camera_people"] == 3
+    # Back for 2 frames of 1 person, then down again: the new values hold.
+    assert after["results"] == 5
+    assert after["crowdwatch_camera_people"] == 1
+    assert after["crowdwatch_zone_people"] == 1
+    assert after["crowdwatch_zone_occupancy_ratio"] == 0.5
+    assert after["crowdwatch_frames_processed_total"] == 5
+    assert after["crowdwatch_last_frame_timestamp_seconds"] == 1005.0
+    assert after["crowdwatch_source_up"] == 0
+    assert [r.people for r in results] == [3, 3, 3, 1, 1]

@@ -205,3 +205,15 @@ def test_check_geometry_names_the_camera_key_path(ground_plane: dict, zone_polyg
     with pytest.raises(ConfigError) as error:
         check_geometry(parse_config({"cameras": [good, bad]}))
     assert str(error.value).startswith(message)
+
+
+def test_update_keeps_smoothed_and_raw_counts_apart() -> None:
+    zone = ZoneConfig(name="q", polygon=[(0, 0), (100, 0), (100, 100), (0, 100)], capacity=4,
+                      area_m2=8)
+    zones = mapper(zone)
+    stats = zones.update(np.array([2]), np.array([5]))["q"]
+    # people, density and occupancy follow the smoothed count; people_raw the raw one.
+    assert (stats.people, stats.people_raw) == (2, 5)
+    assert (stats.density, stats.occupancy) == (0.25, 0.5)
+    # Without a raw count, raw is the count itself.
+    assert mapper(zone).update(np.array([3]))["q"].people_raw == 3

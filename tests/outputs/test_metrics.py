@@ -1,13 +1,16 @@
 from __future__ import annotations
 
+import dataclasses
 import math
+import time
 import urllib.request
 
+import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from crowdwatch.config import parse_config
-from crowdwatch.outputs.metrics import MetricsSink
+from crowdwatch.outputs.metrics import STAGES, MetricsSink
 from crowdwatch.types import FrameResult, Level, ZoneStats
 from crowdwatch.web.health import HealthState, SourceStatus
 from crowdwatch.web.server import Server
@@ -119,3 +122,91 @@ def test_endpoint_serves_over_http() -> None:
         server.close()
     names = {f.name for f in text_string_to_metric_families(body)}
     assert {"crowdwatch_zone_people", "crowdwatch_source_up", "crowdwatch_frames_processed"} <= names
+
+
+def frame(captured_at: float, people: int = 1) -> FrameResult:
+    return FrameResult(camera="gate", frame_index=0, position_s=None, captured_at=captured_at,
+                       people=people, people_raw=people)
+
+
+def test_frame_age_is_the_clock_minus_the_capture_time() -> None:
+    # Captured at 100.0; the clock reads 102.5, then 100.25, then 99.0 (a clock step back).
+    readings = iter([102.5, 100.25, 99.0])
+    exporter = MetricsSink(CONFIG, HealthState(["gate"]), clock=lambda: next(readings))
+    for _ in range(3):
+        exporter.write(frame(100.0))
+    s = samples(exporter)
+    assert value(s, "crowdwatch_frame_age_seconds_count", camera="gate") == 3
+    # 2.5 + 0.25 + 0 (a negative age is clamped to 0, never subtracted)
+    assert value(s, "crowdwatch_frame_age_seconds_sum", camera="gate") == 2.75
+    assert value(s, "crowdwatch_frame_age_seconds_bucket", camera="gate", le="0.01") == 1
+    assert value(s, "crowdwatch_frame_age_seconds_bucket", camera="gate", le="0.3") == 2
+    assert value(s, "crowdwatch_frame_age_seconds_bucket", camera="gate", le="2.0") == 2
+    assert value(s, "crowdwatch_frame_age_seconds_bucket", camera="gate", le="5.0") == 3
+
+
+@pytest.mark.parametrize(("statuses", "expected"), [
+    # Totals only ever rise in the counters, whatever the source reports last.
+    ([SourceStatus(up=True)], {"up": 1, "dropped": 0, "skipped": 0, "reconnects": 0}),
+    ([SourceStatus(up=True, frames_dropped=2, frames_skipped=1, reconnects=0),
+      SourceStatus(up=True, frames_dropped=7, frames_skipped=4, reconnects=3)],
+     {"up": 1, "dropped": 7, "skipped": 4, "reconnects": 3}),
+    ([SourceStatus(up=True, frames_dropped=2), SourceStatus(up=False, frames_dropped=2)],
+     {"up": 0, "dropped": 2, "skipped": 0, "reconnects": 0}),
+])
+def test_source_series_are_the_reported_totals(statuses: list[SourceStatus],
+                                               expected: dict[str, int]) -> None:
+    health = HealthState(["gate"])
+    exporter = sink(health)
+    for status in statuses:
+        health.report("gate", status)
+    s = samples(exporter)
+    assert value(s, "crowdwatch_source_up", camera="gate") == expected["up"]
+    assert value(s, "crowdwatch_frames_dropped_total", camera="gate") == expected["dropped"]
+    assert value(s, "crowdwatch_frames_skipped_total", camera="gate") == expected["skipped"]
+    assert value(s, "crowdwatch_source_reconnects_total", camera="gate") == expected["reconnects"]
+
+
+def test_every_frame_replaces_the_counts_and_adds_one_to_the_total() -> None:
+    exporter = sink()
+    for people in (4, 0, 2):
+        exporter.write(frame(10.0 + people, people))
+    s = samples(exporter)
+    assert value(s, "crowdwatch_camera_people", camera="gate") == 2
+    assert value(s, "crowdwatch_frames_processed_total", camera="gate") == 3
+    assert value(s, "crowdwatch_last_frame_timestamp_seconds", camera="gate") == 12.0
+    # Zones absent from a result keep their last value (NaN: never measured).
+    assert math.isnan(value(s, "crowdwatch_zone_people", camera="gate", zone="queue"))
+
+
+def test_every_series_is_declared_at_start_up_with_no_data() -> None:
+    s = samples(sink())
+    for zone in ("queue", "hall"):
+        for name in ("crowdwatch_zone_people", "crowdwatch_zone_people_raw",
+                     "crowdwatch_zone_density_people_per_square_meter",
+                     "crowdwatch_zone_occupancy_ratio", "crowdwatch_zone_level"):
+            assert math.isnan(value(s, name, camera="gate", zone=zone)), (name, zone)
+    assert math.isnan(value(s, "crowdwatch_zone_capacity_people", camera="gate", zone="hall"))
+    assert math.isnan(value(s, "crowdwatch_camera_people_raw", camera="gate"))
+    assert value(s, "crowdwatch_last_frame_timestamp_seconds", camera="gate") == 0
+    assert value(s, "crowdwatch_frame_age_seconds_count", camera="gate") == 0
+    for stage in STAGES:
+        assert value(s, "crowdwatch_stage_duration_seconds_count", camera="gate",
+                     stage=stage) == 0
+    for name in ("crowdwatch_frames_dropped_total", "crowdwatch_frames_skipped_total",
+                 "crowdwatch_source_reconnects_total"):
+        assert value(s, name, camera="gate") == 0
+    # The process and platform collectors are on this registry, not the global one.
+    assert value(s, "process_open_fds") > 0
+    assert any(name == "python_info" for name, _labels in s)
+
+
+def test_the_export_stage_is_timed_from_the_end_of_analysis() -> None:
+    exporter = sink()
+    result = frame(10.0)
+    exporter.write(dataclasses.replace(result, analysed_at=time.perf_counter()))
+    s = samples(exporter)
+    assert value(s, "crowdwatch_stage_duration_seconds_count", camera="gate", stage="export") == 1
+    # A duration since analysis ended (well under a minute), never a sum of two clocks.
+    assert 0 <= value(s, "crowdwatch_stage_duration_seconds_sum", camera="gate",
+                      stage="export") < 60

@@ -453,14 +453,20 @@ def test_live_kinds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str
 
 
 def test_live_open_returns_before_connecting() -> None:
-    def slow_factory(source: str | int) -> FakeCapture:
-        time.sleep(0.3)
+    # The capture's open blocks until the test releases it: open_source must return while
+    # the connection is still pending (no timing involved).
+    release = threading.Event()
+    opening = threading.Event()
+
+    def blocked_factory(source: str | int) -> FakeCapture:
+        opening.set()
+        assert release.wait(10)
         return FakeCapture(opened=False)
 
-    start = time.monotonic()
-    live = open_source(camera("rtsp://cam.local/s"), slow_factory, backoff=Backoff(10, 10))
-    assert time.monotonic() - start < 0.2
-    assert not live.up
+    live = open_source(camera("rtsp://cam.local/s"), blocked_factory, backoff=Backoff(10, 10))
+    assert opening.wait(10)
+    assert not release.is_set() and not live.up
+    release.set()
     live.close()
 
 
@@ -494,7 +500,9 @@ def test_live_keeps_only_newest_frame() -> None:
             frames.append(frame)
             time.sleep(0.03)  # a consumer slower than the camera
         assert live.up
-        assert live.frames_dropped > 0
+    # Stopped: every published frame was taken, dropped (replaced unseen) or is still waiting.
+    waiting = 1 if live._latest is not None else 0
+    assert live.frames_dropped == live._produced - len(frames) - waiting > 0
     indices = [f.index for f in frames]
     assert indices == sorted(set(indices))
     assert indices[-1] - indices[0] > len(indices) - 1  # frames were skipped, not queued

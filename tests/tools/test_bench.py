@@ -14,7 +14,7 @@ def test_generated_clip_has_the_asked_size(tmp_path: Path, sample_clip: Path) ->
     import cv2
 
     if shutil.which("ffmpeg") is None:
-        pytest.skip("ffmpeg not installed")
+        pytest.skip("ffmpeg not installed (apt-get install ffmpeg, as .ci/run does)")
     clip = make_clip(sample_clip, (1280, 720), 3, tmp_path)
     capture = cv2.VideoCapture(str(clip))
     size = (capture.get(cv2.CAP_PROP_FRAME_WIDTH), capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
@@ -39,13 +39,18 @@ def test_bench_runs_every_scenario_on_a_few_frames(tmp_path: Path, sample_clip: 
     assert ("768x576", "ultralytics loop") in settings
     assert ("768x576", "crowdwatch") in settings
     assert ("768x576", "crowdwatch, square input") in settings
+    baseline = {r.clip: r.stream.fps for r in report.single if r.setting == "ultralytics loop"}
     for row in report.single:
-        assert row.stream.frames == 5 and row.stream.fps > 0 and row.ratio > 0
+        # Speed is a figure, not asserted; its ratio must be this row over the baseline's.
+        assert row.stream.frames == 5 and row.stream.fps > 0
+        assert row.ratio == pytest.approx(row.stream.fps / baseline[row.clip])
         assert row.peak_rss_mb > 0
     pets = [r for r in report.single if r.clip == "768x576"]
     assert all(r.stream.mae is not None for r in pets)
     assert report.live[0].age_p95_s >= report.live[0].age_p50_s >= 0
-    if shutil.which("ffmpeg"):
-        assert len(report.multi[0].fps_per_stream) == 2
+    # The multi-camera scenario needs ffmpeg (its 1280x720 clip): CI installs it (.ci/run).
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("ffmpeg not installed: the multi-camera scenario did not run")
+    assert len(report.multi[0].fps_per_stream) == 2
     text = format_report(report)
     assert "| 768x576 | crowdwatch |" in text and "ratio" in text

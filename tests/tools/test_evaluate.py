@@ -30,6 +30,7 @@ from crowdwatch.tools.evaluate import (
     load_roi,
     parse_compare,
     threshold_failures,
+    truth_zone_counts,
 )
 from crowdwatch.tools.groundtruth import GroundTruth, load_ground_truth
 from crowdwatch.tools.scoring import CountErrors, EvalResult
@@ -299,10 +300,13 @@ def test_eval_config_picks_one_camera_and_reads_the_clip(tmp_path: Path) -> None
 # --- thresholds ------------------------------------------------------------------------------
 
 
-def _result(mae: float, zones: dict[str, float]) -> EvalResult:
-    def e(value: float) -> CountErrors:
-        return CountErrors(mae=value, rmse=value, bias=0.0, exact=0.5, frames=10)
-    return EvalResult("crowdwatch", e(mae), None, {z: e(v) for z, v in zones.items()})
+def _result(mae: float, zones: dict[str, float], bias: float = 0.0,
+            zone_bias: dict[str, float] | None = None) -> EvalResult:
+    def e(value: float, lean: float) -> CountErrors:
+        return CountErrors(mae=value, rmse=value, bias=lean, exact=0.5, frames=10)
+    leans = zone_bias or {}
+    return EvalResult("crowdwatch", e(mae, bias), None,
+                      {z: e(v, leans.get(z, 0.0)) for z, v in zones.items()})
 
 
 @pytest.mark.parametrize(
@@ -319,6 +323,27 @@ def _result(mae: float, zones: dict[str, float]) -> EvalResult:
 def test_threshold_failures(max_mae: float | None, max_zone_mae: float | dict[str, float] | None,
                             expected: list[str]) -> None:
     assert threshold_failures(_result(0.3, {"a": 0.2, "b": 0.1}), max_mae, max_zone_mae) == expected
+
+
+@pytest.mark.parametrize(
+    ("max_abs_bias", "max_zone_abs_bias", "expected"),
+    [
+        (None, None, []),
+        # Bounds on |bias|, inclusive: +0.094 against 0.094 passes, against 0.083 fails.
+        (0.094, {"a": 0.5, "b": 0.2}, []),
+        (0.083, None, ["crowdwatch: whole-frame count bias +0.094 beyond ±0.083"]),
+        # A negative lean is bounded the same way.
+        (None, {"a": 0.49}, ["crowdwatch: zone a count bias -0.500 beyond ±0.490"]),
+        (None, 0.15, ["crowdwatch: zone a count bias -0.500 beyond ±0.150",
+                      "crowdwatch: zone b count bias +0.200 beyond ±0.150"]),
+        (None, {"c": 1.0}, ["crowdwatch: zone c has a threshold but is not in the config"]),
+    ],
+)
+def test_bias_threshold_failures(max_abs_bias: float | None,
+                                 max_zone_abs_bias: float | dict[str, float] | None,
+                                 expected: list[str]) -> None:
+    result = _result(0.3, {"a": 0.6, "b": 0.3}, bias=0.094, zone_bias={"a": -0.5, "b": 0.2})
+    assert threshold_failures(result, None, None, max_abs_bias, max_zone_abs_bias) == expected
 
 
 # --- persistence smoothing (the strategy added for counting) ---------------------------------
@@ -540,3 +565,26 @@ def test_eval_cli_points_reject_what_they_cannot_score(cli, clip: Path, tmp_path
     assert _error_lines(result) == [
         "crowdwatch: error: head-point ground truth scores one setting over the whole frame: "
         "drop --compare and --max-zone-mae, and run eval once per setting with --set"]
+
+
+# --- zone ground truth: independent of the zone stage ----------------------------------------
+
+# 200x100 image. Zone "left": pixels x 0-100 (normalized half); zone "band": y 40-60 in pixels.
+# Boxes (xyxy):             feet (bottom centre)   centre
+#   A [10, 10, 30, 50]      (20, 50): left, band   (20, 30): left
+#   B [150, 20, 170, 100]   (160, 100): -          (160, 60): band (edge)
+#   C [90, 0, 110, 40]      (100, 40): left (edge), band (edge)
+TRUTH_BOXES = np.array([[10, 10, 30, 50], [150, 20, 170, 100], [90, 0, 110, 40]], np.float32)
+
+
+@pytest.mark.parametrize("anchor", ["bottom_center", "center"])
+def test_zone_truth_counts_annotated_feet_whatever_the_pipeline_anchor(anchor: str) -> None:
+    camera = parse_config({"cameras": [{"id": "c", "source": "x.mp4", "anchor": anchor, "zones": [
+        {"name": "left", "polygon": [[0, 0], [0.5, 0], [0.5, 1], [0, 1]], "normalized": True},
+        {"name": "band", "polygon": [[0, 40], [200, 40], [200, 60], [0, 60]]},
+    ]}]}).cameras[0]
+    truth = GroundTruth(frames={0: TRUTH_BOXES, 2: TRUTH_BOXES[1:2]}, num_frames=3)
+    counts = truth_zone_counts(camera, truth, np.array([0, 1, 2]), 200, 100)
+    # The truth is where the feet are, so a pipeline moved to centre anchors is judged on it.
+    assert counts["left"].tolist() == [2, 0, 0]
+    assert counts["band"].tolist() == [2, 0, 0]

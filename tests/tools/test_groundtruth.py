@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import os
 from pathlib import Path
 
 import numpy as np
@@ -170,20 +169,9 @@ def test_missing_file(tmp_path: Path) -> None:
         load_ground_truth(tmp_path / "nope.txt")
 
 
-def _pets_dir() -> Path:
-    default = Path(__file__).resolve().parents[2] / ".." / "shared" / "datasets" / "pets2009-s2l1"
-    configured = os.environ.get("CROWDWATCH_PETS_DIR")
-    folder = Path(configured) if configured else default
-    if not (folder / "gt" / "PETS2009-S2L1.xml").is_file():
-        pytest.skip(
-            f"PETS2009 S2L1 ground truth not found in {folder}/gt; set CROWDWATCH_PETS_DIR "
-            "to the folder holding gt/PETS2009-S2L1.xml"
-        )
-    return folder / "gt"
-
-
-def test_pets_cvml_and_csv_agree_with_published_counts() -> None:
-    gt_dir = _pets_dir()
+def test_pets_cvml_and_csv_agree_with_published_counts(pets_dir: Path) -> None:
+    # pets_dir (tests/conftest.py) skips without the data, and fails in CI.
+    gt_dir = pets_dir / "gt"
     cvml = load_ground_truth(gt_dir / "PETS2009-S2L1.xml")
     flat = load_ground_truth(gt_dir / "PETS2009-S2L1_boxes.csv")
     with (gt_dir / "PETS2009-S2L1_counts.csv").open(newline="") as f:

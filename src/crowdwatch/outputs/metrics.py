@@ -7,7 +7,7 @@ reconnects) are read from the pipeline's HealthState whenever Prometheus scrapes
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from prometheus_client import (
     CollectorRegistry,
@@ -64,9 +64,11 @@ class MetricsSink:
     """Owns the registry and its series; a Sink of analysed frames."""
 
     def __init__(self, config: AppConfig, health: HealthState,
-                 registry: CollectorRegistry | None = None) -> None:
+                 registry: CollectorRegistry | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         # No *_created series: a start-up timestamp per label set that no dashboard reads.
         disable_created_metrics()
+        self._clock = clock  # Unix time for frame ages; tests inject one
         self.registry = registry or CollectorRegistry()
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
@@ -176,7 +178,7 @@ class MetricsSink:
         if result.analysed_at:
             self.stage_seconds.labels(cid, "export").observe(
                 time.perf_counter() - result.analysed_at)
-        self.frame_age.labels(cid).observe(max(time.time() - result.captured_at, 0.0))
+        self.frame_age.labels(cid).observe(max(self._clock() - result.captured_at, 0.0))
 
     def close(self) -> None:
         """Nothing to flush: the registry is read by the server."""

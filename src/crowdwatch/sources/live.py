@@ -6,7 +6,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from crowdwatch.config import CameraConfig
 from crowdwatch.sources.capture import CaptureFactory, CaptureLike, Image, device_hint
@@ -53,9 +53,11 @@ class LiveSource:
     finished = False
 
     def __init__(self, target: str | int, name: str, camera: CameraConfig,
-                 factory: CaptureFactory, backoff: Backoff | None = None):
+                 factory: CaptureFactory, backoff: Backoff | None = None,
+                 clock: Callable[[], float] = time.time):
         self.name = name
         self.camera_id = camera.id
+        self._clock = clock  # Frame.captured_at (Unix time); tests inject one
         self.frames_dropped = 0
         self.frames_skipped = 0
         self.reconnects = 0
@@ -173,7 +175,7 @@ class LiveSource:
             yield image
 
     def _publish(self, image: Image) -> None:
-        now = time.time()
+        now = self._clock()
         with self._cond:
             if self._latest is not None and self._produced > self._taken:
                 self.frames_dropped += 1

@@ -9,8 +9,13 @@ from crowdwatch.errors import SourceError
 
 LIVE_SCHEMES = frozenset({"rtsp", "rtsps", "rtmp", "http", "https"})
 SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
-# Userinfo runs to the last '@' before the path, so an unescaped '@' in a password is covered.
-_CREDENTIALS = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^\s/?#]*@")
+# A scheme with '//' (any case), or a live scheme followed by any number of slashes:
+# "rtsp:/user:pw@host" and "rtsp:user:pw@host" reach OpenCV and the logs too. Userinfo runs
+# to the last '@' before the path on that line, so a password with '@' or spaces is covered;
+# '/', '?' and '#' end it (RFC 3986: they must be percent-encoded in a password).
+_CREDENTIALS = re.compile(
+    r"((?:\b[A-Za-z][A-Za-z0-9+.-]*:)?//+|\b(?:rtsps?|rtmp|https?):/*)[^/?#\r\n]*@",
+    re.IGNORECASE)
 # How a camera URL looks, in words the credential redaction leaves alone.
 URL_FORM = "expected e.g. rtsp://host:554/path, with user:password@ before the host if needed"
 # A live scheme followed by one slash or none: "rtsp:/cam/1", "rtsp:cam".

@@ -10,7 +10,6 @@ import numpy as np
 import numpy.typing as npt
 import shapely
 
-from crowdwatch.analytics.zones import anchor_points
 from crowdwatch.config import Anchor
 
 
@@ -152,15 +151,17 @@ def people_in_zone(
     """Number of boxes whose anchor point lies in the polygon (a shapely Polygon or (K, 2) points).
 
     Anchors: "bottom_center" = ((x1 + x2) / 2, y2), where the feet touch the ground;
-    "center" = the box centre. Uses the zone stage's own rule (analytics.zones.anchor_points,
-    boundary counts as inside) so ground truth and pipeline counts are comparable.
+    "center" = the box centre; a point on the boundary counts as inside. Written with plain
+    shapely, apart from the zone stage (analytics.zones), so ground truth built with it does
+    not share the code it judges.
     """
     if anchor not in ("bottom_center", "center"):
         raise ValueError(f"anchor must be 'bottom_center' or 'center', got {anchor!r}")
     boxes = np.asarray(xyxy, dtype=np.float64).reshape(-1, 4)
     zone = polygon if isinstance(polygon, shapely.Polygon) else shapely.Polygon(polygon)
-    x, y = anchor_points(boxes, np.array([anchor == "center"]))
-    return int(shapely.intersects_xy(zone, x[0], y[0]).sum())
+    x = (boxes[:, 0] + boxes[:, 2]) / 2
+    y = (boxes[:, 1] + boxes[:, 3]) / 2 if anchor == "center" else boxes[:, 3]
+    return int(zone.covers(shapely.points(x, y)).sum())
 
 
 @dataclass(frozen=True)
