@@ -175,19 +175,12 @@ def test_every_frame_replaces_the_counts_and_adds_one_to_the_total() -> None:
     assert value(s, "crowdwatch_camera_people", camera="gate") == 2
     assert value(s, "crowdwatch_frames_processed_total", camera="gate") == 3
     assert value(s, "crowdwatch_last_frame_timestamp_seconds", camera="gate") == 12.0
-    # Zones absent from a result keep their last value (NaN: never measured).
-    assert math.isnan(value(s, "crowdwatch_zone_people", camera="gate", zone="queue"))
+    # A zone absent from every result was never measured: it has no series at all.
+    assert ("crowdwatch_zone_people", (("camera", "gate"), ("zone", "queue"))) not in s
 
 
-def test_every_series_is_declared_at_start_up_with_no_data() -> None:
+def test_counters_and_histograms_start_at_zero_before_the_first_frame() -> None:
     s = samples(sink())
-    for zone in ("queue", "hall"):
-        for name in ("crowdwatch_zone_people", "crowdwatch_zone_people_raw",
-                     "crowdwatch_zone_density_people_per_square_meter",
-                     "crowdwatch_zone_occupancy_ratio", "crowdwatch_zone_level"):
-            assert math.isnan(value(s, name, camera="gate", zone=zone)), (name, zone)
-    assert math.isnan(value(s, "crowdwatch_zone_capacity_people", camera="gate", zone="hall"))
-    assert math.isnan(value(s, "crowdwatch_camera_people_raw", camera="gate"))
     assert value(s, "crowdwatch_last_frame_timestamp_seconds", camera="gate") == 0
     assert value(s, "crowdwatch_frame_age_seconds_count", camera="gate") == 0
     for stage in STAGES:

@@ -328,6 +328,8 @@ def test_running_crowdwatch_shows_live_counts_and_records_a_playable_mp4(
 
     monkeypatch.setenv("CROWDWATCH_TOKEN", TOKEN)
     config = yaml.safe_load((REPO / "configs" / "pets.yaml").read_text())
+    # The copy lives in tmp_path: its relative source would resolve there.
+    config["cameras"][0]["source"] = str(REPO / "samples" / "vtest_h264.mp4")
     recordings = tmp_path / "rec"
     process = Crowdwatch(tmp_path, config, model_path, "--realtime", "--web", "--save-video",
                          str(recordings))

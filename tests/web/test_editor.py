@@ -104,7 +104,7 @@ def test_delete_zone_keeps_the_rest(editor: ConfigEditor) -> None:
     (lambda c: c["zones"][1].__setitem__("points", [[0, 0], [100, 100], [100, 0], [0, 100]]),
      "zone", "not a simple polygon"),
     (lambda c: c["zones"][1].__setitem__("name", "doors"), "zone", "used twice"),
-    (lambda c: c["zones"][1].__setitem__("name", "bad name"), "zone", "name"),
+    (lambda c: c["zones"][1].__setitem__("name", 'bad "name"'), "zone", "name"),
     (lambda c: c["zones"][1].__setitem__("capacity", 0), "zone", "capacity"),
     (lambda c: c.__setitem__("lines", [{"name": "l", "points": [[1, 1], [1, 1]]}]), "line",
      "must differ"),
