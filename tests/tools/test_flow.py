@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from crowdwatch.analytics.lines import Line
+from crowdwatch.boxes import box_iou
 from crowdwatch.tools.flow import (
     Tracks,
     baseline_crossings,
     gt_crossings,
-    iou_matrix,
     run_line_counter,
     tracking_quality,
 )
@@ -69,8 +69,8 @@ def test_tracks_from_csv(tmp_path) -> None:
     assert [f for f, _, _ in tracks.by_frame()] == [0, 1]
 
 
-def test_iou_matrix() -> None:
-    iou = iou_matrix(np.array([[0, 0, 10, 10]]), np.array([[5, 0, 15, 10], [20, 20, 30, 30]]))
+def test_box_iou_of_tracks() -> None:
+    iou = box_iou(np.array([[0, 0, 10, 10]]), np.array([[5, 0, 15, 10], [20, 20, 30, 30]]))
     assert iou.shape == (1, 2)
     assert iou[0].tolist() == pytest.approx([50 / 150, 0.0])
 

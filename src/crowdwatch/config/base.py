@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Literal
 
+import shapely
 from pydantic import BaseModel, ConfigDict
 
 Anchor = Literal["bottom_center", "center"]
@@ -46,3 +47,20 @@ def require_unique(what: str, names: list[str]) -> None:
         raise ValueError(f"{what} must be unique, repeated: {', '.join(repeated)}")
 
 
+def check_polygon(points: list[Point], what: str) -> list[Point]:
+    """A simple polygon of at least 3 finite points with an area (ValueError naming the fault)."""
+    check_points(points, 3)
+    polygon = shapely.Polygon(points)
+    if not polygon.is_valid:
+        reason = shapely.is_valid_reason(polygon)
+        raise ValueError(f"is not a simple polygon ({reason}); list the vertices in order "
+                         f"around the {what} without crossing edges")
+    if polygon.area <= 0:
+        raise ValueError("has zero area; its points must not all lie on one line")
+    return points
+
+
+def check_normalized(points: list[Point], normalized: bool) -> None:
+    """Normalised coordinates lie in 0-1."""
+    if normalized and any(not (0 <= v <= 1) for p in points for v in p):
+        raise ValueError("polygon: normalized coordinates must lie between 0 and 1")

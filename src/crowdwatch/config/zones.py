@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-import shapely
 from pydantic import Field, field_validator, model_validator
 
-from crowdwatch.config.base import Anchor, Point, Strict, check_label, check_points
+from crowdwatch.config.base import (
+    Anchor,
+    Point,
+    Strict,
+    check_label,
+    check_normalized,
+    check_points,
+    check_polygon,
+)
 
 WHOLE_FRAME = [(0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0)]
 
@@ -57,20 +64,11 @@ class ZoneConfig(Strict):
     @field_validator("polygon")
     @classmethod
     def _valid_polygon(cls, points: list[Point]) -> list[Point]:
-        check_points(points, 3)
-        polygon = shapely.Polygon(points)
-        if not polygon.is_valid:
-            reason = shapely.is_valid_reason(polygon)
-            raise ValueError(f"is not a simple polygon ({reason}); "
-                             "list the vertices in order around the zone without crossing edges")
-        if polygon.area <= 0:
-            raise ValueError("has zero area; its points must not all lie on one line")
-        return points
+        return check_polygon(points, "zone")
 
     @model_validator(mode="after")
     def _normalized_range(self) -> ZoneConfig:
-        if self.normalized and any(not (0 <= v <= 1) for p in self.polygon for v in p):
-            raise ValueError("polygon: normalized coordinates must lie between 0 and 1")
+        check_normalized(self.polygon, self.normalized)
         return self
 
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from crowdwatch.boxes import box_iou
 from crowdwatch.config.detector import TilingConfig
 from crowdwatch.detect.base import Detector, Pending
 from crowdwatch.types import Detections
@@ -91,22 +92,10 @@ def choose_tiles(width: int, height: int, config: TilingConfig) -> npt.NDArray[n
 # ---------------------------------------------------------------------------------------------
 
 
-def iou_matrix(a: Boxes, b: Boxes) -> npt.NDArray[np.float64]:
-    """IoU of every box of a (N, 4) with every box of b (M, 4), xyxy."""
-    a64, b64 = a.astype(np.float64), b.astype(np.float64)
-    top_left = np.maximum(a64[:, None, :2], b64[None, :, :2])
-    bottom_right = np.minimum(a64[:, None, 2:], b64[None, :, 2:])
-    inter = np.clip(bottom_right - top_left, 0, None).prod(axis=2)
-    area_a = np.clip(a64[:, 2:] - a64[:, :2], 0, None).prod(axis=1)
-    area_b = np.clip(b64[:, 2:] - b64[:, :2], 0, None).prod(axis=1)
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-
-
 def nms(xyxy: Boxes, scores: npt.NDArray[np.float32], iou: float) -> npt.NDArray[np.int64]:
     """Indices kept by greedy NMS, highest score first (ties keep input order)."""
     order = np.argsort(-scores, kind="stable")
-    overlaps = iou_matrix(xyxy[order], xyxy[order])
+    overlaps = box_iou(xyxy[order], xyxy[order])
     suppressed = np.zeros(len(order), bool)
     keep = []
     for i in range(len(order)):

@@ -8,7 +8,7 @@
   id and line;
 * run_line_counter: LineCounter fed frame by frame with any tracks (GT or predicted);
 * tracking_quality: IDF1, ID switches and MOTA of predicted vs GT tracks (IoU >= 0.5), with
-  motmetrics (its own iou_matrix uses np.asfarray, removed in numpy 2, so IoU is computed here).
+  motmetrics (its own iou_matrix uses np.asfarray, removed in numpy 2: IoU is crowdwatch.boxes).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from crowdwatch.analytics.lines import Line, LineCounter
+from crowdwatch.boxes import box_iou
 from crowdwatch.config.flow import RelinkConfig
 from crowdwatch.track.state import FloatArray, IntArray, foot_points
 
@@ -29,7 +30,6 @@ __all__ = [
     "Tracks",
     "baseline_crossings",
     "gt_crossings",
-    "iou_matrix",
     "run_line_counter",
     "tracking_quality",
 ]
@@ -154,19 +154,6 @@ def run_line_counter(
     return totals
 
 
-def iou_matrix(a: FloatArray, b: FloatArray) -> FloatArray:
-    """(len(a), len(b)) IoU of xyxy boxes."""
-    a = np.asarray(a, np.float64).reshape(-1, 4)[:, None, :]
-    b = np.asarray(b, np.float64).reshape(-1, 4)[None, :, :]
-    w = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
-    h = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
-    inter = w * h
-    area_a = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
-    area_b = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.nan_to_num(inter / (area_a + area_b - inter))
-
-
 @dataclass(frozen=True, slots=True)
 class TrackingQuality:
     """CLEAR-MOT and identity figures of predicted tracks against GT."""
@@ -194,7 +181,7 @@ def tracking_quality(gt: Tracks, predicted: Tracks, min_iou: float = 0.5) -> Tra
     for frame in sorted(set(pred_frames) | set(gt_frames)):
         gt_ids, gt_boxes = gt_frames.get(frame, empty)
         pr_ids, pr_boxes = pred_frames.get(frame, empty)
-        iou = iou_matrix(gt_boxes, pr_boxes)
+        iou = box_iou(gt_boxes, pr_boxes)
         acc.update(gt_ids.tolist(), pr_ids.tolist(), np.where(iou >= min_iou, 1 - iou, np.nan))
     summary = mm.metrics.create().compute(
         acc, metrics=["idf1", "num_switches", "mota", "num_objects", "num_false_positives",
