@@ -7,6 +7,7 @@ Commands parse options and print; the work happens in app.py and tools/. Heavy m
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
@@ -544,7 +545,21 @@ def main() -> None:
         code = 1
     except typer.Abort:
         code = 130
-    sys.exit(code if isinstance(code, int) else 0)
+    code = code if isinstance(code, int) else 0
+    if _readers_blocked_in_native_code():
+        # A camera reader stuck in a native read (a hung network stream) cannot be
+        # interrupted. Normal interpreter shutdown would tear OpenCV down under it and abort
+        # the process; everything is flushed and closed by now, so leave without it.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        logging.shutdown()
+        os._exit(code)
+    sys.exit(code)
+
+
+def _readers_blocked_in_native_code() -> bool:
+    """A source's reader thread is still alive after the run closed every source."""
+    return any(t.is_alive() and t.name.startswith("source ") for t in threading.enumerate())
 
 
 def _verbose_first(args: list[str]) -> list[str]:

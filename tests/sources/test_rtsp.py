@@ -20,6 +20,8 @@ import pytest
 from crowdwatch_process import Crowdwatch, free_port, wait_for
 from rtsp_server import RtspServer, probe
 
+from crowdwatch.pipeline import PIPELINE_DEPTH
+
 SECRET = "s3cret-Pa55"
 CREDENTIALS = f"viewer:{SECRET}"
 # Small timeouts keep a fault cycle short: down within READ_TIMEOUT_S of a stall, retries at
@@ -122,7 +124,8 @@ def test_fault_cycles_over_rtsp(server: RtspServer, model_path: Path, tmp_path: 
             # Nothing analysed during the outage, and the zones keep their last real counts:
             # an outage never reads as "0 people".
             assert during["frames_processed_total"] == settled["frames_processed_total"]
-            assert during["frames_processed_total"] - down["frames_processed_total"] <= 2
+            # Only frames already in the detector when the source went down may finish.
+            assert during["frames_processed_total"] - down["frames_processed_total"] <= PIPELINE_DEPTH
             event = last_event(cw)
             assert during["camera_people"] == event["people"] > 0
             for zone in ("plaza", "all"):
