@@ -490,6 +490,9 @@ def bench_command(
     first_come: Annotated[bool, typer.Option(
         "--first-come", hidden=True, help="capacity scenario: also without fair sharing of "
         "the detector (detector.fair_share false), to show the difference")] = False,
+    native_clip: Annotated[bool, typer.Option(
+        "--native-clip", hidden=True, help="capacity scenario: serve --clip itself (an H.264 "
+        "MP4) instead of a 1280x720 25 frames/s copy")] = False,
     cache_dir: Annotated[Optional[Path], typer.Option(  # noqa: UP045
         "--cache-dir", help="where the generated clips are kept (default: "
         "$TMPDIR/crowdwatch-bench)")] = None,
@@ -524,7 +527,8 @@ def bench_command(
             clip=clip, model=str(resolve_model(model or DetectorConfig().model)),
             ground_truth=ground_truth or default_truth(clip), runs=runs, frames=frames,
             streams=streams, live_frames=live_frames,
-            scenarios=scenario or ("single", "multi", "live"), cameras=counts, seconds=seconds)
+            scenarios=scenario or ("single", "multi", "live"), cameras=counts, seconds=seconds,
+            capacity_native=native_clip)
         for name in options.scenarios:
             if name not in SCENARIOS:
                 raise CrowdwatchError(f"unknown scenario {name!r}; valid: {', '.join(SCENARIOS)}")

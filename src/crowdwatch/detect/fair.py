@@ -159,6 +159,8 @@ class FairShare:
         """Hand held frames to the backend while slots are free, the fairest first."""
         while True:
             with self._lock:
+                if not self._held:  # nothing waits for a slot: leave finished ones be
+                    return
                 self._sweep()
                 ticket = self._queue.next_grant()
                 if ticket is None:

@@ -78,6 +78,8 @@ class BenchOptions:
     # (name -> detector overrides).
     cameras: Sequence[int] = (4, 8, 12, 16)
     seconds: float = 20.0
+    # Serve the clip itself (an H.264 MP4) instead of a 1280x720 25 frames/s copy.
+    capacity_native: bool = False
     capacity_settings: dict[str, dict[str, Any]] = field(default_factory=lambda: {
         "every frame": {},
         "detect_every 2": {"detect_every": 2},
@@ -208,6 +210,7 @@ class CapacityRow:
     cpu_ms_per_frame: float | None
     cpu_cores: float | None
     peak_rss_mb: float
+    clip: str = "1280x720 25 frames/s"
 
     @property
     def served(self) -> bool:
@@ -667,9 +670,10 @@ class _Bench:
             raise CrowdwatchError(f"capacity scenario: {why}; install python3-gi "
                                   "gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good")
         options = self.options
-        clip = make_clip(options.clip, CAPACITY_SIZE, CAPACITY_CLIP_FRAMES, options.cache_dir,
-                         CAPACITY_FPS)
-        size = "x".join(map(str, CAPACITY_SIZE))
+        clip = options.clip if options.capacity_native else make_clip(
+            options.clip, CAPACITY_SIZE, CAPACITY_CLIP_FRAMES, options.cache_dir, CAPACITY_FPS)
+        size = clip_size(clip)
+        described = f"{size} {clip_fps(clip):.0f} frames/s"
         rows = []
         with RtspServer(clip, log=options.cache_dir / "rtsp-server.log") as server:
             for n in options.cameras:
@@ -677,12 +681,23 @@ class _Bench:
                     self.log(f"capacity: {n} cameras, {name}, {options.seconds:.0f} s")
                     job = Job("live", [server.url()] * n, options.model, 0, dict(overrides),
                               seconds=options.seconds, size=size)
-                    rows.append(_capacity_row(n, name, run_job(job, self.work), options.seconds))
+                    rows.append(_capacity_row(n, name, run_job(job, self.work), options.seconds,
+                                              described))
         return rows
 
 
-def _capacity_row(cameras: int, setting: str, result: WorkerResult, seconds: float
-                  ) -> CapacityRow:
+def clip_fps(clip: Path) -> float:
+    import cv2
+
+    capture = cv2.VideoCapture(str(clip))
+    try:
+        return float(capture.get(cv2.CAP_PROP_FPS))
+    finally:
+        capture.release()
+
+
+def _capacity_row(cameras: int, setting: str, result: WorkerResult, seconds: float,
+                  clip: str) -> CapacityRow:
     streams = list(result.streams.values())
     fps = [s.fps or 0.0 for s in streams]
     ages = [a / 1000 for s in streams for a in s.counts]
@@ -693,7 +708,7 @@ def _capacity_row(cameras: int, setting: str, result: WorkerResult, seconds: flo
         dropped_per_s=sum(s.dropped or 0 for s in streams) / seconds,
         age_p95_s=float(np.percentile(ages, 95)) if ages else None,
         cpu_ms_per_frame=first.cpu_ms_per_frame, cpu_cores=first.stages.get("cpu_cores"),
-        peak_rss_mb=result.peak_rss_mb)
+        peak_rss_mb=result.peak_rss_mb, clip=clip)
 
 
 def _versions() -> dict[str, str]:
@@ -748,7 +763,7 @@ def format_report(report: BenchReport) -> str:
                   f"p95 {_num(live.age_p95_s, 0, 1000)} ms; peak RSS "
                   f"{live.peak_rss_mb:.0f} MB", ""]
     if report.capacity:
-        lines += [f"Live cameras: 1280x720 {CAPACITY_FPS} frames/s H.264 over loopback RTSP, "
+        lines += [f"Live cameras: {report.capacity[0].clip} H.264 over loopback RTSP, "
                   "all analysed in one process; frames/s analysed per camera (lowest, median, "
                   "lowest / median), frames dropped per second (all cameras: decoded, then "
                   "replaced by a newer one before analysis), p95 age of a frame at the metrics, "
