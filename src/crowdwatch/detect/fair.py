@@ -23,9 +23,10 @@ from crowdwatch.types import Detections
 # A camera waiting for a held frame's result looks this often for finished requests whose
 # cameras have not collected them yet (a finished request frees its slot).
 POLL_S = 0.002
-# Slots per parallel inference stream: one running, one queued, so no stream idles while a
-# camera collects its result and letterboxes the next frame.
-SLOTS_PER_STREAM = 2
+# Slots per parallel inference stream: one running and a few queued, so no stream idles while
+# cameras collect results and letterbox the next frames (2 cost 5-12 % of the frames/s of 12
+# and 16 cameras against first come first served, measured: docs/PERFORMANCE.md).
+SLOTS_PER_STREAM = 4
 
 
 class AdmissionQueue:
@@ -90,6 +91,8 @@ class _FairPending:
         self.error: BaseException | None = None
         self.released = False
         self.collecting = False
+        # Set when the frame reached the backend (or failed to): only its camera waits on it.
+        self.dispatched = threading.Event()
 
     @property
     def stage_seconds(self) -> dict[str, float]:
@@ -128,7 +131,7 @@ class FairShare:
         self.name = detector.name
         self._queue = AdmissionQueue(capacity)
         self._poll_s = poll_s
-        self._lock = threading.Condition()
+        self._lock = threading.Lock()
         self._held: dict[int, _FairPending] = {}
         self._active: list[_FairPending] = []
 
@@ -175,18 +178,18 @@ class FairShare:
                 with self._lock:
                     pending.error = error
                     self._release_locked(pending)
+                pending.dispatched.set()
                 continue
             with self._lock:
                 pending.inner = inner
                 self._active.append(pending)
-                self._lock.notify_all()
+            pending.dispatched.set()
 
     def wait_dispatched(self, pending: _FairPending) -> None:
         """Wait a little for a held frame to reach the backend, dispatching meanwhile."""
         self.dispatch()
-        with self._lock:
-            if pending.inner is None and pending.error is None:
-                self._lock.wait(self._poll_s)
+        # Woken by its own frame's dispatch only, not by every other camera's.
+        pending.dispatched.wait(self._poll_s)
 
     def release(self, pending: _FairPending) -> None:
         with self._lock:
@@ -206,7 +209,6 @@ class FairShare:
         self._queue.release(pending.camera)
         if pending in self._active:
             self._active.remove(pending)
-        self._lock.notify_all()
 
 
 class FairLane:
