@@ -521,6 +521,9 @@ def bench_command(
                    "e.g. --cameras 4,8,12") from None
     if not counts or not all(1 <= n <= 64 for n in counts):
         raise fail(f"--cameras {cameras!r}: each count must be 1-64, e.g. --cameras 4,8,12")
+    for name in scenario or ():  # before the model is looked for
+        if name not in SCENARIOS:
+            raise fail(f"unknown scenario {name!r}; valid: {', '.join(SCENARIOS)}")
     try:
         clip = clip or default_clip()
         options = BenchOptions(
@@ -529,9 +532,6 @@ def bench_command(
             streams=streams, live_frames=live_frames,
             scenarios=scenario or ("single", "multi", "live"), cameras=counts, seconds=seconds,
             capacity_native=native_clip)
-        for name in options.scenarios:
-            if name not in SCENARIOS:
-                raise CrowdwatchError(f"unknown scenario {name!r}; valid: {', '.join(SCENARIOS)}")
         if first_come:
             options.capacity_settings = {
                 **options.capacity_settings,
