@@ -3,9 +3,10 @@
 A shared asynchronous backend runs requests first come, first served. With several cameras
 each keeping frames queued there, a camera whose thread is a little slower to hand in its
 next frame (its decoder got less CPU, it lost the GIL more often) keeps fewer frames queued
-and gets fewer analysed: measured on 12 live cameras, the slowest got 4.3 frames/s while the
-median got 9.2. `FairShare` wraps the detector: each camera submits through its own `lane`;
-submit() returns at once, but the frame reaches the backend only when fewer than `capacity`
+and gets fewer analysed (once measured on 12 live cameras: the slowest 4.3 frames/s, the
+median 9.2; the capacity bench has not reproduced it since, docs/PERFORMANCE.md).
+`FairShare` wraps the detector: each camera submits through its own `lane`; submit() returns
+at once, but the frame reaches the backend only when fewer than `capacity`
 frames are in it, and a free slot goes to the held frame of the camera with the fewest frames
 in the backend, then the fewest frames granted so far, then the oldest. A camera that is
 slow to submit is served first when it does, so every camera that asks for the same rate
