@@ -165,6 +165,9 @@ def test_check_rejects_bad_configs_in_one_line(tmp_path: Path, yaml_text: str, f
         (["check"], ["Missing argument", "(see crowdwatch check --help)"]),
         (["bogus"], ["No such command 'bogus'"]),
         (["bench", "-s", "single"], ["No such option: -s"]),  # -s is run's --source only
+        (["bench", "--cameras", "4,x"], ["--cameras '4,x'", "whole numbers", "4,8,12"]),
+        (["bench", "--cameras", "0,8"], ["--cameras '0,8'", "each count must be 1-64"]),
+        (["bench", "--scenario", "capcity"], ["unknown scenario 'capcity'", "capacity"]),
     ],
 )
 def test_usage_errors_are_one_line_and_exit_1(args: list[str], fragments: list[str]) -> None:

@@ -549,3 +549,24 @@ def test_camera_series_hold_their_last_values_during_an_outage() -> None:
     assert after["crowdwatch_last_frame_timestamp_seconds"] == 1005.0
     assert after["crowdwatch_source_up"] == 0
     assert [r.people for r in results] == [3, 3, 3, 1, 1]
+
+
+@pytest.mark.parametrize(("cameras", "fair_share", "shared"), [
+    (("a",), True, False),  # one camera has the detector to itself: no admission at all
+    (("a", "b"), True, True),
+    (("a", "b", "c"), False, False),  # detector.fair_share: false, first come first served
+])
+def test_several_cameras_submit_through_a_fair_share(cameras: tuple[str, ...], fair_share: bool,
+                                                     shared: bool) -> None:
+    cfg = config(*cameras)
+    cfg = cfg.model_copy(update={"detector": cfg.detector.model_copy(
+        update={"fair_share": fair_share})})
+    detect = FakeAsyncDetect(ready=True)
+    pipeline = Pipeline(cfg, detect, [], source_opener=lambda camera: FakeSource(6))
+    assert (pipeline.fair is not None) == shared
+    if pipeline.fair is not None:
+        assert pipeline.fair.detector is detect and pipeline.fair.capacity >= 2
+    pipeline.run()
+    assert pipeline.processed == dict.fromkeys(cameras, 6)
+    assert sorted(detect.submitted) == sorted(list(range(6)) * len(cameras))
+    assert detect.in_flight == 0

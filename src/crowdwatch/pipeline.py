@@ -2,9 +2,11 @@
 
 Each camera keeps up to PIPELINE_DEPTH frames in flight in the detector (Detector.submit
 returns at once for asynchronous backends): while frames are inferred, the next one is
-decoded and letterboxed. All cameras submit to one shared detector, which runs the requests
-of every camera first come, first served on its CPU streams, so no camera waits for another
-camera's source and a dead camera holds nothing but its own idle thread.
+decoded and letterboxed. All cameras submit to one shared detector. With several cameras
+they submit through a FairShare (detect/fair.py, `detector.fair_share`): a bounded number of
+frames is in the detector at once, and a free slot goes to the waiting camera with the fewest
+frames there, so no camera falls behind the others; no camera waits for another camera's
+source and a dead camera holds nothing but its own idle thread.
 
 The pipeline knows no output: it hands each FrameResult to its sinks and reports each
 source's state to a HealthState.
@@ -28,6 +30,7 @@ from crowdwatch.analytics.smoothing import make_smoother
 from crowdwatch.analytics.zones import ZoneMapper, zone_frame_problems
 from crowdwatch.config import AppConfig, CameraConfig
 from crowdwatch.detect.base import Detector, Pending
+from crowdwatch.detect.fair import FairShare, fair_share
 from crowdwatch.detect.tiling import tiled
 from crowdwatch.errors import ConfigError
 from crowdwatch.outputs.base import Sink
@@ -272,10 +275,15 @@ class Pipeline:
         self.errors: list[BaseException] = []
         self.stop_event = threading.Event()
         self.workers: list[CameraWorker] = []
+        # One camera has the detector to itself: no admission, no overhead.
+        self.fair: FairShare | None = (
+            fair_share(detector) if len(config.cameras) > 1 and config.detector.fair_share
+            else None)
         try:
             for camera in config.cameras:
                 source = source_opener(camera)
-                self.workers.append(CameraWorker(camera, config, source, detector, self.sinks,
+                lane = detector if self.fair is None else self.fair.lane(camera.id)
+                self.workers.append(CameraWorker(camera, config, source, lane, self.sinks,
                                                  self.health, self.stop_event, self.errors,
                                                  max_frames))
         except BaseException:

@@ -1,9 +1,9 @@
 """Real RTSP faults: crowdwatch against GStreamer's RTSP server on loopback, with the real model.
 
-The server (tests/rtsp_server.py) serves the sample clip in a loop at its 10 fps. It is killed
-(connections reset, port refused) and stalled (SIGSTOP: sockets open, no data), and crowdwatch
-must mark the camera down within seconds, keep serving, never report the outage as empty
-zones, reconnect by itself and count again, cycle after cycle.
+The server (crowdwatch.tools.rtsp_server, through tests/rtsp_server.py) serves the sample clip
+in a loop at its 10 fps. It is killed (connections reset, port refused) and stalled (SIGSTOP:
+sockets open, no data), and crowdwatch must mark the camera down within seconds, keep serving,
+never report the outage as empty zones, reconnect by itself and count again, cycle after cycle.
 """
 
 from __future__ import annotations

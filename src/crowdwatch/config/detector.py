@@ -73,6 +73,10 @@ class DetectorConfig(Strict):
     detect_every: int = Field(
         1, ge=1, le=100, description="run the detector on every k-th frame of a camera; the "
         "frames between reuse its people (faster, counts lag by up to k-1 frames)")
+    fair_share: bool = Field(
+        True, description="with several cameras, hand the detector to the cameras in turn "
+        "(the one with the fewest frames in it first) so none falls behind the others; false: "
+        "first come, first served (only to measure the difference)")
 
     tiling: TilingConfig = Field(
         default_factory=TilingConfig, description="overlapping zoomed tiles for crowds of "

@@ -250,6 +250,16 @@ class OpenVINOBackend:
                 square = (self.config.imgsz, self.config.imgsz)
                 return self._compiled.get(square) or self._compile(square), square
 
+    @property
+    def parallel_streams(self) -> int:
+        """Requests OpenVINO runs at once (its optimal number for the first compiled size)."""
+        for entry in list(self._compiled.values()):
+            try:
+                return int(entry.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+            except (RuntimeError, TypeError, ValueError):
+                break
+        return self._threads
+
     def prepare(self, width: int, height: int) -> None:
         """Compile the model for frames of this size ahead of the first one."""
         self._compiled_for((height, width))

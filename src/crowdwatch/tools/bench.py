@@ -6,7 +6,10 @@ Scenarios, all on the PETS2009 clip and H.264 copies of it made by ffmpeg:
   writes by hand, ``for r in YOLO(model).predict(clip, stream=True, classes=[0])``;
 - multi: several 1280x720 streams in one process, frames/s of each;
 - live: one stream paced at its own frame rate (like a camera); age of each frame when its
-  counts reach the metrics.
+  counts reach the metrics;
+- capacity: N live RTSP cameras at once (a 1280x720 25 frames/s clip served over loopback by
+  GStreamer's RTSP server, tools/rtsp_server.py): analysed frames/s of each camera, frames
+  dropped, frame age; with and without detect_every 2.
 
 Each run is a fresh subprocess (peak memory is per run, no run warms the next), runs of the
 baseline and of crowdwatch alternate, and the tables show medians over runs. Frames/s count
@@ -40,7 +43,18 @@ from crowdwatch.tools.scoring import count_errors
 from crowdwatch.types import STAGES
 
 SIZES = {"1280x720": (1280, 720), "1920x1080": (1920, 1080)}
-SCENARIOS = ("single", "multi", "live")
+SCENARIOS = ("single", "multi", "live", "capacity")
+# What a live camera must get to count as served in the capacity scenario.
+SERVED_MIN_FPS = 5.0
+SERVED_MAX_AGE_S = 1.0
+CAPACITY_SIZE = (1280, 720)
+CAPACITY_FPS = 25
+# Frames of the capacity clip (looped by the server): 10 s at 25 frames/s.
+CAPACITY_CLIP_FRAMES = 250
+# Seconds after every camera's first result before the capacity window opens.
+CAPACITY_SETTLE_S = 3.0
+# Longest wait for every camera's first result (RTSP opens take ~2.5 s each, in parallel).
+CAPACITY_START_S = 60.0
 # Stage columns of the single-stream table: every stage but "detect" (the sum of three).
 STAGE_COLUMNS = tuple(s for s in STAGES if s != "detect")
 WORKER_TIMEOUT_S = 900
@@ -59,7 +73,17 @@ class BenchOptions:
     frames: int = 400
     streams: int = 4
     live_frames: int = 150
-    scenarios: Sequence[str] = SCENARIOS
+    scenarios: Sequence[str] = ("single", "multi", "live")
+    # Capacity scenario: cameras per run, seconds measured per run, and the settings compared
+    # (name -> detector overrides).
+    cameras: Sequence[int] = (4, 8, 12, 16)
+    seconds: float = 20.0
+    # Serve the clip itself (an H.264 MP4) instead of a 1280x720 25 frames/s copy.
+    capacity_native: bool = False
+    capacity_settings: dict[str, dict[str, Any]] = field(default_factory=lambda: {
+        "every frame": {},
+        "detect_every 2": {"detect_every": 2},
+    })
     # Generated clip sizes of the single scenario (multi always uses 1280x720).
     sizes: Sequence[str] = tuple(SIZES)
     # Extra crowdwatch settings run on the PETS clip only, as name -> detector overrides.
@@ -80,6 +104,10 @@ class Job:
     detector: dict[str, Any] = field(default_factory=dict)
     realtime: bool = False
     output: str = ""
+    # Live run (capacity scenario): seconds measured once every camera delivers, and the
+    # frame size to compile for before the cameras start.
+    seconds: float = 0.0
+    size: str = ""
 
 
 @dataclass
@@ -95,6 +123,8 @@ class StreamRun:
     frame_index: list[int] = field(default_factory=list)
     counts: list[int] = field(default_factory=list)
     counts_smoothed: list[int] | None = None
+    # Live runs: frames the source decoded but replaced by a newer one before analysis.
+    dropped: int | None = None
 
 
 @dataclass
@@ -166,6 +196,30 @@ class LiveRow:
 
 
 @dataclass
+class CapacityRow:
+    """N live cameras with one setting, over the measured window."""
+
+    cameras: int
+    setting: str
+    fps_per_camera: list[float]
+    min_fps: float
+    median_fps: float
+    total_fps: float
+    dropped_per_s: float
+    age_p95_s: float | None
+    cpu_ms_per_frame: float | None
+    cpu_cores: float | None
+    peak_rss_mb: float
+    clip: str = "1280x720 25 frames/s"
+
+    @property
+    def served(self) -> bool:
+        """Every camera counted at least SERVED_MIN_FPS times a second, fresh enough."""
+        return (self.min_fps >= SERVED_MIN_FPS and self.age_p95_s is not None
+                and self.age_p95_s < SERVED_MAX_AGE_S)
+
+
+@dataclass
 class BenchReport:
     """Everything `crowdwatch bench` measured; format_report prints it."""
 
@@ -179,6 +233,7 @@ class BenchReport:
     single: list[SingleRow] = field(default_factory=list)
     multi: list[MultiRow] = field(default_factory=list)
     live: list[LiveRow] = field(default_factory=list)
+    capacity: list[CapacityRow] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -279,10 +334,98 @@ def _run_crowdwatch(job: Job) -> WorkerResult:
     return WorkerResult(streams, backend=detector.name)
 
 
+def _run_live(job: Job) -> WorkerResult:
+    """Live cameras (job.clips are their URLs) for job.seconds once every one delivers.
+
+    Per camera: frames analysed in the window over its length, frames its source dropped in
+    it, and the age of each frame at the metrics. "cpu" holds the process CPU seconds and the
+    wall seconds of the window.
+    """
+    import threading
+
+    from crowdwatch.app import CallbackSink
+    from crowdwatch.config import WHOLE_FRAME, AppConfig, CameraConfig, DetectorConfig, ZoneConfig
+    from crowdwatch.detect import create_detector
+    from crowdwatch.outputs.metrics import MetricsSink
+    from crowdwatch.pipeline import Pipeline
+    from crowdwatch.types import FrameResult
+    from crowdwatch.web.health import HealthState
+
+    zone = ZoneConfig(name="all", polygon=WHOLE_FRAME, normalized=True)
+    cameras = [CameraConfig(id=f"cam{i}", source=url, zones=[zone])
+               for i, url in enumerate(job.clips)]
+    config = AppConfig(cameras=cameras,
+                       detector=DetectorConfig(model=job.model, **job.detector))
+    detector = create_detector(config.detector)
+    width, height = (int(v) for v in job.size.split("x"))
+    detector.prepare(width, height)
+    window: dict[str, float] = {}
+    got: dict[str, list[tuple[float, float]]] = {c.id: [] for c in cameras}
+    lock = threading.Lock()
+
+    def on_frame(result: FrameResult) -> None:
+        now = time.perf_counter()
+        if "start" in window and now < window["end"]:
+            with lock:
+                got[result.camera].append((now, time.time() - result.captured_at))
+        elif "first" not in window:
+            with lock:
+                window.setdefault(f"seen {result.camera}", now)
+
+    health = HealthState(c.id for c in cameras)
+    pipeline = Pipeline(config, detector, [MetricsSink(config, health), CallbackSink(on_frame)],
+                        health)
+    sources = {w.camera.id: w.source for w in pipeline.workers}
+    dropped: dict[str, int] = {}
+
+    def clock() -> None:
+        deadline = time.monotonic() + CAPACITY_START_S
+        while (time.monotonic() < deadline and not pipeline.stop_event.is_set()
+               and sum(k.startswith("seen ") for k in window) < len(cameras)):
+            time.sleep(0.05)
+        window["first"] = time.perf_counter()
+        if pipeline.stop_event.wait(CAPACITY_SETTLE_S):
+            return
+        dropped.update({c: s.frames_dropped for c, s in sources.items()})
+        window["cpu"] = time.process_time()
+        window["end"] = time.perf_counter() + job.seconds
+        window["start"] = time.perf_counter()
+        pipeline.stop_event.wait(job.seconds)
+        window["cpu"] = time.process_time() - window["cpu"]
+        for camera, source in sources.items():
+            dropped[camera] = source.frames_dropped - dropped[camera]
+        pipeline.stop()
+
+    timer = threading.Thread(target=clock, daemon=True)
+    timer.start()
+    pipeline.run()
+    timer.join()
+    streams = {}
+    for camera, rows in got.items():
+        ages = [r[1] for r in rows]
+        run = StreamRun(frames=len(rows), fps=len(rows) / job.seconds, stages={},
+                        dropped=dropped.get(camera))
+        if ages:
+            run.age_p50_s = float(np.percentile(ages, 50))
+            run.age_p95_s = float(np.percentile(ages, 95))
+            # Every camera's ages, for the p95 over all frames of the run.
+            run.counts = [round(a * 1000) for a in ages]
+        streams[camera] = run
+    frames = sum(r.frames for r in streams.values())
+    cpu_s = window.get("cpu", 0.0)
+    for run in streams.values():
+        run.cpu_ms_per_frame = cpu_s / frames * 1000 if frames else None
+        run.stages = {"cpu_cores": cpu_s / job.seconds}
+    return WorkerResult(streams, backend=detector.name)
+
+
 def worker_main(job_path: str) -> None:
     """Run one Job and write its result, with this process's peak memory, as JSON."""
     job = Job(**json.loads(Path(job_path).read_text(encoding="utf-8")))
-    result = _run_baseline(job) if job.kind == "baseline" else _run_crowdwatch(job)
+    if job.kind == "live":
+        result = _run_live(job)
+    else:
+        result = _run_baseline(job) if job.kind == "baseline" else _run_crowdwatch(job)
     # Linux reports ru_maxrss in KiB.
     result.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     Path(job.output).write_text(json.dumps(asdict(result)), encoding="utf-8")
@@ -311,10 +454,15 @@ def run_job(job: Job, workdir: Path) -> WorkerResult:
         Path(job.output).unlink(missing_ok=True)
 
 
-def make_clip(source: Path, size: tuple[int, int], frames: int, cache_dir: Path) -> Path:
-    """An H.264 copy of source at size (centre-cropped to its aspect first), cached."""
+def make_clip(source: Path, size: tuple[int, int], frames: int, cache_dir: Path,
+              fps: int | None = None) -> Path:
+    """An H.264 copy of source at size (centre-cropped to its aspect first), cached.
+
+    fps: the copy's frame rate (frames repeated or dropped to get it); None keeps the source's.
+    """
     width, height = size
-    out = cache_dir / f"{source.stem}_{width}x{height}_{frames}f.mp4"
+    rate = f"_{fps}fps" if fps else ""
+    out = cache_dir / f"{source.stem}_{width}x{height}{rate}_{frames}f.mp4"
     if out.exists():
         return out
     ffmpeg = shutil.which("ffmpeg")
@@ -326,7 +474,8 @@ def make_clip(source: Path, size: tuple[int, int], frames: int, cache_dir: Path)
     crop = f"crop='min(iw,ih*{width}/{height})':'min(ih,iw*{height}/{width})'"
     partial = out.with_suffix(".part.mp4")
     command = [ffmpeg, "-y", "-loglevel", "error", "-i", str(source), "-frames:v", str(frames),
-               "-an", "-vf", f"{crop},scale={width}:{height}", "-c:v", "libx264",
+               "-an", "-vf", f"{crop},scale={width}:{height}", *(["-r", str(fps)] if fps else []),
+               "-c:v", "libx264",
                "-preset", "veryfast", "-crf", "23", "-pix_fmt", "yuv420p", str(partial)]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
@@ -429,7 +578,8 @@ def run_bench(options: BenchOptions, log: Callable[[str], None] = lambda _m: Non
         truth = load_ground_truth(options.ground_truth).counts()
     clips = {clip_size(options.clip): options.clip}
     notes = []
-    needs_sizes = {"single": list(options.sizes), "multi": ["1280x720"], "live": []}
+    needs_sizes = {"single": list(options.sizes), "multi": ["1280x720"], "live": [],
+                   "capacity": []}
     for size in dict.fromkeys(s for n in options.scenarios for s in needs_sizes[n]):
         try:
             clips[size] = make_clip(options.clip, SIZES[size], options.frames, options.cache_dir)
@@ -443,6 +593,7 @@ def run_bench(options: BenchOptions, log: Callable[[str], None] = lambda _m: Non
         multi=(bench.multi(clips["1280x720"])
                if "multi" in options.scenarios and "1280x720" in clips else []),
         live=bench.live(*next(iter(clips.items()))) if "live" in options.scenarios else [],
+        capacity=bench.capacity() if "capacity" in options.scenarios else [],
     )
 
 
@@ -510,6 +661,56 @@ class _Bench:
                         summary.peak_rss_mb)]
 
 
+    def capacity(self) -> list[CapacityRow]:
+        """N live RTSP cameras of one 1280x720 25 frames/s clip, for each N and setting."""
+        from crowdwatch.tools.rtsp_server import RtspServer, probe
+
+        why = probe()
+        if why is not None:
+            raise CrowdwatchError(f"capacity scenario: {why}; install python3-gi "
+                                  "gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good")
+        options = self.options
+        clip = options.clip if options.capacity_native else make_clip(
+            options.clip, CAPACITY_SIZE, CAPACITY_CLIP_FRAMES, options.cache_dir, CAPACITY_FPS)
+        size = clip_size(clip)
+        described = f"{size} {clip_fps(clip):.0f} frames/s"
+        rows = []
+        with RtspServer(clip, log=options.cache_dir / "rtsp-server.log") as server:
+            for n in options.cameras:
+                for name, overrides in options.capacity_settings.items():
+                    self.log(f"capacity: {n} cameras, {name}, {options.seconds:.0f} s")
+                    job = Job("live", [server.url()] * n, options.model, 0, dict(overrides),
+                              seconds=options.seconds, size=size)
+                    rows.append(_capacity_row(n, name, run_job(job, self.work), options.seconds,
+                                              described))
+        return rows
+
+
+def clip_fps(clip: Path) -> float:
+    import cv2
+
+    capture = cv2.VideoCapture(str(clip))
+    try:
+        return float(capture.get(cv2.CAP_PROP_FPS))
+    finally:
+        capture.release()
+
+
+def _capacity_row(cameras: int, setting: str, result: WorkerResult, seconds: float,
+                  clip: str) -> CapacityRow:
+    streams = list(result.streams.values())
+    fps = [s.fps or 0.0 for s in streams]
+    ages = [a / 1000 for s in streams for a in s.counts]
+    first = streams[0]
+    return CapacityRow(
+        cameras=cameras, setting=setting, fps_per_camera=fps, min_fps=min(fps),
+        median_fps=statistics.median(fps), total_fps=sum(fps),
+        dropped_per_s=sum(s.dropped or 0 for s in streams) / seconds,
+        age_p95_s=float(np.percentile(ages, 95)) if ages else None,
+        cpu_ms_per_frame=first.cpu_ms_per_frame, cpu_cores=first.stages.get("cpu_cores"),
+        peak_rss_mb=result.peak_rss_mb, clip=clip)
+
+
 def _versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -561,6 +762,25 @@ def format_report(report: BenchReport) -> str:
                   f"frame age p50 {_num(live.age_p50_s, 0, 1000)} ms, "
                   f"p95 {_num(live.age_p95_s, 0, 1000)} ms; peak RSS "
                   f"{live.peak_rss_mb:.0f} MB", ""]
+    if report.capacity:
+        lines += [f"Live cameras: {report.capacity[0].clip} H.264 over loopback RTSP, "
+                  "all analysed in one process; frames/s analysed per camera (lowest, median, "
+                  "lowest / median), frames dropped per second (all cameras: decoded, then "
+                  "replaced by a newer one before analysis), p95 age of a frame at the metrics, "
+                  "CPU ms per analysed frame and CPU cores busy (crowdwatch's process: decode "
+                  f"included); served = every camera ≥ {SERVED_MIN_FPS:.0f} frames/s with p95 "
+                  f"age < {SERVED_MAX_AGE_S:.0f} s.", "",
+                  "| cameras | setting | lowest | median | lowest / median | total | "
+                  "dropped/s | p95 age ms | CPU ms | cores | peak RSS MB | served |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for row in report.capacity:
+            share = row.min_fps / row.median_fps if row.median_fps else None
+            lines.append(f"| {row.cameras} | {row.setting} | {_num(row.min_fps)} | "
+                         f"{_num(row.median_fps)} | {_num(share, 2)} | {_num(row.total_fps)} | "
+                         f"{_num(row.dropped_per_s)} | {_num(row.age_p95_s, 0, 1000)} | "
+                         f"{_num(row.cpu_ms_per_frame)} | {_num(row.cpu_cores, 2)} | "
+                         f"{row.peak_rss_mb:.0f} | {'yes' if row.served else 'no'} |")
+        lines.append("")
     lines += [f"Note: {note}" for note in report.notes]
     return "\n".join(lines).rstrip() + "\n"
 
