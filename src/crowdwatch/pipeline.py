@@ -65,9 +65,13 @@ class _InFlight:
 
 
 def nominal_fps(source: FrameSource) -> float | None:
-    """The source's own frame rate if it tells (the tracker's Kalman step); None: unknown."""
-    # File sources keep it as _fps until FrameSource grows a public fps.
-    fps = getattr(source, "fps", None) or getattr(source, "_fps", None)
+    """The source's own frame rate if it tells (the tracker's Kalman step); None: unknown.
+
+    File and folder sources tell; live sources do not (a camera's declared rate is often
+    wrong): their tracker takes tracker.frame_rate, or 10 frames/s, as its unit of time and
+    still steps by the frames' own timestamps.
+    """
+    fps = getattr(source, "fps", None)
     return float(fps) if isinstance(fps, int | float) and fps > 0 else None
 
 

@@ -175,6 +175,11 @@ class _FileSource:
         return frame.position_s or 0.0
 
     @property
+    def fps(self) -> float:
+        """The frame rate the file declares (FALLBACK_FPS or FOLDER_FPS when it has none)."""
+        return self._fps
+
+    @property
     def finished(self) -> bool:
         return self._finished
 
