@@ -11,9 +11,9 @@ import time
 import numpy as np
 
 from crowdwatch.analytics.lines import Line, LineCounter
+from crowdwatch.boxes import foot_points
 from crowdwatch.config.flow import TrackerConfig
 from crowdwatch.track import TRACKERS, build_tracker
-from crowdwatch.track.state import foot_points
 from crowdwatch.types import Detections
 
 

@@ -20,3 +20,9 @@ def box_iou(a: npt.ArrayLike, b: npt.ArrayLike) -> npt.NDArray[np.float64]:
     area_b = np.clip(b64[:, 2:] - b64[:, :2], 0, None).prod(axis=1)
     union = area_a[:, None] + area_b[None, :] - inter
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def foot_points(xyxy: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """(N, 2) bottom centre of each xyxy box: where a person stands."""
+    boxes = np.asarray(xyxy, np.float64).reshape(-1, 4)
+    return np.stack([(boxes[:, 0] + boxes[:, 2]) / 2, boxes[:, 3]], axis=1)

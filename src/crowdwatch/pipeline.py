@@ -90,6 +90,8 @@ class CameraWorker:
         self.camera = camera
         self.config = config
         self.source = source
+        # Where errors found at the first frame point in the config file.
+        self._key_path = f"cameras[{[c.id for c in config.cameras].index(camera.id)}]"
         # Tiling wraps the shared detector per camera: in auto mode each camera's own first
         # frames decide whether its people are small enough to need tiles.
         tiling = config.detector.tiling
@@ -132,14 +134,12 @@ class CameraWorker:
             try:
                 self._mapper = ZoneMapper.for_camera(self.camera, self.config.levels, *size)
             except ConfigError as error:  # normalised zones meet the ground plane only now
-                index = [c.id for c in self.config.cameras].index(self.camera.id)
-                raise ConfigError(f"cameras[{index}].{error}") from None
+                raise ConfigError(f"{self._key_path}.{error}") from None
             for problem in zone_frame_problems(self.camera, *size):
                 log.warning("%s", problem)
             self._frame_size = size
             if self._tracker is not None:
-                where = f"cameras[{self.config.cameras.index(self.camera)}]"
-                self._flow = PeopleFlow(self.camera, self.config, where, *size)
+                self._flow = PeopleFlow(self.camera, self.config, self._key_path, *size)
         return self._mapper
 
     def _ignore_for(self, frame: Frame) -> shapely.Geometry | None:

@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from crowdwatch.config.detector import TilingConfig
-from crowdwatch.detect.base import Done
+from crowdwatch.detect.base import Done, detect
 from crowdwatch.detect.tiling import (
     TiledDetector,
     axis_spans,
@@ -196,7 +196,7 @@ def test_wrapper_submits_whole_frame_and_tiles_and_merges() -> None:
 def test_wrapper_passes_untiled_frames_straight_through() -> None:
     inner = FakeDetector()
     tiled = TiledDetector(inner.submit, TilingConfig(mode="off"))
-    assert len(tiled.detect(np.zeros((50, 50, 3), np.uint8))) == 0
+    assert len(detect(tiled, np.zeros((50, 50, 3), np.uint8))) == 0
     assert inner.shapes == [(50, 50)]
 
 
@@ -229,8 +229,8 @@ def test_auto_tiles_only_crowds_of_small_people(people: int, person_height: floa
     detector = TiledDetector(inner.submit, TilingConfig(probe_frames=3), input_size=640)
     image = np.zeros((480, 640, 3), np.uint8)
     for _ in range(3):  # probing: whole frame only, boxes unchanged
-        assert len(detector.detect(image)) == people
+        assert len(detect(detector, image)) == people
     assert inner.calls == 3
     assert detector.auto_decided(640, 480)
-    detector.detect(image)
+    detect(detector, image)
     assert inner.calls == 3 + (7 if tiled else 1)

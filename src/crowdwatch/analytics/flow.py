@@ -13,9 +13,9 @@ import shapely
 
 from crowdwatch.analytics.dwell import DwellTracker
 from crowdwatch.analytics.lines import Line, LineCounter, build_lines
+from crowdwatch.boxes import foot_points
 from crowdwatch.config import AppConfig, CameraConfig
 from crowdwatch.errors import ConfigError
-from crowdwatch.track.state import foot_points
 from crowdwatch.types import Detections, LineTotals, ZoneDwell
 
 log = logging.getLogger("crowdwatch.flow")

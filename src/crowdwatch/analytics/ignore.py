@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 import shapely
 
+from crowdwatch.boxes import foot_points
 from crowdwatch.config.camera import CameraConfig
 from crowdwatch.types import Detections
 
@@ -32,11 +33,10 @@ def ignore_geometry(polygons: Sequence[Polygon]) -> shapely.Geometry | None:
 def ignored_mask(xyxy: npt.NDArray[np.float32],
                  geometry: shapely.Geometry | None) -> npt.NDArray[np.bool_]:
     """True for each box (N, 4 xyxy) whose bottom centre lies in the geometry (edge included)."""
-    boxes = np.asarray(xyxy, np.float64).reshape(-1, 4)
-    if geometry is None or len(boxes) == 0:
-        return np.zeros(len(boxes), bool)
-    x = (boxes[:, 0] + boxes[:, 2]) / 2
-    return np.asarray(shapely.intersects_xy(geometry, x, boxes[:, 3]), bool)
+    feet = foot_points(xyxy)
+    if geometry is None or len(feet) == 0:
+        return np.zeros(len(feet), bool)
+    return np.asarray(shapely.intersects_xy(geometry, feet[:, 0], feet[:, 1]), bool)
 
 
 def drop_ignored(detections: Detections, geometry: shapely.Geometry | None) -> Detections:
@@ -46,7 +46,7 @@ def drop_ignored(detections: Detections, geometry: shapely.Geometry | None) -> D
     keep = ~ignored_mask(detections.xyxy, geometry)
     if keep.all():
         return detections
-    return Detections(detections.xyxy[keep], detections.confidence[keep])
+    return detections[keep]
 
 
 def camera_ignore(camera: CameraConfig, width: int, height: int) -> shapely.Geometry | None:

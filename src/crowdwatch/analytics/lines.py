@@ -19,8 +19,9 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
+from crowdwatch.boxes import foot_points
 from crowdwatch.config.flow import LineConfig, RelinkConfig
-from crowdwatch.track.state import FloatArray, IntArray, TrackTable, foot_points
+from crowdwatch.track.state import FloatArray, IntArray, TrackTable
 
 TIME_EPS = 1e-6
 

@@ -270,10 +270,6 @@ class TiledDetector:
             self._inner.prepare(int(x1 - x0), int(y1 - y0))
             break  # all tiles of a grid have one size
 
-    def detect(self, image: Image) -> Detections:
-        """People in one image, tiles merged."""
-        return self.submit(image).result()
-
 
 def tiled(detector: Detector, config: TilingConfig, input_size: int) -> TiledDetector:
     """A TiledDetector over a detector (one per camera: the auto choice is the camera's)."""

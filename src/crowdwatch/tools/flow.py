@@ -21,9 +21,9 @@ import numpy as np
 import numpy.typing as npt
 
 from crowdwatch.analytics.lines import Line, LineCounter
-from crowdwatch.boxes import box_iou
+from crowdwatch.boxes import box_iou, foot_points
 from crowdwatch.config.flow import RelinkConfig
-from crowdwatch.track.state import FloatArray, IntArray, foot_points
+from crowdwatch.track.state import FloatArray, IntArray
 
 __all__ = [
     "TrackingQuality",

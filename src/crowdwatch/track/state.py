@@ -16,12 +16,6 @@ IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 
 
-def foot_points(xyxy: npt.NDArray[Any]) -> FloatArray:
-    """(N, 2) bottom-centre of each xyxy box: where a person stands."""
-    boxes = np.asarray(xyxy, np.float64).reshape(-1, 4)
-    return np.stack([(boxes[:, 0] + boxes[:, 2]) / 2, boxes[:, 3]], axis=1)
-
-
 class TrackTable:
     """Rows of per-track state; `columns` maps a name to (per-row shape, dtype, fill value)."""
 
