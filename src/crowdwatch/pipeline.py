@@ -95,8 +95,9 @@ class CameraWorker:
         # Tiling wraps the shared detector per camera: in auto mode each camera's own first
         # frames decide whether its people are small enough to need tiles.
         tiling = config.detector.tiling
-        self.detector = (detector if tiling.mode == "off"
-                         else tiled(detector, tiling, config.detector.imgsz))
+        self._tiler = (None if tiling.mode == "off"
+                       else tiled(detector, tiling, config.detector.imgsz))
+        self.detector: Detector = self._tiler or detector
         # Shared with the Pipeline: sinks attached after the sources opened are seen here.
         self.sinks = sinks
         self.health = health
@@ -259,6 +260,8 @@ class CameraWorker:
             dwell=dwell,
             stage_seconds=stage_seconds,
             analysed_at=t2,
+            tiles=(self._tiler.tiles_in_use(frame.image.shape[1], frame.image.shape[0])
+                   if self._tiler is not None else 0),
             image=frame.image,
             source_file=frame.source_file,
         )

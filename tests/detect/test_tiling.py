@@ -234,3 +234,55 @@ def test_auto_tiles_only_crowds_of_small_people(people: int, person_height: floa
     assert detector.auto_decided(640, 480)
     detect(detector, image)
     assert inner.calls == 3 + (7 if tiled else 1)
+
+
+class ChangingCrowd(CrowdDetector):
+    """A CrowdDetector whose crowd changes: people per whole frame, in order, from a list."""
+
+    def __init__(self, people: list[int], person_height: float = 40.0) -> None:
+        super().__init__(people[0], person_height)
+        self.schedule = list(people)
+
+    def submit(self, image: np.ndarray) -> Done:
+        if image.shape[:2] == (480, 640):
+            self.people = self.schedule.pop(0)
+        return super().submit(image)
+
+
+# Blocks of probe_frames = 2 frames with people per frame, and the tiles each block leaves in
+# use (crowd_people 15: tiles from 15 on; tiled cameras keep them down to 10 = 2/3 of 15).
+REVISIT_CASES = [
+    ([0, 20], [0, 6], "the crowd arrives: tiled at the next choice"),
+    ([20, 12, 9], [6, 6, 0], "stays tiled at 12 (above 10), untiled at 9"),
+    ([12, 20, 10, 12], [0, 6, 6, 6], "untiled at 12 (below 15), then held from 10 on"),
+    ([20, 0, 20], [6, 0, 6], "off when the hall empties, on when it fills again"),
+]
+
+
+@pytest.mark.parametrize(("blocks", "tiles"), [c[:2] for c in REVISIT_CASES],
+                         ids=[c[2] for c in REVISIT_CASES])
+def test_auto_choice_follows_the_crowd_with_hysteresis(blocks: list[int],
+                                                        tiles: list[int]) -> None:
+    schedule = [people for people in blocks for _ in range(2)]
+    inner = ChangingCrowd(schedule)
+    detector = TiledDetector(inner.submit, TilingConfig(probe_frames=2), input_size=640)
+    image = np.zeros((480, 640, 3), np.uint8)
+    seen = []
+    for frame in range(len(schedule)):
+        calls, in_use = inner.calls, detector.tiles_in_use(640, 480)
+        detect(detector, image)
+        assert inner.calls - calls == 1 + in_use  # the whole frame and the tiles in use
+        # The choice changes only where a block ends, never in the middle of one.
+        assert in_use == (seen[-1] if seen else 0)
+        if frame % 2:  # a block ends: the choice for the next frames is made
+            seen.append(detector.tiles_in_use(640, 480))
+    assert seen == tiles
+
+
+def test_tiles_in_use_outside_auto() -> None:
+    on = TiledDetector(FakeDetector().submit, TilingConfig(mode="on"))
+    off = TiledDetector(FakeDetector().submit, TilingConfig(mode="off"))
+    assert on.tiles_in_use(640, 480) == 0  # nothing submitted at that size yet
+    detect(on, np.zeros((480, 640, 3), np.uint8))
+    detect(off, np.zeros((480, 640, 3), np.uint8))
+    assert (on.tiles_in_use(640, 480), off.tiles_in_use(640, 480)) == (6, 0)

@@ -66,9 +66,10 @@ def test_record_frame_updates_zone_and_camera_series() -> None:
         people_raw=6,
         zones={"queue": ZoneStats(3, people_raw=4, density=0.3, occupancy=0.75, level=Level.WARNING),
                "hall": ZoneStats(2, people_raw=2)},
-        stage_seconds={"detect": 0.02, "zones": 0.0001},
+        stage_seconds={"detect": 0.02, "zones": 0.0001}, tiles=6,
     ))
     s = samples(exporter)
+    assert value(s, "crowdwatch_detector_tiles", camera="gate") == 6
     assert value(s, "crowdwatch_zone_people", camera="gate", zone="queue") == 3
     assert value(s, "crowdwatch_zone_people", camera="gate", zone="hall") == 2
     assert value(s, "crowdwatch_zone_density_people_per_square_meter", camera="gate", zone="queue") == 0.3

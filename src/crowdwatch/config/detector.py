@@ -15,8 +15,9 @@ class TilingConfig(Strict):
 
     mode: Literal["auto", "off", "on"] = Field(
         "auto", description="off: whole frame only; on: whole frame plus tiles always; auto: "
-        "the first probe_frames frames whole, then tiles only for a crowd (crowd_people) of "
-        "small people (large_px), never more than max_tiles (see docs/ACCURACY.md)")
+        "tiles while the whole-frame pass sees a crowd (crowd_people) of small people "
+        "(large_px), chosen again every probe_frames frames, never more than max_tiles (see "
+        "docs/ACCURACY.md)")
     zoom: float = Field(
         2.0, ge=1.0, le=4.0, description="how much tiles magnify people compared with the "
         "whole-frame pass (1-4); sets the tile size: long side of the frame / zoom")
@@ -30,16 +31,18 @@ class TilingConfig(Strict):
         6, ge=1, le=64, description="auto: most tiles per frame (1-64); frames that need more "
         "at the chosen zoom are not tiled (their people are large enough; it bounds the cost)")
     crowd_people: float = Field(
-        15.0, ge=0.0, le=100_000, description="auto: tile a camera only if its whole-frame "
-        "pass finds at least this many people per frame on average (0-100000); on sparse "
-        "scenes tiles add more ghosts than people (docs/ACCURACY.md)")
+        15.0, ge=0.0, le=100_000, description="auto: tile a camera while its whole-frame "
+        "pass finds at least this many people per frame on average (0-100000); a tiled camera "
+        "keeps its tiles down to 2/3 of it; on sparse scenes tiles add more ghosts than people "
+        "(docs/ACCURACY.md)")
     large_px: int = Field(
         96, ge=16, le=4096, description="auto: do not tile a camera whose people (10th "
         "percentile of the heights the whole-frame pass finds, in model-input pixels) are at "
         "least this tall (16-4096); YOLO misses people below about half of it")
     probe_frames: int = Field(
-        10, ge=1, le=100_000, description="auto: frames of a camera analysed whole before "
-        "the choice is made (1-100000)")
+        10, ge=1, le=100_000, description="auto: the choice is made every this many frames "
+        "(1-100000) from the last this many whole-frame passes; the first ones are analysed "
+        "whole")
     merge_iou: float = Field(
         0.5, gt=0.0, le=1.0, description="IoU above which boxes of different passes are one "
         "person (0-1]")

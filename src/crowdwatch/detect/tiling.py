@@ -23,8 +23,10 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import numpy.typing as npt
@@ -172,7 +174,7 @@ class TiledPending:
         whole = self.whole.result()
         if self.on_whole is not None:
             self.on_whole(whole)
-        if not self.parts:  # a probed frame: the whole-frame boxes exactly as they came
+        if not self.parts:  # an untiled frame: the whole-frame boxes exactly as they came
             self.stage_seconds.update(self.whole.stage_seconds)
             self._detections = whole
             return whole
@@ -190,15 +192,32 @@ class TiledPending:
         return merged
 
 
+# auto: a tiled camera goes back to whole frames only below this share of crowd_people, so a
+# crowd hovering around the threshold does not switch tiles on and off every few frames.
+RELEASE_SHARE = 2 / 3
+
+
+@dataclass
+class _AutoChoice:
+    """auto mode, one frame size: people heights of the recent whole-frame passes."""
+
+    heights: deque[npt.NDArray[np.float32]]
+    since_choice: int = 0
+    tiles: npt.NDArray[np.int64] | None = None  # None until the first choice
+
+
 class TiledDetector:
     """Wraps a detector's submit(image) -> Pending with tiled detection (module docstring).
 
     input_size is the inner detector's input long side (detector.imgsz): it converts people
-    heights to model-input pixels for the auto rule. In auto mode the first probe_frames
-    frames of each frame size are analysed whole; then that size is tiled if the whole-frame
-    passes found at least crowd_people people per frame on average and the 10th percentile of
-    their heights is below large_px, and never tiled otherwise. The choice is made once per
-    detector and frame size (in practice, per camera).
+    heights to model-input pixels for the auto rule. In auto mode the whole-frame pass, which
+    runs on every frame, keeps the choice up to date: the first probe_frames frames of a frame
+    size are analysed whole, then every probe_frames frames the last probe_frames whole-frame
+    passes decide. A frame size gets tiles when they found at least crowd_people people per
+    frame on average and the 10th percentile of their heights is below large_px; a tiled one
+    keeps them while the average stays at or above RELEASE_SHARE of crowd_people. So a camera
+    that opens on an empty hall is tiled once the crowd arrives, and untiled when it leaves.
+    The choice is the detector's, per frame size (in practice, per camera).
     """
 
     def __init__(self, submit: Submit, config: TilingConfig | None = None,
@@ -209,41 +228,60 @@ class TiledDetector:
         self._inner = inner
         self.name = f"{inner.name}+tiles" if inner is not None else "tiles"
         self._grids: dict[tuple[int, int], npt.NDArray[np.int64]] = {}
-        self._probes: dict[tuple[int, int], list[npt.NDArray[np.float32]]] = {}
+        self._auto: dict[tuple[int, int], _AutoChoice] = {}
         self._lock = threading.Lock()
 
+    def _crowded(self, heights: list[npt.NDArray[np.float32]], tiled_now: bool) -> bool:
+        """Whether whole-frame passes show a crowd of small people (auto rule)."""
+        people = np.concatenate(heights)
+        least = self.config.crowd_people * (RELEASE_SHARE if tiled_now else 1.0)
+        if not len(people) or len(people) / len(heights) < least:
+            return False
+        return float(np.quantile(people, 0.1)) < self.config.large_px
+
     def _observe(self, width: int, height: int, whole: Detections) -> None:
-        """Auto: note the people of a whole-frame pass; decide after probe_frames frames."""
-        key = (width, height)
+        """auto: note the people of a whole-frame pass; choose every probe_frames frames."""
         with self._lock:
-            seen = self._probes.get(key)
-            if seen is None or key in self._grids:
+            state = self._auto.get((width, height))
+            if state is None:
                 return
             scale = self.input_size / max(width, height)
-            seen.append((whole.xyxy[:, 3] - whole.xyxy[:, 1]) * scale)
-            if len(seen) < self.config.probe_frames:
+            state.heights.append((whole.xyxy[:, 3] - whole.xyxy[:, 1]) * scale)
+            state.since_choice += 1
+            if state.since_choice < self.config.probe_frames:
                 return
-            heights = np.concatenate(seen)
-            crowd = len(heights) / len(seen) >= self.config.crowd_people
-            small = bool(len(heights)) and float(np.quantile(heights, 0.1)) < self.config.large_px
-            tiles = choose_tiles(width, height, self.config) if crowd and small else None
-            self._grids[key] = tiles if tiles is not None else np.zeros((0, 4), np.int64)
-            del self._probes[key]
+            state.since_choice = 0
+            tiled_now = state.tiles is not None and len(state.tiles) > 0
+            crowded = self._crowded(list(state.heights), tiled_now)
+            state.tiles = (choose_tiles(width, height, self.config) if crowded
+                           else np.zeros((0, 4), np.int64))
 
     def auto_decided(self, width: int, height: int) -> bool:
-        """Whether the tiles of this frame size are chosen (always, outside auto mode)."""
-        return self.config.mode != "auto" or (width, height) in self._grids
+        """Whether the tiles of this frame size have been chosen (always, outside auto mode)."""
+        if self.config.mode != "auto":
+            return True
+        state = self._auto.get((width, height))
+        return state is not None and state.tiles is not None
+
+    def tiles_in_use(self, width: int, height: int) -> int:
+        """How many tiles frames of this size get now, besides the whole frame (0: none)."""
+        if self.config.mode == "auto":
+            state = self._auto.get((width, height))
+            return 0 if state is None or state.tiles is None else len(state.tiles)
+        grid = self._grids.get((width, height))
+        return 0 if grid is None else len(grid)
 
     def tiles_for(self, width: int, height: int) -> npt.NDArray[np.int64]:
         """The tiles of a frame size now (empty while auto probes, or when not tiled)."""
         key = (width, height)
+        if self.config.mode == "auto":
+            with self._lock:
+                state = self._auto.setdefault(
+                    key, _AutoChoice(deque(maxlen=self.config.probe_frames)))
+                return state.tiles if state.tiles is not None else np.zeros((0, 4), np.int64)
         grid = self._grids.get(key)
         if grid is not None:
             return grid
-        if self.config.mode == "auto":
-            with self._lock:
-                self._probes.setdefault(key, [])
-            return np.zeros((0, 4), np.int64)
         with self._lock:
             return self._grids.setdefault(key, choose_tiles(width, height, self.config))
 
@@ -252,14 +290,12 @@ class TiledDetector:
         height, width = int(image.shape[0]), int(image.shape[1])
         tiles = self.tiles_for(width, height)
         whole = self._submit(image)
-        if (width, height) in self._probes:
-            def observe(detections: Detections) -> None:
-                self._observe(width, height, detections)
-            return TiledPending(whole, [], tiles, width, height, self.config, observe)
-        if not len(tiles):
+        observe = (partial(self._observe, width, height) if self.config.mode == "auto"
+                   else None)
+        if not len(tiles) and observe is None:
             return whole
         parts = [self._submit(image[y0:y1, x0:x1]) for x0, y0, x1, y1 in tiles]
-        return TiledPending(whole, parts, tiles, width, height, self.config)
+        return TiledPending(whole, parts, tiles, width, height, self.config, observe)
 
     def prepare(self, width: int, height: int) -> None:
         """Prepare the inner detector for whole frames and for every tile size they may get."""

@@ -96,6 +96,10 @@ class MetricsSink:
             "crowdwatch_camera_people_raw",
             "People detected in the whole last frame, before temporal smoothing", ["camera"],
             registry=r)
+        self.detector_tiles = Gauge(
+            "crowdwatch_detector_tiles", "Zoomed tiles the detector runs per frame besides the "
+            "whole frame (0: whole frame only; detector.tiling auto follows the crowd)",
+            ["camera"], registry=r)
         self.frames = Counter("crowdwatch_frames_processed_total", "Frames analysed", ["camera"],
                               registry=r)
         self.last_frame = Gauge(
@@ -173,6 +177,7 @@ class MetricsSink:
                 self.zone_dwell.labels(cid, name).observe(seconds)
         for stage, seconds in result.stage_seconds.items():
             self.stage_seconds.labels(cid, stage).observe(seconds)
+        self.detector_tiles.labels(cid).set(result.tiles)
         self.frames.labels(cid).inc()
         self.last_frame.labels(cid).set(result.captured_at)
         if result.analysed_at:
