@@ -143,11 +143,23 @@ class TimedSmoother:
 
     def __init__(self, name: str, window_s: float, frames: int | None = None,
                  timed: bool = True) -> None:
+        self.name = name
         self._sized_by_time = frames is None and timed
         self._window_s = window_s
+        self._fixed_frames = frames
         self._rate = FrameRate()
         self.frames = frames or 1
         self._inner = make_smoother(name, self.frames)
+
+    def __str__(self) -> str:
+        """What the filter does, for people: persistence 0.2 s, median 5 frames, none."""
+        if self.name == "none":
+            return "none"
+        if self._sized_by_time:
+            return f"{self.name} {self._window_s:g} s"
+        if self.frames == 1 and self._fixed_frames is None:
+            return f"{self.name} 1 frame (no frame times: set counting.window to filter)"
+        return f"{self.name} {self.frames} frames"
 
     def update(self, counts: Counts, time_s: float) -> Counts:
         """The filtered counts of a frame shown at time_s (seconds: FrameResult.timestamp)."""
