@@ -109,6 +109,9 @@ def test_unknown_strategy_lists_the_valid_names() -> None:
         (0.05, 10.0, 2),  # 1 + 0.5 rounded half up
         (0.0, 30.0, 1),  # no window: the raw counts
         (1.0, 0.5, 2),  # a frame every 2 s: 1 + round(0.5)
+        (60.0, 16.65, 1000),  # 1 + 999
+        (60.0, 30.0, 1000),  # 1 + 1800, capped at counting.window's bound
+        (0.2, 1e6, 1000),  # frames with nearly equal times
     ],
 )
 def test_window_frames_from_time_and_rate(window_s: float, fps: float, frames: int) -> None:

@@ -99,6 +99,9 @@ def make_smoother(name: str, window: int) -> Smoother:
 # Frame intervals whose median is a camera's frame rate: a few late or dropped frames of a
 # live camera, or a damaged frame skipped in a file, do not move it.
 RATE_INTERVALS = 8
+# The most frames a window in seconds spans (counting.window's bound): a burst of frames with
+# nearly equal times cannot make the filter stack a huge history every frame.
+MAX_WINDOW_FRAMES = 1000
 
 
 def window_frames(window_s: float, fps: float) -> int:
@@ -106,9 +109,9 @@ def window_frames(window_s: float, fps: float) -> int:
     1 + window_s * fps, rounded half up (0.2 s: 3 frames at 10 fps, 1 at 2 fps, 6 at 25 fps).
 
     The product is rounded to 6 decimals first, so a rate measured as 9.999999 frames/s
-    lands on the same side of a half as 10.
+    lands on the same side of a half as 10. At most MAX_WINDOW_FRAMES.
     """
-    return 1 + math.floor(round(window_s * fps, 6) + 0.5)
+    return min(1 + math.floor(round(window_s * fps, 6) + 0.5), MAX_WINDOW_FRAMES)
 
 
 class FrameRate:
