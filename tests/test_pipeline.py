@@ -24,8 +24,9 @@ IMAGE = np.zeros((100, 200, 3), np.uint8)
 class FakeSource:
     """Hands out `frames` frames, then (live) stays down or (file) finishes."""
 
-    def __init__(self, frames: int, live: bool = False) -> None:
+    def __init__(self, frames: int, live: bool = False, fps: float = 10.0) -> None:
         self.name = "fake"
+        self.fps = fps  # frame times: index / fps, as a file source gives them
         self.live = live
         self.frames_dropped = 0
         self.frames_skipped = 0
@@ -42,7 +43,7 @@ class FakeSource:
             now = time.time()
             image = IMAGE.copy()
             image[0, 0, 0] = (self._index - 1) % 256  # lets a fake detector tell frames apart
-            return Frame(image, self._index - 1, (self._index - 1) / 10, now)
+            return Frame(image, self._index - 1, (self._index - 1) / self.fps, now)
         if self.live:
             self.down_reads += 1
             time.sleep(min(timeout, 0.01))
@@ -438,6 +439,36 @@ def test_image_folders_are_not_smoothed_unless_configured(source_type: type, cou
     run(cfg, {"a": source_type(5)}, [CallbackSink(results.append)],
         detect=FnDetector(_two_on_even_frames))
     assert [r.people_raw for r in results] == [2, 0, 2, 0, 2]
+    assert [r.people for r in results] == people
+
+
+@pytest.mark.parametrize(
+    ("fps", "every", "dip", "people"),
+    [
+        # 0.2 s at 10 frames/s: 3 frames, a one-frame dip is held back.
+        (10.0, 1, {2}, [2, 2, 2, 2, 2, 2]),
+        # 0.2 s at 2 frames/s: 1 frame, the same dip passes straight through.
+        (2.0, 1, {2}, [2, 2, 0, 2, 2, 2]),
+        # 0.2 s at 25 frames/s: 6 frames, a dip of 5 frames is held back.
+        (25.0, 1, {2, 3, 4, 5, 6}, [2] * 8),
+        # The smoothers update on every frame, detected or not: the rate is that of all analysed
+        # frames, so 10 frames/s with detect_every 2 is still 3 frames, and a missed detection
+        # (shown on 2 frames) is held back ...
+        (10.0, 2, {2}, [2, 2, 2, 2, 2, 2]),
+        # ... with detect_every 3 a missed detection is shown on 3 frames (0.3 s, longer than
+        # the window): the count turns 0 on the third and back 3 frames after the next detection.
+        (10.0, 3, {3}, [2, 2, 2, 2, 2, 0, 0, 0, 2]),
+    ],
+)
+def test_the_count_filter_spans_a_time_of_analysed_frames(fps: float, every: int, dip: set[int],
+                                                          people: list[int]) -> None:
+    cfg = parse_config({"cameras": [{"id": "a", "source": "a.mp4"}],
+                        "detector": {"detect_every": every}})
+    frames = len(people)
+    results: list[FrameResult] = []
+    detect = FnDetector(lambda image: Detections.empty() if frame_index(image) in dip
+                        else _two_people(image))
+    run(cfg, {"a": FakeSource(frames, fps=fps)}, [CallbackSink(results.append)], detect=detect)
     assert [r.people for r in results] == people
 
 

@@ -405,7 +405,8 @@ def eval_command(
                + (f", {evaluation.report.unscored} beyond the ground truth not scored"
                   if evaluation.report.unscored else "") + ")")
     for setting in evaluation.settings:
-        typer.echo(f"  {describe_setting(setting)}")
+        timed = evaluation.passes[setting.name].sequence
+        typer.echo(f"  {describe_setting(setting, timed)}")
     if not no_baseline:
         typer.echo(f"  ({BASELINE_HELP})")
     typer.echo("  precision/recall: boxes matched one-to-one at IoU >= 0.5\n")
@@ -450,13 +451,15 @@ def _eval_points(video: Path, gt: Path, roi: str | None, config_path: Path | Non
         if report is not None:
             write_report(report, {"video": str(video), "gt": str(gt), "roi": roi,
                                   "config": None if config_path is None else str(config_path),
+                                  "filter": evaluation.filter,
                                   "rows": [r.to_dict() for r in evaluation.rows],
                                   "failures": failures})
     except CrowdwatchError as error:
         raise fail(str(error)) from None
     typer.echo(f"{video}: frames {evaluation.first}-{evaluation.last}, "
                f"{evaluation.seconds:.1f} s")
-    typer.echo("  count: people whose head point is in the ROI, after counting.smoothing")
+    typer.echo("  count: people whose head point is in the ROI, through the count filter "
+               f"({evaluation.filter})")
     typer.echo("  precision/recall: each head point matched one-to-one to a box whose upper "
                "40% holds it\n")
     typer.echo(format_points_table(evaluation.rows))

@@ -26,7 +26,7 @@ import shapely
 
 from crowdwatch.analytics.flow import PeopleFlow, move_to_predicted
 from crowdwatch.analytics.ignore import camera_ignore, drop_ignored
-from crowdwatch.analytics.smoothing import make_smoother
+from crowdwatch.analytics.smoothing import counting_smoother
 from crowdwatch.analytics.zones import ZoneMapper, zone_frame_problems
 from crowdwatch.config import AppConfig, CameraConfig
 from crowdwatch.detect.base import Detector, Pending
@@ -111,14 +111,13 @@ class CameraWorker:
         self._started = 0
         self._last = Detections.empty()
         self._mapper: ZoneMapper | None = None
-        smoothing = config.counting.smoothing
-        configured = "smoothing" in config.counting.model_fields_set
-        if not getattr(source, "sequence", True) and not configured:
-            # An image folder may hold unrelated pictures: smoothing them as one video
-            # would carry people from one picture into the next.
-            smoothing = "none"
-        self._zone_smoother = make_smoother(smoothing, config.counting.window)
-        self._camera_smoother = make_smoother(smoothing, config.counting.window)
+        # An image folder (sequence False) may hold unrelated pictures and has no real frame
+        # times: smoothing it as one video would carry people from one picture into the next.
+        # The smoothers update on every frame, detected or not (detector.detect_every), so
+        # their window is sized by the rate of all analysed frames.
+        timed = bool(getattr(source, "sequence", True))
+        self._zone_smoother = counting_smoother(config.counting, timed)
+        self._camera_smoother = counting_smoother(config.counting, timed)
         self._frame_size: tuple[int, int] | None = None
         # Lines and dwell need identities: tracker, flow analytics (built at the first frame).
         self._tracker: Tracker | None = (
@@ -235,8 +234,8 @@ class CameraWorker:
         t1 = time.perf_counter()
         membership = mapper.membership(detections)
         raw = membership.sum(axis=1)
-        counts = self._zone_smoother.update(raw)
-        people = int(self._camera_smoother.update(np.array([len(detections)]))[0])
+        counts = self._zone_smoother.update(raw, timestamp)
+        people = int(self._camera_smoother.update(np.array([len(detections)]), timestamp)[0])
         zones = mapper.update(counts, raw)
         lines, dwell = {}, {}
         if flow is not None:

@@ -38,6 +38,11 @@ def camera(**zone: object) -> dict:
         ({**camera(), "detector": {"confidence": 1.5}}, "detector.confidence: Input should be less than 1"),
         ({**camera(), "detector": {"imgsz": 650}}, "detector.imgsz: Input should be a multiple of 32"),
         ({**camera(), "metrics": {"port": 70000}}, "metrics.port: Input should be less than or equal to 65535"),
+        ({**camera(), "counting": {"window_s": -0.1}}, "counting.window_s: Input should be greater than or equal to 0"),
+        ({**camera(), "counting": {"window_s": 61}}, "counting.window_s: Input should be less than or equal to 60"),
+        ({**camera(), "counting": {"window": 0}}, "counting.window: Input should be greater than or equal to 1"),
+        ({**camera(), "counting": {"window": 3, "window_s": 0.2}},
+         "counting: window (frames) and window_s (seconds) are both set; keep one"),
     ],
 )
 def test_invalid_configs_name_key_path_and_problem(data: dict, message: str) -> None:
@@ -78,6 +83,25 @@ def test_defaults_are_filled_in() -> None:
     assert config.cameras[0].anchor == "bottom_center"
     assert config.cameras[0].zones[0].capacity == 3
     assert config.metrics.port == 9108
+    # The count filter's window is a time; a fixed number of frames only when set.
+    assert (config.counting.smoothing, config.counting.window_s, config.counting.window) == (
+        "persistence", 0.2, None)
+
+
+@pytest.mark.parametrize(
+    ("counting", "window_s", "window"),
+    [
+        ({"window": 5}, 0.2, 5),  # a fixed window alone is no conflict
+        ({"window_s": 0.5}, 0.5, None),
+        ({"window_s": 0, "smoothing": "median"}, 0.0, None),
+        ({"window_s": 60}, 60.0, None),
+        ({"window": None, "window_s": 1}, 1.0, None),  # window: null is unset
+    ],
+)
+def test_one_window_of_frames_or_seconds(counting: dict, window_s: float,
+                                         window: int | None) -> None:
+    config = parse_config({**camera(), "counting": counting})
+    assert (config.counting.window_s, config.counting.window) == (window_s, window)
 
 
 @pytest.mark.parametrize(

@@ -29,12 +29,14 @@ from crowdwatch.tools.evaluate import (
     is_points_file,
     load_roi,
     parse_compare,
+    score_points,
     threshold_failures,
     truth_zone_counts,
 )
 from crowdwatch.tools.groundtruth import GroundTruth, load_ground_truth
+from crowdwatch.tools.points import load_points
 from crowdwatch.tools.scoring import CountErrors, EvalResult
-from crowdwatch.types import Detections
+from crowdwatch.types import Detections, FrameResult
 
 FRAMES = 12
 WIDTH, HEIGHT = 200, 100
@@ -239,6 +241,33 @@ def test_bad_overrides_are_one_line_errors(overrides: dict[str, object], error: 
         apply_overrides(config, overrides, "--compare x")
     message = str(raised.value)
     assert message.startswith("--compare x: ") and fragment in message and "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("counting", "overrides", "window_s", "window", "set_keys"),
+    [
+        # What the config left unset stays unset: smoothing, so an image folder stays raw.
+        ({}, {"detector.iou": 0.5}, 0.2, None, set()),
+        # A window of the other kind replaces the config's, not a conflict.
+        ({"window_s": 0.5}, {"counting.window": 5}, 0.2, 5, {"window"}),
+        ({"window": 5}, {"counting.window_s": 0.4}, 0.4, None, {"window_s"}),
+        ({"window": 5, "smoothing": "median"}, {"counting.window": 7}, 0.2, 7, {"window", "smoothing"}),
+    ],
+)
+def test_overrides_keep_unset_keys_unset(counting: dict, overrides: dict[str, object],
+                                         window_s: float, window: int | None,
+                                         set_keys: set[str]) -> None:
+    config = parse_config({"cameras": [{"id": "c", "source": "x.mp4"}], "counting": counting})
+    changed = apply_overrides(config, overrides, "--set").counting
+    assert (changed.window_s, changed.window) == (window_s, window)
+    assert changed.model_fields_set == set_keys
+
+
+def test_overriding_both_windows_is_one_line_error() -> None:
+    config = parse_config({"cameras": [{"id": "c", "source": "x.mp4"}]})
+    with pytest.raises(ConfigError, match=r"^--set: counting: window \(frames\) and window_s "
+                       r"\(seconds\) are both set; keep one"):
+        apply_overrides(config, {"counting.window": 3, "counting.window_s": 0.3}, "--set")
 
 
 def test_baseline_is_raw_yolo_at_ultralytics_defaults() -> None:
@@ -509,6 +538,46 @@ def test_points_count_goes_through_the_configured_filter(clip: Path, tmp_path: P
 
 
 @pytest.mark.parametrize(
+    ("counting", "described", "mae"),
+    [
+        # An image folder has no frame times (the Mall frames): the defaults do not filter it,
+        # as the pipeline does not: counts RAW (off by one in frames 3 and 8).
+        ({}, "none", 2 / 12),
+        ({"window": 3}, "none", 2 / 12),  # the smoothing is not set: a folder stays raw
+        # A smoothing set with a window in seconds gets 1 frame: the folder's frame times
+        # (FOLDER_FPS) are made up, 1 s would otherwise be 11 frames.
+        ({"smoothing": "persistence"}, "persistence 1 frame (no frame times: set counting.window to filter)", 2 / 12),
+        ({"smoothing": "persistence", "window_s": 1.0}, "persistence 1 frame (no frame times: set counting.window to filter)", 2 / 12),
+        # A fixed window filters it: frames 6-10 say 2 instead of 1 (see the test above).
+        ({"smoothing": "persistence", "window": 3}, "persistence 3 frames", 5 / 12),
+    ],
+)
+def test_points_on_an_image_folder_filter_as_the_pipeline_does(
+        clip: Path, tmp_path: Path, counting: dict, described: str, mae: float) -> None:
+    config = parse_config({"cameras": [{"id": "c", "source": str(clip)}], "counting": counting})
+    evaluation = evaluate_points(eval_config(config, clip), write_points(tmp_path / "points.csv"),
+                                 detect_factory=Factory())
+    assert evaluation.filter == described
+    assert evaluation.rows[0].mae == pytest.approx(mae)
+
+
+@pytest.mark.parametrize(
+    ("fps", "mae"),
+    [
+        (10.0, 5 / 12),  # 0.2 s = 3 frames: the persistence 3 result above
+        (2.0, 2 / 12),  # 0.2 s = 1 frame: the raw counts
+    ],
+)
+def test_points_of_a_timed_clip_filter_over_a_time(tmp_path: Path, fps: float, mae: float) -> None:
+    results = [FrameResult("c", i, i / fps, 0.0, 0, 0, detections=scripted(i))
+               for i in range(FRAMES)]
+    truth = load_points(write_points(tmp_path / "points.csv"))
+    counting = parse_config({"cameras": [{"id": "c", "source": "c.mp4"}]}).counting
+    rows = score_points(results, truth, None, counting, timed=True)
+    assert rows[0].mae == pytest.approx(mae)
+
+
+@pytest.mark.parametrize(
     ("header", "points"),
     [("frame,x,y", True), ("frame, x, y", True), ("frame,id,x,y,w,h", False), ("1,1,1", False)],
 )
@@ -547,6 +616,7 @@ def test_eval_cli_detects_points_and_prints_their_scores(cli, clip: Path, tmp_pa
     assert result.exit_code == EXIT_THRESHOLD, result.output
     row = [line.split() for line in result.stdout.splitlines() if line.startswith("crowdwatch")]
     assert row == [["crowdwatch", "12", "0.083", "0.289", "-0.083", "1.000", "0.917"]]
+    assert "through the count filter (none)" in result.stdout
     assert "count MAE 0.083 > --max-mae 0.05" in result.stderr
 
 

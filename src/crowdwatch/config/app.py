@@ -20,8 +20,15 @@ class CountingConfig(Strict):
 
     smoothing: str = Field("persistence", description="temporal filter: none, median (of the "
                            "last window frames) or persistence (a change must last window frames)")
-    window: int = Field(3, ge=1, le=1000, description="frames the filter looks back over; a "
-                        "real change shows window - 1 (persistence) or window / 2 (median) late")
+    window_s: float = Field(0.2, ge=0, le=60, description="seconds the filter looks back over "
+                            "(0-60): 1 + window_s x frame rate frames (at most 1000), the rate "
+                            "measured from the camera's analysed frames (0.2 s: 3 frames at "
+                            "10 fps, 1 at 2 fps, 6 at 25 fps); a real change shows about "
+                            "window_s (persistence) or window_s / 2 (median) late. Image "
+                            "folders have no frame times: window 1 unless counting.window is set")
+    window: int | None = Field(None, ge=1, le=1000, description="a fixed number of frames "
+                               "(1-1000) instead of window_s, whatever the frame rate; unset by "
+                               "default")
 
     @field_validator("smoothing")
     @classmethod
@@ -29,6 +36,13 @@ class CountingConfig(Strict):
         if name not in SMOOTHERS:
             raise ValueError(SMOOTHERS.unknown(name))
         return name
+
+    @model_validator(mode="after")
+    def _one_window(self) -> CountingConfig:
+        if self.window is not None and "window_s" in self.model_fields_set:
+            raise ValueError("window (frames) and window_s (seconds) are both set; keep one "
+                             "(window_s follows the camera's frame rate)")
+        return self
 
 
 class MetricsConfig(Strict):

@@ -22,7 +22,7 @@ import numpy.typing as npt
 import shapely
 import yaml
 
-from crowdwatch.config import AppConfig, CameraConfig, parse_config
+from crowdwatch.config import AppConfig, CameraConfig, CountingConfig, parse_config
 from crowdwatch.config.detector import TilingConfig
 from crowdwatch.errors import CrowdwatchError
 from crowdwatch.tools.groundtruth import GroundTruth
@@ -56,6 +56,9 @@ BASELINE_OVERRIDES: dict[str, object] = {
 BASELINE_HELP = ("baseline = raw YOLO: the same model through ultralytics' predict() at its "
                  "defaults (square 640 input, confidence 0.25, NMS IoU 0.7), every frame, "
                  "no smoothing")
+# Keys that say one thing two ways: overriding one replaces the config's other, so a
+# --compare of counting.window=5 works on a config that sets counting.window_s.
+ALTERNATIVE_KEYS = {"counting.window": "counting.window_s", "counting.window_s": "counting.window"}
 EXIT_THRESHOLD = 3
 NO_TILES = TilingConfig(mode="off")
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,40}$")
@@ -102,10 +105,22 @@ def parse_compare(text: str) -> tuple[str, dict[str, object]]:
 
 
 def apply_overrides(config: AppConfig, overrides: Mapping[str, object], origin: str) -> AppConfig:
-    """A copy of config with dotted keys (detector.iou, counting.window ...) replaced."""
-    data = config.model_dump(mode="python")
+    """A copy of config with dotted keys (detector.iou, counting.window ...) replaced.
+
+    Only what the config set and the overrides are written into the copy: a key left at its
+    default stays unset (counting.smoothing on an image folder, counting.window_s beside a
+    fixed counting.window).
+    """
+    full = config.model_dump(mode="python")
+    data = config.model_dump(mode="python", exclude_unset=True)
+    for key in overrides:
+        other = ALTERNATIVE_KEYS.get(key)
+        if other is not None and other not in overrides:
+            section, _, name = other.partition(".")
+            data.get(section, {}).pop(name, None)
     for key, value in overrides.items():
-        node: Any = data
+        node: Any = full
+        target: Any = data
         parts = key.split(".")
         for depth, part in enumerate(parts):
             if not isinstance(node, dict) or part not in node:
@@ -114,9 +129,10 @@ def apply_overrides(config: AppConfig, overrides: Mapping[str, object], origin: 
                 raise CrowdwatchError(f"{origin}: unknown key {key!r} ({part!r} is not a key "
                                       f"of {where}; valid: {valid})")
             if depth == len(parts) - 1:
-                node[part] = value
+                target[part] = value
             else:
                 node = node[part]
+                target = target.setdefault(part, {})
     return parse_config(data, origin)
 
 
@@ -220,8 +236,11 @@ class ReplaySource:
     frames_skipped = 0
     reconnects = 0
 
-    def __init__(self, frames: Sequence[FrameInfo], name: str = "replay") -> None:
+    def __init__(self, frames: Sequence[FrameInfo], name: str = "replay",
+                 sequence: bool = True) -> None:
         self.name = name
+        # As the recorded source: an image folder's replay is filtered as the folder was.
+        self.sequence = sequence
         self._frames = list(frames)
         self._next = 0
 
@@ -255,6 +274,8 @@ class Pass:
     results: list[FrameResult]
     seconds: float
     replayed: bool
+    # The frames show one scene at real times (not an image folder): see counting_smoother.
+    sequence: bool = True
 
 
 def _run_pipeline(config: AppConfig, detector: Detector, source: FrameSource,
@@ -301,16 +322,17 @@ def run_settings(settings: Sequence[Setting], start_frame: int = 0,
             replay = setting.config.model_copy(update={"detector": setting.config.detector
                                                        .model_copy(update={"tiling": NO_TILES})})
             results = _run_pipeline(replay, ReplayDetector(recorded),
-                                    ReplaySource(first.frames), None)
+                                    ReplaySource(first.frames, sequence=first.sequence), None)
             passes[setting.name] = Pass(first.frames, results,
-                                        time.perf_counter() - started, True)
+                                        time.perf_counter() - started, True, first.sequence)
         else:
             camera = setting.config.cameras[0]
             detect = make_detect(setting.config)
             source = RecordingSource(open_source(camera), start_frame)
             results = _run_pipeline(setting.config, detect, source, max_frames)
             passes[setting.name] = detected[key] = Pass(
-                source.frames, results, time.perf_counter() - started, False)
+                source.frames, results, time.perf_counter() - started, False,
+                bool(getattr(source, "sequence", True)))
         if log is not None:
             done = passes[setting.name]
             how = "replayed" if done.replayed else "detected"
@@ -700,9 +722,13 @@ def report_json(evaluation: Evaluation, video: Path, gt: Path, config_path: Path
     }
 
 
-def describe_setting(setting: Setting) -> str:
-    d, c = setting.config.detector, setting.config.counting
-    smoothing = c.smoothing if c.smoothing == "none" else f"{c.smoothing} {c.window}"
+def describe_setting(setting: Setting, timed: bool = True) -> str:
+    """One line: the detector settings and the count filter as it runs on this source
+    (timed False: an image folder, see counting_smoother)."""
+    from crowdwatch.analytics.smoothing import counting_smoother
+
+    d = setting.config.detector
+    smoothing = counting_smoother(setting.config.counting, timed)
     extra = "".join(f" {k}={getattr(d, k)}" for k in ("backend", "input_shape", "detect_every")
                     if hasattr(d, k))
     return (f"{setting.name}: conf {d.confidence:g}, iou {d.iou:g}, imgsz {d.imgsz}{extra}, "
@@ -783,18 +809,21 @@ class PointsEvaluation:
     first: int
     last: int
     seconds: float
+    # The count filter as it ran on this source (persistence 0.2 s, none ...).
+    filter: str = "none"
 
 
 def score_points(results: Sequence[FrameResult], truth: Mapping[int, npt.NDArray[np.float64]],
-                 mask: npt.NDArray[np.bool_] | None, smoothing: str, window: int,
+                 mask: npt.NDArray[np.bool_] | None, counting: CountingConfig, timed: bool,
                  split: int | None = None, name: str = PRIMARY) -> list[PointsRow]:
     """Score each frame's people against head points inside the ROI.
 
     The count of a frame is its people whose head point lies in the ROI, through the
-    config's temporal filter (what operators get); matching uses the boxes themselves.
+    config's temporal filter as the pipeline runs it (counting_smoother; timed: the frames
+    have real times, not an image folder's); matching uses the boxes themselves.
     Frames beyond the ground truth's last frame are not scored.
     """
-    from crowdwatch.analytics.smoothing import make_smoother
+    from crowdwatch.analytics.smoothing import counting_smoother
     from crowdwatch.tools.points import head_points, in_mask, score_frames
 
     last_truth = max(truth) if truth else -1
@@ -803,11 +832,12 @@ def score_points(results: Sequence[FrameResult], truth: Mapping[int, npt.NDArray
     if not ordered:
         raise CrowdwatchError("no analysed frame has ground truth; check --gt and --video")
     boxes = {r.frame_index: r.detections.xyxy for r in ordered}
-    smoother = make_smoother(smoothing, window)
+    smoother = counting_smoother(counting, timed)
     counts = {}
     for r in ordered:
         inside = int(in_mask(mask, head_points(r.detections.xyxy)).sum())
-        counts[r.frame_index] = int(smoother.update(np.array([inside], np.int64))[0])
+        counts[r.frame_index] = int(smoother.update(np.array([inside], np.int64),
+                                                    r.timestamp)[0])
     frames = list(boxes)
     ranges = [(name, frames)]
     if split is not None:
@@ -829,6 +859,7 @@ def evaluate_points(config: AppConfig, points: Path, roi: str | None = None,
                     split: int | None = None, detect_factory: DetectFactory | None = None,
                     name: str = PRIMARY) -> PointsEvaluation:
     """Run the config over its clip and score it against head points (see score_points)."""
+    from crowdwatch.analytics.smoothing import counting_smoother
     from crowdwatch.tools.points import load_points
 
     try:
@@ -841,10 +872,10 @@ def evaluate_points(config: AppConfig, points: Path, roi: str | None = None,
     if not done.frames:
         raise CrowdwatchError(f"{config.cameras[0].source}: no frame was read")
     mask = None if roi is None else load_roi(roi, done.frames[0].width, done.frames[0].height)
-    rows = score_points(done.results, truth, mask, config.counting.smoothing,
-                        config.counting.window, split, name)
+    rows = score_points(done.results, truth, mask, config.counting, done.sequence, split, name)
     return PointsEvaluation(rows, done.frames[0].index, done.frames[-1].index,
-                            time.perf_counter() - started)
+                            time.perf_counter() - started,
+                            str(counting_smoother(config.counting, done.sequence)))
 
 
 def format_points_table(rows: Sequence[PointsRow]) -> str:
