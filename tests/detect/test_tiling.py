@@ -250,11 +250,11 @@ class ChangingCrowd(CrowdDetector):
 
 
 # Blocks of probe_frames = 2 frames with people per frame, and the tiles each block leaves in
-# use (crowd_people 15: tiles from 15 on; tiled cameras keep them down to 10 = 2/3 of 15).
+# use (crowd_people 15: tiles from 15 on; tiled cameras keep them down to 7.5 = half of 15).
 REVISIT_CASES = [
     ([0, 20], [0, 6], "the crowd arrives: tiled at the next choice"),
-    ([20, 12, 9], [6, 6, 0], "stays tiled at 12 (above 10), untiled at 9"),
-    ([12, 20, 10, 12], [0, 6, 6, 6], "untiled at 12 (below 15), then held from 10 on"),
+    ([20, 12, 7], [6, 6, 0], "stays tiled at 12 (above 7.5), untiled at 7"),
+    ([12, 20, 8, 12], [0, 6, 6, 6], "untiled at 12 (below 15), then held from 8 on"),
     ([20, 0, 20], [6, 0, 6], "off when the hall empties, on when it fills again"),
 ]
 

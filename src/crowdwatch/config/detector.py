@@ -33,7 +33,7 @@ class TilingConfig(Strict):
     crowd_people: float = Field(
         15.0, ge=0.0, le=100_000, description="auto: tile a camera while its whole-frame "
         "pass finds at least this many people per frame on average (0-100000); a tiled camera "
-        "keeps its tiles down to 2/3 of it; on sparse scenes tiles add more ghosts than people "
+        "keeps its tiles down to half of it; on sparse scenes tiles add more ghosts than people "
         "(docs/ACCURACY.md)")
     large_px: int = Field(
         96, ge=16, le=4096, description="auto: do not tile a camera whose people (10th "

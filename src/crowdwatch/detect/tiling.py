@@ -192,9 +192,10 @@ class TiledPending:
         return merged
 
 
-# auto: a tiled camera goes back to whole frames only below this share of crowd_people, so a
-# crowd hovering around the threshold does not switch tiles on and off every few frames.
-RELEASE_SHARE = 2 / 3
+# auto: a tiled camera goes back to whole frames only below this share of crowd_people: its
+# people are small, so tiles still help while some are left; only an emptying scene (night)
+# turns them off, and a crowd hovering near the threshold does not switch them every second.
+RELEASE_SHARE = 0.5
 
 
 @dataclass
