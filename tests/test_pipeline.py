@@ -362,6 +362,9 @@ def test_tiling_auto_is_decided_per_camera_on_its_first_frames() -> None:
     assert crowd == [(100, 200)] * 2 + [(100, 200), (100, 80), (100, 80), (100, 80)] * 3
     assert sparse == [(100, 200)] * 5
     assert all(r.people_raw == 20 for r in results if r.camera == "crowd")
+    # Each result tells the tiles its own detection ran on (crowdwatch_detector_tiles).
+    assert [r.tiles for r in results if r.camera == "crowd"] == [0, 0, 3, 3, 3]
+    assert [r.tiles for r in results if r.camera == "sparse"] == [0] * 5
 
 
 def test_a_zone_outside_the_frame_is_warned_about_at_the_first_frame(

@@ -59,6 +59,8 @@ class _InFlight:
     decode_s: float
     # None for a frame that reuses the previous frame's people (detector.detect_every).
     pending: Pending | None
+    # Zoomed tiles its detection runs on besides the whole frame (FrameResult.tiles).
+    tiles: int = 0
 
     def done(self) -> bool:
         return self.pending is None or self.pending.done()
@@ -195,9 +197,12 @@ class CameraWorker:
     def _start(self, frame: Frame, decode_s: float) -> _InFlight:
         detect_now = self._started % self._every == 0
         self._started += 1
+        height, width = frame.image.shape[:2]
+        # Read before submitting: the tiler's choice changes only when a result is collected.
+        tiles = self._tiler.tiles_in_use(width, height) if self._tiler is not None else 0
         if not detect_now:
-            return _InFlight(frame, decode_s, None)
-        return _InFlight(frame, decode_s, self.detector.submit(frame.image))
+            return _InFlight(frame, decode_s, None, tiles)
+        return _InFlight(frame, decode_s, self.detector.submit(frame.image), tiles)
 
     def _finish(self, item: _InFlight) -> None:
         frame = item.frame
@@ -259,8 +264,7 @@ class CameraWorker:
             dwell=dwell,
             stage_seconds=stage_seconds,
             analysed_at=t2,
-            tiles=(self._tiler.tiles_in_use(frame.image.shape[1], frame.image.shape[0])
-                   if self._tiler is not None else 0),
+            tiles=item.tiles,
             image=frame.image,
             source_file=frame.source_file,
         )

@@ -143,7 +143,7 @@ class FrameResult:
     image: npt.NDArray[np.uint8] | None = field(default=None, repr=False, compare=False)
     # The image file of this frame (image folders); None for videos and live sources.
     source_file: str | None = None
-    # Zoomed tiles the detector runs on this camera's frames now, besides the whole frame.
+    # Zoomed tiles this frame's detection ran on besides the whole frame (detector.tiling).
     tiles: int = 0
 
     @property
