@@ -251,15 +251,62 @@ def test_draw_zone_and_line_then_save(editor_page: tuple[Any, ConfigEditor]) -> 
     assert editor.backup_path.read_text() == CONFIG
 
 
-def test_self_crossing_zone_shows_its_error_and_saves_nothing(
+def test_draw_ignore_region_then_save_drops_the_people_in_it(
         editor_page: tuple[Any, ConfigEditor]) -> None:
+    from crowdwatch.analytics.ignore import camera_ignore, drop_ignored
+    from crowdwatch.analytics.zones import ZoneMapper
+
     page, editor = editor_page
-    page.click("#mode-zone")
+    # Over the plaza zone's lower right corner (the zone is 100-300 x 100-300); closed by a
+    # click on its first point.
+    page.click("#mode-ignore")
+    for x, y in [(250, 250), (450, 250), (450, 450), (250, 450), (250, 250)]:
+        _click(page, x, y)
+    # A second region, finished with the button, then deleted from the list.
+    page.click("#mode-ignore")
+    for x, y in [(500, 50), (700, 50), (700, 150)]:
+        _click(page, x, y)
+    page.click("#finish")
+    assert [t.strip() for t in page.locator(".shape.ignore strong").all_inner_texts()] == [
+        "ignore 1", "ignore 2"]
+    assert page.locator(".shape.ignore input.name").count() == 0  # regions have no name
+    page.locator(".shape.ignore").nth(1).locator("button.delete").click()
+    # Drag a vertex of the first region from (450, 450) to (470, 480).
+    page.mouse.move(*_to(page, 450, 450))
+    page.mouse.down()
+    page.mouse.move(*_to(page, 470, 480))
+    page.mouse.up()
+    page.click("#save")
+    page.wait_for_selector("#message.ok-msg:has-text('saved')")
+    text = editor.path.read_text()
+    assert "# the plaza camera" in text and "# fire code" in text
+    data = yaml.safe_load(text)
+    polygon = [[250, 250], [450, 250], [470, 480], [250, 450]]
+    assert data["cameras"][0]["ignore"] == [{"polygon": polygon}]
+    config = parse_config(data)
+    camera = config.cameras[0]
+    # Feet (bottom centres) at (200, 200) in the plaza only, (275, 290) in the plaza and the
+    # region, (400, 400) in the region only: the plaza counts 1 of its 2 people.
+    boxes = np.array([[190, 140, 210, 200], [265, 230, 285, 290], [390, 340, 410, 400]],
+                     np.float32)
+    people = Detections(boxes, np.ones(3, np.float32))
+    mapper = ZoneMapper.for_camera(camera, config.levels, 768, 576)
+    assert mapper.count(people).tolist() == [2]
+    assert mapper.count(drop_ignored(people, camera_ignore(camera, 768, 576))).tolist() == [1]
+    assert editor.backup_path.read_text() == CONFIG
+
+
+@pytest.mark.parametrize(("mode", "shape"), [("zone", ".shape.zone >> nth=1"),
+                                             ("ignore", ".shape.ignore")])
+def test_self_crossing_polygon_shows_its_error_and_saves_nothing(
+        editor_page: tuple[Any, ConfigEditor], mode: str, shape: str) -> None:
+    page, editor = editor_page
+    page.click(f"#mode-{mode}")
     for x, y in [(400, 100), (600, 300), (600, 100), (400, 300)]:  # a bow tie
         _click(page, x, y)
     page.click("#finish")
     page.click("#save")
-    error = page.locator(".shape.zone").nth(1).locator(".error")
+    error = page.locator(shape).locator(".error")
     error.wait_for()
     assert "not a simple polygon" in error.inner_text()
     assert page.locator(".shape.zone").nth(0).locator(".error").inner_text() == ""

@@ -100,27 +100,115 @@ def test_delete_zone_keeps_the_rest(editor: ConfigEditor) -> None:
     assert "# my site config" in editor.path.read_text()
 
 
-@pytest.mark.parametrize(("change", "kind", "message"), [
+IGNORE_CONFIG = """\
+cameras:
+  - id: shop
+    source: shop.mp4
+    zones:
+      - name: floor
+        polygon: [[0, 0], [800, 0], [800, 400], [0, 400]]
+    ignore:
+      # the mannequins in the window
+      - polygon: [[10.0, 20], [110, 20], [110, 220.50]]  # keep my numbers
+  - id: street
+    source: street.mp4
+    zones:
+      - name: walk
+        polygon: [[0, 0], [1, 0], [1, 1], [0, 1]]
+        normalized: true
+"""
+MANNEQUINS = "      - polygon: [[10.0, 20], [110, 20], [110, 220.50]]  # keep my numbers\n"
+
+
+def _set_ignore(camera: int, regions: list[dict[str, Any]]) -> Any:
+    return lambda cameras: cameras[camera].__setitem__("ignore", regions)
+
+
+def _move_mannequins(point: int, to: list[float]) -> Any:
+    return lambda cameras: cameras[0]["ignore"][0]["points"].__setitem__(point, to)
+
+
+@pytest.mark.parametrize(("change", "shop", "street", "kept"), [
+    # A new region in pixels beside the untouched one, whose text stays as the user wrote it.
+    (lambda cameras: cameras[0]["ignore"].append(
+        {"key": None, "points": [[300, 50], [400, 50], [400, 150]]}),
+     [{"polygon": [[10, 20], [110, 20], [110, 220.5]]},
+      {"polygon": [[300, 50], [400, 50], [400, 150]]}], None, MANNEQUINS),
+    # A camera whose zones are normalised gets a normalised region: 200/800, 100/400, ...
+    (_set_ignore(1, [{"key": None, "points": [[200, 100], [400, 100], [400, 300]]}]),
+     [{"polygon": [[10, 20], [110, 20], [110, 220.5]]}],
+     [{"polygon": [[0.25, 0.25], [0.5, 0.25], [0.5, 0.75]], "normalized": True}], MANNEQUINS),
+    # Moved by less than 0.01 px: unchanged, the whole file is the same text.
+    (_move_mannequins(0, [10.004, 20]), [{"polygon": [[10, 20], [110, 20], [110, 220.5]]}],
+     None, IGNORE_CONFIG),
+    # A moved vertex rewrites the polygon in pixels; the comment above it stays.
+    (_move_mannequins(2, [120, 230]), [{"polygon": [[10, 20], [110, 20], [120, 230]]}], None,
+     "      # the mannequins in the window\n      - polygon: [[10, 20], [110, 20], [120, 230]]"),
+    # Deleting the last region removes the key.
+    (_set_ignore(0, []), None, None, "      - name: floor\n        polygon: [[0, 0], [800, 0], "
+     "[800, 400], [0, 400]]\n  - id: street\n"),
+    # A client that does not send `ignore` leaves the regions alone.
+    (lambda cameras: cameras[0].pop("ignore"), [{"polygon": [[10, 20], [110, 20], [110, 220.5]]}],
+     None, IGNORE_CONFIG),
+])
+def test_save_ignore_regions(tmp_path: Path, change: Any, shop: list[dict[str, Any]] | None,
+                             street: list[dict[str, Any]] | None, kept: str) -> None:
+    path = tmp_path / "site.yaml"
+    path.write_text(IGNORE_CONFIG)
+    editor = ConfigEditor(path, lambda camera: FRAME)
+    payload = _payload(editor)
+    assert [c["ignore"] for c in payload["cameras"]] == [
+        [{"key": 0, "points": [[10, 20], [110, 20], [110, 220.5]]}], []]
+    change(payload["cameras"])
+    editor.save(payload)
+    text = path.read_text()
+    assert kept in text
+    cameras = yaml.safe_load(text)["cameras"]
+    assert [cameras[0].get("ignore"), cameras[1].get("ignore")] == [shop, street]
+    assert ("ignore" in cameras[0], "ignore" in cameras[1]) == (shop is not None,
+                                                               street is not None)
+    parse_config({"cameras": cameras})
+
+
+def test_view_converts_normalized_ignore_regions_to_pixels(tmp_path: Path) -> None:
+    path = tmp_path / "site.yaml"
+    path.write_text(IGNORE_CONFIG.replace(MANNEQUINS, "      - polygon: [[0.5, 0.25], [1, 0.25], "
+                                          "[1, 1]]\n        normalized: true\n"))
+    camera = ConfigEditor(path, lambda camera: FRAME).view()["cameras"][0]
+    assert camera["ignore"] == [{"key": 0, "points": [[400, 100], [800, 100], [800, 400]]}]
+
+
+SQUARE = [[0, 0], [100, 0], [100, 100], [0, 100]]
+
+
+@pytest.mark.parametrize(("change", "kind", "indexes", "message"), [
     (lambda c: c["zones"][1].__setitem__("points", [[0, 0], [100, 100], [100, 0], [0, 100]]),
-     "zone", "not a simple polygon"),
-    (lambda c: c["zones"][1].__setitem__("name", "doors"), "zone", "used twice"),
-    (lambda c: c["zones"][1].__setitem__("name", 'bad "name"'), "zone", "name"),
-    (lambda c: c["zones"][1].__setitem__("capacity", 0), "zone", "capacity"),
-    (lambda c: c.__setitem__("lines", [{"name": "l", "points": [[1, 1], [1, 1]]}]), "line",
+     "zone", (1,), "not a simple polygon"),
+    (lambda c: c["zones"][1].__setitem__("name", "doors"), "zone", (0, 1), "used twice"),
+    (lambda c: c["zones"][1].__setitem__("name", 'bad "name"'), "zone", (1,), "name"),
+    (lambda c: c["zones"][1].__setitem__("capacity", 0), "zone", (1,), "capacity"),
+    (lambda c: c.__setitem__("lines", [{"name": "l", "points": [[1, 1], [1, 1]]}]), "line", (0,),
      "must differ"),
-    (lambda c: c.__setitem__("lines", [{"name": "l", "points": [[1, 1]]}]), "line",
+    (lambda c: c.__setitem__("lines", [{"name": "l", "points": [[1, 1]]}]), "line", (0,),
      "exactly 2"),
+    (lambda c: c.__setitem__("ignore", [{"points": SQUARE}, {"points": [[0, 0], [100, 100],
+                                                                         [100, 0], [0, 100]]}]),
+     "ignore", (1,), "not a simple polygon"),
+    (lambda c: c.__setitem__("ignore", [{"points": [[0, 0], [100, 100]]}]), "ignore", (0,),
+     "at least 3 points"),
 ])
 def test_invalid_shapes_are_reported_per_shape_and_nothing_is_written(
-        editor: ConfigEditor, change: Any, kind: str, message: str) -> None:
+        editor: ConfigEditor, change: Any, kind: str, indexes: tuple[int, ...],
+        message: str) -> None:
     payload = _payload(editor)
     change(payload["cameras"][0])
     with pytest.raises(EditorError) as caught:
         editor.save(payload)
     assert caught.value.status == 422
     errors = caught.value.body["errors"]
-    assert any(e["kind"] == kind and e["camera"] == "entrance" and message in e["message"]
-               and e["index"] is not None for e in errors), errors
+    assert [(e["kind"], e["camera"], e["index"]) for e in errors] == [
+        (kind, "entrance", i) for i in indexes], errors
+    assert all(message in e["message"] for e in errors)
     assert editor.path.read_text() == CONFIG
     assert not editor.backup_path.exists()
 

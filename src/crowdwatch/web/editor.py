@@ -1,10 +1,10 @@
-"""Zone and line editor backend: shapes in pixels to and from the YAML config file.
+"""Zone, line and ignore-region editor backend: shapes in pixels to and from the YAML config.
 
 The file is edited with ruamel.yaml's round-trip mode, so the user's comments, key order
-and other keys survive. Zones are validated by the same pydantic ZoneConfig and the whole
-file by parse_config (what `crowdwatch check` runs); errors are reported per shape. A save
-writes a temporary file beside the config and renames it over (atomic), after copying the
-previous file to FILE.bak.
+and other keys survive. Zones and ignore regions are validated by the same pydantic
+ZoneConfig and IgnoreRegion, and the whole file by parse_config (what `crowdwatch check`
+runs); errors are reported per shape. A save writes a temporary file beside the config and
+renames it over (atomic), after copying the previous file to FILE.bak.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from crowdwatch.config import CameraConfig, ZoneConfig, format_validation_error, parse_config
+from crowdwatch.config.camera import IgnoreRegion
 from crowdwatch.errors import ConfigError
 
 Image = npt.NDArray[np.uint8]
@@ -36,6 +37,11 @@ _NAME_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012345678
 _ZONE_KEYS = ("name", "capacity", "area_m2")
 # A point moved by less than this many pixels is unchanged: keeps normalised values exact.
 _SAME_PX = 0.01
+# Each list of shapes in a camera (the same key in the file and the request), and the
+# kind its errors carry.
+_KINDS = {"zones": "zone", "lines": "line", "ignore": "ignore"}
+# Lists removed from the file when they become empty (zones stay as `zones: []`).
+_DROP_WHEN_EMPTY = ("lines", "ignore")
 
 
 class EditorError(Exception):
@@ -76,6 +82,14 @@ def _to_pixels(points: Any, normalized: bool, size: tuple[int, int] | None) -> l
             raise ValueError("normalized coordinates need the camera's frame size")
         out = [[x * size[0], y * size[1]] for x, y in out]
     return out
+
+
+def _pixels_of(entry: Any, key: str, size: tuple[int, int] | None) -> list[list[float]] | None:
+    """The points under `key` of a shape of the file in pixels; None when unreadable."""
+    try:
+        return _to_pixels(entry.get(key) or [], bool(entry.get("normalized")), size)
+    except (TypeError, ValueError, AttributeError):
+        return None
 
 
 def _check_line(line: dict[str, Any], size: tuple[int, int] | None) -> list[list[float]]:
@@ -137,31 +151,25 @@ class ConfigEditor:
         return self._sizes.get(camera)
 
     def view(self) -> dict[str, Any]:
-        """GET /api/config: every camera's zones and lines in pixels (never its source)."""
+        """GET /api/config: every camera's zones, lines and ignore regions in pixels (never
+        its source); an unreadable shape has no points, and the user redraws it."""
         doc, version = self._read()
         cameras = []
         for cam in doc["cameras"]:
             camera_id = str(cam.get("id"))
             size = self.size(camera_id)
-            zones, lines = [], []
-            for key, zone in enumerate(cam.get("zones") or []):
-                try:
-                    points = _to_pixels(zone.get("polygon") or [], bool(zone.get("normalized")),
-                                        size)
-                except (TypeError, ValueError):
-                    points = []  # unreadable: the user redraws it
-                zones.append({"key": key, "name": zone.get("name"), "points": points,
-                              "capacity": zone.get("capacity"), "area_m2": zone.get("area_m2")})
-            for key, line in enumerate(cam.get("lines") or []):
-                try:
-                    points = _to_pixels(line.get("points") or [], bool(line.get("normalized")),
-                                        size)
-                except (TypeError, ValueError):
-                    points = []
-                lines.append({"key": key, "name": line.get("name"), "points": points})
+            zones = [{"key": key, "name": zone.get("name"),
+                      "points": _pixels_of(zone, "polygon", size) or [],
+                      "capacity": zone.get("capacity"), "area_m2": zone.get("area_m2")}
+                     for key, zone in enumerate(cam.get("zones") or [])]
+            lines = [{"key": key, "name": line.get("name"),
+                      "points": _pixels_of(line, "points", size) or []}
+                     for key, line in enumerate(cam.get("lines") or [])]
+            ignore = [{"key": key, "points": _pixels_of(region, "polygon", size) or []}
+                      for key, region in enumerate(cam.get("ignore") or [])]
             cameras.append({"id": camera_id, "width": size[0] if size else None,
                             "height": size[1] if size else None, "zones": zones,
-                            "lines": lines})
+                            "lines": lines, "ignore": ignore})
         return {"version": version, "cameras": cameras}
 
     def save(self, payload: Any) -> dict[str, Any]:
@@ -195,8 +203,10 @@ class ConfigEditor:
                errors: list[dict[str, Any]]) -> None:
         camera_id = str(cam.get("id"))
         size = self.size(camera_id)
-        for kind, key_name in (("zones", "zone"), ("lines", "line")):
-            items = edited.get(kind) or []
+        for kind, key_name in _KINDS.items():
+            if kind not in edited:
+                continue  # not sent: the file's shapes of this kind stay as they are
+            items = edited[kind] or []
             if not isinstance(items, list):
                 errors.append({"camera": camera_id, "kind": key_name, "index": None,
                                "message": f"{kind} must be a list"})
@@ -205,6 +215,9 @@ class ConfigEditor:
             if not isinstance(existing, list):
                 existing = CommentedSeq()
             names = [i.get("name") for i in items if isinstance(i, dict)]
+            # New shapes follow the camera's existing ones; new ignore regions, if there are
+            # none yet, its zones.
+            like = existing or (cam.get("zones") or [] if kind == "ignore" else [])
             new_items: list[CommentedMap] = []
             for index, item in enumerate(items):
                 old = None
@@ -214,10 +227,9 @@ class ConfigEditor:
                 try:
                     if not isinstance(item, dict):
                         raise ValueError("must be an object")
-                    if names.count(item.get("name")) > 1:
+                    if kind != "ignore" and names.count(item.get("name")) > 1:
                         raise ValueError(f"name: {item.get('name')!r} is used twice")
-                    build = _zone_entry if kind == "zones" else _line_entry
-                    new_items.append(build(item, old, size, existing))
+                    new_items.append(_BUILDERS[kind](item, old, size, like))
                 except ValueError as error:
                     errors.append({"camera": camera_id, "kind": key_name, "index": index,
                                    "message": str(error)})
@@ -262,30 +274,29 @@ def _default_normalized(existing: list[Any]) -> bool:
     return bool(existing) and all(bool(z.get("normalized")) for z in existing)
 
 
-def _zone_entry(item: dict[str, Any], old: CommentedMap | None, size: tuple[int, int] | None,
-                existing: list[Any]) -> CommentedMap:
+def _polygon_entry(item: dict[str, Any], old: CommentedMap | None,
+                   size: tuple[int, int] | None, existing: list[Any],
+                   model: type[ZoneConfig | IgnoreRegion],
+                   fields: dict[str, Any]) -> CommentedMap:
+    """A zone's or ignore region's map: its polygon and `fields` (None removes a key),
+    checked by `model` together with the keys the editor does not show."""
     points_px = _points_in(item)
     entry = old if old is not None else CommentedMap()
     normalized = bool(entry.get("normalized")) if old is not None else _default_normalized(
         existing)
-    old_px = None
-    if old is not None:
-        try:
-            old_px = _to_pixels(old.get("polygon") or [], normalized, size)
-        except (TypeError, ValueError):
-            old_px = None
+    old_px = _pixels_of(old, "polygon", size) if old is not None else None
     polygon = _points_out(points_px, old_px, old.get("polygon") if old else None, normalized,
                           size)
-    values: dict[str, Any] = {"name": item.get("name"), "polygon": polygon}
+    # A new map's keys in the order people write them: name, polygon, normalized, the rest.
+    values: dict[str, Any] = {k: v for k, v in fields.items() if k == "name"}
+    values["polygon"] = polygon
     if normalized:
         values["normalized"] = True
-    for key in ("capacity", "area_m2"):
-        value = item.get(key)
-        values[key] = None if value in (None, "") else value
+    values |= fields
     candidate = {**{k: v for k, v in entry.items() if k not in values}, **values}
     candidate = {k: v for k, v in candidate.items() if v is not None}
     try:
-        ZoneConfig.model_validate(_plain(candidate))
+        model.model_validate(_plain(candidate))
     except ValidationError as error:
         raise ValueError(format_validation_error(error)) from None
     # Edit the user's own map in place: its comments and other keys stay where they were.
@@ -297,17 +308,26 @@ def _zone_entry(item: dict[str, Any], old: CommentedMap | None, size: tuple[int,
     return entry
 
 
+def _zone_entry(item: dict[str, Any], old: CommentedMap | None, size: tuple[int, int] | None,
+                existing: list[Any]) -> CommentedMap:
+    fields = {"name": item.get("name")}
+    for key in ("capacity", "area_m2"):
+        value = item.get(key)
+        fields[key] = None if value in (None, "") else value
+    return _polygon_entry(item, old, size, existing, ZoneConfig, fields)
+
+
+def _ignore_entry(item: dict[str, Any], old: CommentedMap | None,
+                  size: tuple[int, int] | None, existing: list[Any]) -> CommentedMap:
+    return _polygon_entry(item, old, size, existing, IgnoreRegion, {})
+
+
 def _line_entry(item: dict[str, Any], old: CommentedMap | None, size: tuple[int, int] | None,
                 existing: list[Any]) -> CommentedMap:
     points_px = _check_line({"name": item.get("name"), "points": _points_in(item)}, size)
     entry = old if old is not None else CommentedMap()
     normalized = bool(entry.get("normalized")) if old is not None else False
-    old_px = None
-    if old is not None:
-        try:
-            old_px = _to_pixels(old.get("points") or [], normalized, size)
-        except (TypeError, ValueError):
-            old_px = None
+    old_px = _pixels_of(old, "points", size) if old is not None else None
     entry["name"] = item.get("name")
     entry["points"] = _points_out(points_px, old_px, old.get("points") if old else None,
                                   normalized, size)
@@ -317,7 +337,7 @@ def _line_entry(item: dict[str, Any], old: CommentedMap | None, size: tuple[int,
 def _replace_items(cam: CommentedMap, kind: str, existing: Any,
                    new_items: list[CommentedMap]) -> None:
     if not new_items:
-        if kind == "lines":
+        if kind in _DROP_WHEN_EMPTY:
             cam.pop(kind, None)  # no key the config does not need
         else:
             cam[kind] = CommentedSeq()
@@ -335,6 +355,9 @@ def _replace_items(cam: CommentedMap, kind: str, existing: Any,
             return
     seq = CommentedSeq(new_items)
     cam[kind] = seq
+
+
+_BUILDERS = {"zones": _zone_entry, "lines": _line_entry, "ignore": _ignore_entry}
 
 
 def _plain(value: Any) -> Any:

@@ -1,4 +1,5 @@
-// Zone and line editor: draw on a still frame of the camera, save through /api/config.
+// Zone, line and ignore-region editor: draw on a still frame of the camera, save through
+// /api/config.
 // Coordinates are pixels of the camera frame; the server converts to the file's convention.
 "use strict";
 
@@ -8,7 +9,12 @@ const HIT = 8; // px (in frame pixels) within which a click grabs a point
 const state = { version: null, cameras: [], current: 0, mode: "select", draft: [],
                 drag: null, selected: null, errors: [], image: null };
 
+// Each kind of shape and the camera's list that holds it (as /api/config names it).
+const KINDS = { zone: "zones", line: "lines", ignore: "ignore" };
+
 function cam() { return state.cameras[state.current]; }
+function shapesOf(kind) { return cam()[KINDS[kind]]; }
+function isPolygon(kind) { return kind === "zone" || kind === "ignore"; }
 
 function setMessage(text, ok) {
   const el = document.getElementById("message");
@@ -19,7 +25,7 @@ function setMessage(text, ok) {
 function setMode(mode) {
   state.mode = mode;
   state.draft = [];
-  for (const m of ["select", "zone", "line"]) {
+  for (const m of ["select", ...Object.keys(KINDS)]) {
     document.getElementById("mode-" + m).classList.toggle("active", m === mode);
   }
   document.getElementById("finish").disabled = true;
@@ -55,19 +61,13 @@ function draw() {
   if (!c) return;
   ctx.lineWidth = 2;
   ctx.font = "14px sans-serif";
+  // Ignore regions: dark and dashed, under the zones; people standing there are not counted.
+  c.ignore.forEach((region, i) => {
+    drawPolygon("ignore", i, region.points, "ignore " + (i + 1), "#bbb", "rgba(0,0,0,0.45)",
+                [6, 4]);
+  });
   c.zones.forEach((zone, i) => {
-    const bad = shapeErrors("zone", i).length > 0;
-    const selected = state.selected && state.selected.kind === "zone" && state.selected.index === i;
-    ctx.strokeStyle = bad ? "#ff3b3b" : selected ? "#8cf" : "#3cb44b";
-    ctx.fillStyle = bad ? "rgba(255,59,59,0.2)" : "rgba(60,180,75,0.2)";
-    ctx.beginPath();
-    zone.points.forEach(([x, y], j) => (j ? ctx.lineTo(x, y) : ctx.moveTo(x, y)));
-    ctx.closePath();
-    ctx.fill();
-    ctx.stroke();
-    drawPoints(zone.points, ctx.strokeStyle);
-    if (zone.points.length) label(zone.name + (bad ? " ⚠ " + shapeErrors("zone", i)[0] : ""),
-                                  zone.points[0], bad);
+    drawPolygon("zone", i, zone.points, zone.name, "#3cb44b", "rgba(60,180,75,0.2)", []);
   });
   c.lines.forEach((line, i) => {
     const bad = shapeErrors("line", i).length > 0;
@@ -88,6 +88,23 @@ function draw() {
   }
 }
 
+function drawPolygon(kind, i, points, name, stroke, fill, dash) {
+  const errors = shapeErrors(kind, i);
+  const bad = errors.length > 0;
+  const selected = state.selected && state.selected.kind === kind && state.selected.index === i;
+  ctx.strokeStyle = bad ? "#ff3b3b" : selected ? "#8cf" : stroke;
+  ctx.fillStyle = bad ? "rgba(255,59,59,0.2)" : fill;
+  ctx.setLineDash(dash);
+  ctx.beginPath();
+  points.forEach(([x, y], j) => (j ? ctx.lineTo(x, y) : ctx.moveTo(x, y)));
+  ctx.closePath();
+  ctx.fill();
+  ctx.stroke();
+  ctx.setLineDash([]);
+  drawPoints(points, ctx.strokeStyle);
+  if (points.length) label(name + (bad ? " ⚠ " + errors[0] : ""), points[0], bad);
+}
+
 function drawPoints(points, color) {
   ctx.fillStyle = color;
   for (const [x, y] of points) {
@@ -106,9 +123,8 @@ function label(text, [x, y], bad) {
 }
 
 function hitPoint(p) {
-  const c = cam();
-  for (const kind of ["zone", "line"]) {
-    const shapes = kind === "zone" ? c.zones : c.lines;
+  for (const kind of Object.keys(KINDS)) {
+    const shapes = shapesOf(kind);
     for (let i = shapes.length - 1; i >= 0; i--) {
       const pts = shapes[i].points;
       for (let j = 0; j < pts.length; j++) {
@@ -119,12 +135,14 @@ function hitPoint(p) {
   return null;
 }
 
-function finishZone() {
-  const c = cam();
-  if (state.draft.length >= 3) {
-    c.zones.push({ key: null, name: uniqueName("zone", c.zones), points: state.draft,
-                   capacity: null, area_m2: null });
-    state.selected = { kind: "zone", index: c.zones.length - 1 };
+function finishPolygon() {
+  const kind = state.mode;
+  if (state.draft.length >= 3 && isPolygon(kind)) {
+    const shapes = shapesOf(kind);
+    shapes.push(kind === "zone" ? { key: null, name: uniqueName("zone", shapes),
+                                    points: state.draft, capacity: null, area_m2: null }
+                                : { key: null, points: state.draft });
+    state.selected = { kind, index: shapes.length - 1 };
   }
   state.draft = [];
   setMode("select");
@@ -135,10 +153,10 @@ canvas.addEventListener("mousedown", (event) => {
   if (event.button !== 0) return;
   const p = framePoint(event);
   const c = cam();
-  if (state.mode === "zone") {
+  if (isPolygon(state.mode)) {
     const first = state.draft[0];
     if (first && state.draft.length >= 3 && Math.hypot(first[0] - p[0], first[1] - p[1]) <= HIT) {
-      finishZone();
+      finishPolygon();
       return;
     }
     state.draft.push(p);
@@ -165,20 +183,19 @@ canvas.addEventListener("mousedown", (event) => {
 canvas.addEventListener("mousemove", (event) => {
   if (!state.drag) return;
   const d = state.drag;
-  const shapes = d.kind === "zone" ? cam().zones : cam().lines;
-  shapes[d.index].points[d.point] = framePoint(event);
+  shapesOf(d.kind)[d.index].points[d.point] = framePoint(event);
   draw();
 });
 
 window.addEventListener("mouseup", () => { state.drag = null; });
 
 canvas.addEventListener("contextmenu", (event) => {
-  // Right-click on a point deletes it (a zone keeps at least 3, a line its 2 ends).
+  // Right-click on a point deletes it (a polygon keeps at least 3, a line its 2 ends).
   event.preventDefault();
   const hit = hitPoint(framePoint(event));
   if (!hit) return;
-  const shapes = hit.kind === "zone" ? cam().zones : cam().lines;
-  if (hit.kind === "zone" && shapes[hit.index].points.length > 3) {
+  const shapes = shapesOf(hit.kind);
+  if (isPolygon(hit.kind) && shapes[hit.index].points.length > 3) {
     shapes[hit.index].points.splice(hit.point, 1);
   }
   draw();
@@ -206,8 +223,8 @@ function renderList() {
   const list = document.getElementById("shapes");
   list.replaceChildren();
   if (!c) return;
-  for (const kind of ["zone", "line"]) {
-    const shapes = kind === "zone" ? c.zones : c.lines;
+  for (const kind of Object.keys(KINDS)) {
+    const shapes = shapesOf(kind);
     shapes.forEach((shape, i) => {
       const box = document.createElement("div");
       box.className = "shape " + kind;
@@ -217,9 +234,11 @@ function renderList() {
         box.classList.add("selected");
       }
       const title = document.createElement("strong");
-      title.textContent = kind + " ";
+      title.textContent = (kind === "ignore" ? "ignore " + (i + 1) : kind) + " ";
       box.append(title);
-      box.append(field("name", shape.name, (v) => { shape.name = v; }, { className: "name" }));
+      if (kind !== "ignore") {
+        box.append(field("name", shape.name, (v) => { shape.name = v; }, { className: "name" }));
+      }
       if (kind === "zone") {
         box.append(field("capacity", shape.capacity, (v) => { shape.capacity = numberOrNull(v); },
                          { className: "capacity", type: "number", min: 1 }));
@@ -284,7 +303,7 @@ async function load() {
 
 async function save() {
   const payload = { version: state.version, cameras: state.cameras.map((c) => ({
-    id: c.id, zones: c.zones, lines: c.lines })) };
+    id: c.id, zones: c.zones, lines: c.lines, ignore: c.ignore })) };
   setMessage("saving…", true);
   const response = await fetch("/api/config", {
     method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(payload) });
@@ -307,10 +326,11 @@ async function save() {
 document.getElementById("mode-select").addEventListener("click", () => setMode("select"));
 document.getElementById("mode-zone").addEventListener("click", () => setMode("zone"));
 document.getElementById("mode-line").addEventListener("click", () => setMode("line"));
-document.getElementById("finish").addEventListener("click", finishZone);
+document.getElementById("mode-ignore").addEventListener("click", () => setMode("ignore"));
+document.getElementById("finish").addEventListener("click", finishPolygon);
 document.getElementById("save").addEventListener("click", save);
 window.addEventListener("keydown", (event) => {
   if (event.key === "Escape") setMode("select");
-  if (event.key === "Enter" && state.mode === "zone") finishZone();
+  if (event.key === "Enter" && isPolygon(state.mode)) finishPolygon();
 });
 load();
