@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from crowdwatch.config import parse_config
 from crowdwatch.outputs.metrics import STAGES, MetricsSink
-from crowdwatch.types import FrameResult, Level, ZoneStats
+from crowdwatch.types import FrameResult, Level, LineTotals, ZoneDwell, ZoneStats
 from crowdwatch.web.health import HealthState, SourceStatus
 from crowdwatch.web.server import Server
 
@@ -204,3 +204,42 @@ def test_the_export_stage_is_timed_from_the_end_of_analysis() -> None:
     # A duration since analysis ended (well under a minute), never a sum of two clocks.
     assert 0 <= value(s, "crowdwatch_stage_duration_seconds_sum", camera="gate",
                       stage="export") < 60
+
+
+FLOW_CONFIG = parse_config({"cameras": [{
+    "id": "gate", "source": "x.mp4",
+    "zones": [{"name": "queue", "polygon": [[0, 0], [9, 0], [9, 9]], "dwell": True}],
+    "lines": [{"name": "door", "points": [[0, 5], [9, 5]]}],
+}]})
+
+
+def test_line_crossings_and_dwell_are_exported_per_camera_line_and_zone() -> None:
+    exporter = MetricsSink(FLOW_CONFIG, HealthState(["gate"]))
+    s = samples(exporter)
+    # Declared before any frame: crossings and completed visits start at an honest zero.
+    assert value(s, "crowdwatch_line_crossings_total", camera="gate", line="door",
+                 direction="in") == 0
+    assert value(s, "crowdwatch_zone_dwell_seconds_count", camera="gate", zone="queue") == 0
+    frames = [({"door": LineTotals(2, 1, new_in=2, new_out=1)},
+               {"queue": ZoneDwell(inside=1, longest_s=4.0, completed_s=(3.0, 12.0))}),
+              ({"door": LineTotals(3, 1, new_in=1)},
+               {"queue": ZoneDwell(inside=0, longest_s=0.0, completed_s=(7.0,))})]
+    for index, (lines, dwell) in enumerate(frames):
+        exporter.write(FrameResult(camera="gate", frame_index=index, position_s=index / 10,
+                                   captured_at=1.0, people=1, people_raw=1, lines=lines,
+                                   dwell=dwell))
+        s = samples(exporter)
+        if index == 0:
+            assert value(s, "crowdwatch_zone_longest_stay_seconds", camera="gate",
+                         zone="queue") == 4.0
+    # The counters add each frame's new crossings: 2 + 1 in, 1 + 0 out.
+    assert value(s, "crowdwatch_line_crossings_total", camera="gate", line="door",
+                 direction="in") == 3
+    assert value(s, "crowdwatch_line_crossings_total", camera="gate", line="door",
+                 direction="out") == 1
+    assert value(s, "crowdwatch_zone_longest_stay_seconds", camera="gate", zone="queue") == 0.0
+    # Three completed visits, 3 + 12 + 7 = 22 s; two of them end within the 10 s bucket.
+    assert value(s, "crowdwatch_zone_dwell_seconds_count", camera="gate", zone="queue") == 3
+    assert value(s, "crowdwatch_zone_dwell_seconds_sum", camera="gate", zone="queue") == 22.0
+    assert value(s, "crowdwatch_zone_dwell_seconds_bucket", camera="gate", zone="queue",
+                 le="10.0") == 2
