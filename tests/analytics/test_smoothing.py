@@ -240,6 +240,8 @@ def test_fixed_and_untimed_windows(frames: int | None, timed: bool, stream: list
         ({"smoothing": "persistence"}, False,
          "persistence 1 frame (no frame times: set counting.window to filter)"),
         ({"smoothing": "persistence", "window": 3}, False, "persistence 3 frames"),
+        # A window of 1 frame asked for is a choice, not a missing frame rate.
+        ({"smoothing": "persistence", "window": 1}, False, "persistence 1 frame"),
     ],
 )
 def test_counting_smoother_is_what_the_config_and_source_give(counting: dict, timed: bool,

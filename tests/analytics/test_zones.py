@@ -165,6 +165,10 @@ def test_levels_are_tracked_per_zone() -> None:
         ([(0, 0), (640, 0), (640, 480)], False, None),          # inside
         ([(600, 400), (700, 400), (700, 500)], False, None),    # partly inside counts
         ([(0, 0), (0.5, 0), (0.5, 1), (0, 1)], True, None),     # normalised, as declared
+        # Slivers of half a square pixel inside the left and the top edge still count.
+        ([(-10, 0), (0.5, 0), (0.5, 1), (-10, 1)], False, None),
+        ([(0, -10), (1, -10), (1, 0.5), (0, 0.5)], False, None),
+        ([(0, 0), (1.5, 0), (1.5, 1.5)], False, None),          # a tiny zone, not fractions
     ],
 )
 def test_zone_frame_problems(polygon: list, normalized: bool, fragment: str | None) -> None:
@@ -179,6 +183,18 @@ def test_zone_frame_problems(polygon: list, normalized: bool, fragment: str | No
         (problem,) = problems
         assert problem.startswith("camera gate, zone z: ")
         assert fragment in problem
+
+
+@pytest.mark.parametrize(("side", "flagged"), [(2, False), (3, True)])
+def test_fractions_are_suspected_only_in_frames_over_two_pixels(side: int,
+                                                                 flagged: bool) -> None:
+    # In a 2x2 frame a zone within 0..1 may be meant in pixels; from 3x3 on it is a speck.
+    from crowdwatch.analytics.zones import zone_frame_problems
+
+    camera = CameraConfig(id="gate", source="x", zones=[
+        ZoneConfig(name="z", polygon=[(0, 0), (1, 0), (1, 1)])])
+    problems = zone_frame_problems(camera, side, side)
+    assert [("fractions" in p) for p in problems] == ([True] if flagged else [])
 
 
 @pytest.mark.parametrize(

@@ -220,6 +220,10 @@ def test_line_crossings_and_dwell_are_exported_per_camera_line_and_zone() -> Non
     assert value(s, "crowdwatch_line_crossings_total", camera="gate", line="door",
                  direction="in") == 0
     assert value(s, "crowdwatch_zone_dwell_seconds_count", camera="gate", zone="queue") == 0
+    assert value(s, "crowdwatch_line_crossings_total", camera="gate", line="door",
+                 direction="out") == 0
+    assert value(s, "crowdwatch_stage_duration_seconds_count", camera="gate",
+                 stage="track") == 0
     frames = [({"door": LineTotals(2, 1, new_in=2, new_out=1)},
                {"queue": ZoneDwell(inside=1, longest_s=4.0, completed_s=(3.0, 12.0))}),
               ({"door": LineTotals(3, 1, new_in=1)},

@@ -162,7 +162,7 @@ class TimedSmoother:
             return f"{self.name} {self._window_s:g} s"
         if self.frames == 1 and self._fixed_frames is None:
             return f"{self.name} 1 frame (no frame times: set counting.window to filter)"
-        return f"{self.name} {self.frames} frames"
+        return f"{self.name} {self.frames} frame{'' if self.frames == 1 else 's'}"
 
     def update(self, counts: Counts, time_s: float) -> Counts:
         """The filtered counts of a frame shown at time_s (seconds: FrameResult.timestamp)."""
