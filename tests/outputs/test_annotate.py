@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from crowdwatch.outputs.annotate import (
@@ -13,7 +15,7 @@ from crowdwatch.outputs.annotate import (
     blur_people,
     level_name,
 )
-from crowdwatch.types import Detections, FrameResult, ZoneStats
+from crowdwatch.types import Detections, FrameResult, LineTotals, ZoneStats
 
 
 def _result(xyxy: list[list[float]], zones: dict[str, ZoneStats] | None = None) -> FrameResult:
@@ -120,3 +122,36 @@ def test_camera_renderer_resolves_normalised_zones() -> None:
     out = render(np.zeros((100, 200, 3), np.uint8),
                  _result([], {"a": ZoneStats(1, level="critical")}))
     assert tuple(out[50, 100]) == LEVEL_COLORS["critical"]  # the zone's right edge, x = 0.5
+
+
+def test_camera_renderer_shows_each_lines_totals() -> None:
+    # The renderer must draw exactly what annotate() draws for the result's own totals (a
+    # line that showed 0 / 0 whatever was counted would differ in its label).
+    from crowdwatch.config import CameraConfig
+    from crowdwatch.outputs.annotate import CameraRenderer
+
+    camera = CameraConfig.model_validate({"id": "cam0", "source": "x.mp4", "lines": [
+        {"name": "door", "points": [[0.1, 0.5], [0.9, 0.5]], "normalized": True}]})
+    result = dataclasses.replace(_result([]), lines={"door": LineTotals(5, 2)})
+    rendered = CameraRenderer(camera)(np.zeros((100, 200, 3), np.uint8), result)
+    expected = annotate(np.zeros((100, 200, 3), np.uint8), result,
+                        lines=[LineShape("door", (20, 50), (180, 50), 5, 2)])
+    zero = annotate(np.zeros((100, 200, 3), np.uint8), result,
+                    lines=[LineShape("door", (20, 50), (180, 50), 0, 0)])
+    assert (rendered == expected).all()
+    assert (rendered != zero).any()
+
+
+def test_ignore_regions_are_darkened_and_outlined() -> None:
+    from crowdwatch.config import CameraConfig
+    from crowdwatch.outputs.annotate import IGNORE_COLOR, IGNORE_SHADE, CameraRenderer
+
+    camera = CameraConfig.model_validate({"id": "cam0", "source": "x.mp4", "ignore": [
+        {"polygon": [[0.5, 0.5], [1, 0.5], [1, 1], [0.5, 1]], "normalized": True}]})
+    image = np.full((100, 200, 3), 200, np.uint8)
+    out = CameraRenderer(camera)(image, _result([]))
+    # Inside: 200 blended with black at IGNORE_SHADE; outside below the header: untouched.
+    assert tuple(out[90, 150]) == (round(200 * (1 - IGNORE_SHADE)),) * 3
+    assert (out[30:45, 0:95] == 200).all()
+    # The left edge, x = 0.5 * 200: the outline's grey (anti-aliased: within a few levels).
+    assert np.abs(out[75, 100].astype(int) - IGNORE_COLOR).max() <= 4

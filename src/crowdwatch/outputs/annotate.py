@@ -1,7 +1,8 @@
-"""Draw what is counted onto a frame: people boxes, zones by level, lines, a header.
+"""Draw what is counted onto a frame: people boxes, zones by level, lines, ignore regions and
+a header.
 
-Plain OpenCV on BGR uint8 images. Inputs are simple typed values (ZoneShape, LineShape)
-so this module does not depend on how zones and lines are analysed.
+Plain OpenCV on BGR uint8 images. Inputs are simple typed values (ZoneShape, LineShape, pixel
+polygons) so this module does not depend on how zones and lines are analysed.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ LEVEL_COLORS: dict[str | None, Color] = {
 }
 BOX_COLOR: Color = (255, 200, 0)
 LINE_COLOR: Color = (255, 0, 255)
+IGNORE_COLOR: Color = (128, 128, 128)
+# Ignore regions are darkened: nobody standing there counts, and the picture says so.
+IGNORE_SHADE = 0.45
 HEADER_HEIGHT = 22
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 
@@ -118,6 +122,7 @@ def annotate(
     result: FrameResult,
     zones: Sequence[ZoneShape] = (),
     lines: Sequence[LineShape] = (),
+    ignore: Sequence[npt.NDArray[np.int32]] = (),
     *,
     blur: bool = False,
     boxes: bool = True,
@@ -125,15 +130,25 @@ def annotate(
     fill_alpha: float = 0.15,
     copy: bool = True,
 ) -> Image:
-    """The frame with zones (coloured by level), lines, people boxes and a header.
+    """The frame with ignore regions (darkened), zones (coloured by level), lines, people boxes
+    and a header.
 
-    Boxes show track ids when result.detections has a `tracker_id` array. With blur, people
-    are blurred before anything is drawn. The input is left untouched unless copy is False.
+    ignore holds pixel polygons (K, 2). Boxes show track ids when result.detections has a
+    `tracker_id` array. With blur, people are blurred before anything is drawn. The input is
+    left untouched unless copy is False.
     """
     out = image.copy() if copy else image
     detections = result.detections
     if blur and len(detections):
         blur_people(out, detections, copy=False)
+    for region in ignore:
+        if len(region) < 3:
+            continue
+        _fill(out, region, (0, 0, 0), IGNORE_SHADE)
+        cv2.polylines(out, [region], True, IGNORE_COLOR, 1, cv2.LINE_AA)
+        x, y = region.min(axis=0)
+        top = HEADER_HEIGHT if header else 0
+        _label(out, "ignored", int(x) + 2, max(int(y), top) + 16, IGNORE_COLOR)
     for zone in zones:
         stats = result.zones.get(zone.name)
         color = LEVEL_COLORS.get(level_name(stats.level) if stats else None, LEVEL_COLORS[None])
@@ -177,18 +192,14 @@ def _header(image: Image, result: FrameResult) -> None:
 
 
 def _line_counts(result: FrameResult, name: str) -> tuple[int, int]:
-    # The lead's line stage will put counts on the result; until then lines show 0 / 0.
-    counts = (getattr(result, "lines", None) or {}).get(name)
-    if counts is None:
-        return 0, 0
-    if isinstance(counts, tuple | list):
-        return int(counts[0]), int(counts[1])
-    return int(getattr(counts, "count_in", 0)), int(getattr(counts, "count_out", 0))
+    """People in / out through a line so far (0 / 0 before its first analysed frame)."""
+    totals = result.lines.get(name)
+    return (0, 0) if totals is None else (totals.people_in, totals.people_out)
 
 
 class CameraRenderer:
-    """annotate() bound to one camera's config: zones (and lines, once the config has them)
-    are resolved to pixels per frame size, so it can be passed as a `render` callable."""
+    """annotate() bound to one camera's config: zones, lines and ignore regions are resolved to
+    pixels per frame size, so it can be passed as a `render` callable."""
 
     def __init__(self, camera: CameraConfig, *, blur: bool = False) -> None:
         self.camera = camera
@@ -196,6 +207,7 @@ class CameraRenderer:
         self._size: tuple[int, int] | None = None
         self._zones: list[ZoneShape] = []
         self._lines: list[tuple[str, tuple[int, int], tuple[int, int]]] = []
+        self._ignore: list[npt.NDArray[np.int32]] = []
 
     def _resolve(self, width: int, height: int) -> None:
         from crowdwatch.analytics.zones import (
@@ -204,11 +216,13 @@ class CameraRenderer:
 
         self._zones = zone_shapes(build_zones(self.camera, width, height))
         self._lines = []
-        for line in getattr(self.camera, "lines", None) or []:
-            scale = (width, height) if getattr(line, "normalized", False) else (1, 1)
+        for line in self.camera.lines:
+            scale = (width, height) if line.normalized else (1, 1)
             (x1, y1), (x2, y2) = line.points
             self._lines.append((line.name, (round(x1 * scale[0]), round(y1 * scale[1])),
                                 (round(x2 * scale[0]), round(y2 * scale[1]))))
+        self._ignore = [np.round(np.asarray(region.pixels(width, height), np.float64))
+                        .astype(np.int32) for region in self.camera.ignore]
         self._size = (width, height)
 
     def __call__(self, image: Image, result: FrameResult) -> Image:
@@ -217,4 +231,4 @@ class CameraRenderer:
             self._resolve(width, height)
         lines = [LineShape(name, a, b, *_line_counts(result, name))
                  for name, a, b in self._lines]
-        return annotate(image, result, self._zones, lines, blur=self.blur)
+        return annotate(image, result, self._zones, lines, self._ignore, blur=self.blur)
