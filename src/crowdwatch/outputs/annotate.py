@@ -69,7 +69,7 @@ def zone_shapes(zones: Iterable[Any]) -> list[ZoneShape]:
 
 
 def level_name(level: object) -> str | None:
-    """'ok' / 'warning' / 'critical' from a str or an IntEnum Level (the lead's new type)."""
+    """'ok' / 'warning' / 'critical' from a str or a Level."""
     if level is None:
         return None
     if isinstance(level, str):

@@ -84,12 +84,8 @@ def recording_path(directory: str | Path, camera: str, started: float | None = N
 
 
 def media_time(result: FrameResult) -> float:
-    """Seconds on the video's clock: file position or wall clock, whichever the result has."""
-    for name in ("position_s", "timestamp", "captured_at"):
-        value = getattr(result, name, None)
-        if value is not None:
-            return float(value)
-    return time.time()
+    """Seconds on the video's clock: the file position, or the capture time of a live frame."""
+    return float(result.timestamp)
 
 
 class VideoRecorder:

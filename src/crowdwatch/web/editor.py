@@ -26,7 +26,7 @@ from pydantic import ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-from crowdwatch.config import CameraConfig, ZoneConfig, format_validation_error, parse_config
+from crowdwatch.config import ZoneConfig, format_validation_error, parse_config
 from crowdwatch.config.camera import IgnoreRegion
 from crowdwatch.errors import ConfigError
 
@@ -93,7 +93,8 @@ def _pixels_of(entry: Any, key: str, size: tuple[int, int] | None) -> list[list[
 
 
 def _check_line(line: dict[str, Any], size: tuple[int, int] | None) -> list[list[float]]:
-    """A line's points in pixels, or ValueError (the lead adds LineConfig to the config)."""
+    """A line's points in pixels, or ValueError naming the field; unlike the config, the editor
+    also knows the frame, so the points must lie inside it."""
     name = line.get("name")
     if not isinstance(name, str) or not 1 <= len(name) <= 64 or not set(name) <= _NAME_CHARS:
         raise ValueError("name: 1-64 letters, digits, _ . : -")
@@ -369,13 +370,8 @@ def _plain(value: Any) -> Any:
 
 
 def _check_whole(doc: CommentedMap, origin: str) -> list[dict[str, Any]]:
-    data = _plain(doc)
-    has_lines = "lines" in CameraConfig.model_fields
-    for cam in data.get("cameras") or []:
-        if isinstance(cam, dict) and not has_lines:
-            cam.pop("lines", None)  # validated by _check_line until the config knows lines
     try:
-        parse_config(data, origin)
+        parse_config(_plain(doc), origin)
     except ConfigError as error:
         return [{"kind": "config", "message": str(error)}]
     return []
