@@ -86,6 +86,15 @@ def test_config_bounds(bad: dict[str, object]) -> None:
         TilingConfig(**bad)
 
 
+@pytest.mark.parametrize(("text", "mode"), [("mode: off", "off"), ("mode: on", "on"),
+                                            ("mode: auto", "auto"), ("mode: 'off'", "off")])
+def test_yaml_on_and_off_are_modes_not_booleans(text: str, mode: str) -> None:
+    # YAML 1.1 reads a bare off / on as false / true; a user writing `mode: off` means off.
+    import yaml
+
+    assert TilingConfig(**yaml.safe_load(text)).mode == mode
+
+
 # Tile (100, 0, 300, 200) of a 400 x 300 frame: seams at x=100, x=300 and y=200.
 SEAM_CASES = [
     ([150, 50, 200, 150], True),    # inside
@@ -286,3 +295,22 @@ def test_tiles_in_use_outside_auto() -> None:
     detect(on, np.zeros((480, 640, 3), np.uint8))
     detect(off, np.zeros((480, 640, 3), np.uint8))
     assert (on.tiles_in_use(640, 480), off.tiles_in_use(640, 480)) == (6, 0)
+
+
+@pytest.mark.parametrize("in_flight", [1, 3, 8])
+def test_auto_choice_does_not_depend_on_frames_in_flight(in_flight: int) -> None:
+    # The same frames get the same tiles whether the caller collects each result at once or
+    # keeps many frames in flight: a block's whole-frame passes are awaited at its end.
+    inner = ChangingCrowd([20] * 8 + [0] * 8)
+    detector = TiledDetector(inner.submit, TilingConfig(probe_frames=4), input_size=640)
+    image = np.zeros((480, 640, 3), np.uint8)
+    passes, flight = [], []
+    for _ in range(16):
+        calls = inner.calls
+        flight.append(detector.submit(image))
+        passes.append(inner.calls - calls)
+        if len(flight) >= in_flight:
+            flight.pop(0).result()
+    # Frames 0-3 probe whole; 4-11 are tiled (the crowd of frames 0-3, then 4-7); the empty
+    # frames 8-11 untile frames 12-15.
+    assert passes == [1] * 4 + [7] * 8 + [1] * 4

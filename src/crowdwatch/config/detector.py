@@ -50,6 +50,14 @@ class TilingConfig(Strict):
         2.0, ge=0.0, le=64.0, description="a tile box this close (frame pixels, 0-64) to a seam "
         "counts as cut and is dropped")
 
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _yaml_on_off(cls, value: object) -> object:
+        # YAML reads a bare on / off as true / false: take them as the words they were.
+        if isinstance(value, bool):
+            return "on" if value else "off"
+        return value
+
 
 class DetectorConfig(Strict):
     """The person detector."""

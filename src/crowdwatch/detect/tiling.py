@@ -162,18 +162,25 @@ class TiledPending:
     config: TilingConfig
     on_whole: Callable[[Detections], None] | None = None
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    _whole: Detections | None = None
     _detections: Detections | None = None
 
     def done(self) -> bool:
         return self._detections is not None or (
-            self.whole.done() and all(p.done() for p in self.parts))
+            (self._whole is not None or self.whole.done()) and all(p.done() for p in self.parts))
+
+    def whole_result(self) -> Detections:
+        """The whole-frame pass alone (waits for it; on_whole sees it once)."""
+        if self._whole is None:
+            self._whole = self.whole.result()
+            if self.on_whole is not None:
+                self.on_whole(self._whole)
+        return self._whole
 
     def result(self) -> Detections:
         if self._detections is not None:
             return self._detections
-        whole = self.whole.result()
-        if self.on_whole is not None:
-            self.on_whole(whole)
+        whole = self.whole_result()
         if not self.parts:  # an untiled frame: the whole-frame boxes exactly as they came
             self.stage_seconds.update(self.whole.stage_seconds)
             self._detections = whole
@@ -205,6 +212,9 @@ class _AutoChoice:
     heights: deque[npt.NDArray[np.float32]]
     since_choice: int = 0
     tiles: npt.NDArray[np.int64] | None = None  # None until the first choice
+    submitted: int = 0
+    # Frames of the current block submitted, in order (their whole passes decide next).
+    block: list[TiledPending] = field(default_factory=list)
 
 
 class TiledDetector:
@@ -286,17 +296,39 @@ class TiledDetector:
         with self._lock:
             return self._grids.setdefault(key, choose_tiles(width, height, self.config))
 
+    def _close_block(self, width: int, height: int) -> None:
+        """auto: at a block's end, wait for its whole-frame passes so the choice is made now.
+
+        The choice then applies from the next frame on, whatever the caller had in flight: the
+        same frames get the same tiles on every run. Mostly the passes are done already; at
+        worst the last frame's whole-frame pass is waited for once per probe_frames frames.
+        """
+        state = self._auto.get((width, height))
+        if state is None or not state.submitted or state.submitted % self.config.probe_frames:
+            return
+        block, state.block = state.block, []
+        for pending in block:
+            pending.whole_result()
+
     def submit(self, image: Image) -> Pending:
         """Start the whole frame and every tile; the Pending's result() merges them."""
         height, width = int(image.shape[0]), int(image.shape[1])
+        if self.config.mode == "auto":
+            self._close_block(width, height)
         tiles = self.tiles_for(width, height)
         whole = self._submit(image)
-        observe = (partial(self._observe, width, height) if self.config.mode == "auto"
-                   else None)
-        if not len(tiles) and observe is None:
-            return whole
+        if self.config.mode != "auto":
+            if not len(tiles):
+                return whole
+            parts = [self._submit(image[y0:y1, x0:x1]) for x0, y0, x1, y1 in tiles]
+            return TiledPending(whole, parts, tiles, width, height, self.config)
         parts = [self._submit(image[y0:y1, x0:x1]) for x0, y0, x1, y1 in tiles]
-        return TiledPending(whole, parts, tiles, width, height, self.config, observe)
+        pending = TiledPending(whole, parts, tiles, width, height, self.config,
+                               partial(self._observe, width, height))
+        state = self._auto[(width, height)]
+        state.block.append(pending)
+        state.submitted += 1
+        return pending
 
     def prepare(self, width: int, height: int) -> None:
         """Prepare the inner detector for whole frames and for every tile size they may get."""
