@@ -367,6 +367,49 @@ def test_tiling_auto_is_decided_per_camera_on_its_first_frames() -> None:
     assert [r.tiles for r in results if r.camera == "sparse"] == [0] * 5
 
 
+class _Lazy:
+    """A Pending that is never done before result() is asked for (a busy detector)."""
+
+    def __init__(self, compute) -> None:
+        self._compute = compute
+        self.stage_seconds: dict[str, float] = {}
+
+    def done(self) -> bool:
+        return False
+
+    def result(self) -> Detections:
+        return self._compute()
+
+
+class LazyDetector(FnDetector):
+    """FnDetector whose results wait until collected: the pipeline keeps frames in flight."""
+
+    def submit(self, image: Image) -> _Lazy:  # type: ignore[override]
+        return _Lazy(lambda: self.fn(image))
+
+
+def test_each_result_reports_the_tiles_its_frame_ran_on_with_frames_in_flight() -> None:
+    # 20 small people (as above): with probe_frames 2, frames 0-1 are probed whole and the
+    # tiler chooses when frame 2 is submitted (block end), even though frames 0-1 were not
+    # collected yet. Frame 2 runs on 3 tiles and its result must say so.
+    small = np.array([[10 * i, 40, 10 * i + 8, 60] for i in range(20)], np.float32)
+    shapes: list[tuple[int, ...]] = []
+
+    def detect(image: Image) -> Detections:
+        shapes.append(image.shape[:2])
+        if image.shape[:2] == (100, 200):
+            return Detections(small, np.full(20, 0.9, np.float32))
+        return Detections.empty()
+
+    cfg = parse_config({"cameras": [{"id": "crowd", "source": "c.mp4"}],
+                        "detector": {"tiling": {"mode": "auto", "probe_frames": 2}}})
+    results: list[FrameResult] = []
+    run(cfg, {"crowd": FakeSource(5)}, [CallbackSink(results.append)],
+        detect=LazyDetector(detect))
+    assert shapes.count((100, 80)) == 3 * 3  # frames 2, 3 and 4 ran on 3 tiles each
+    assert [r.tiles for r in results] == [0, 0, 3, 3, 3]
+
+
 def test_a_zone_outside_the_frame_is_warned_about_at_the_first_frame(
         caplog: pytest.LogCaptureFixture) -> None:
     cfg = parse_config({"cameras": [{"id": "gate", "source": "gate.mp4", "zones": [

@@ -94,8 +94,8 @@ class CameraWorker:
         self.source = source
         # Where errors found at the first frame point in the config file.
         self._key_path = f"cameras[{[c.id for c in config.cameras].index(camera.id)}]"
-        # Tiling wraps the shared detector per camera: in auto mode each camera's own first
-        # frames decide whether its people are small enough to need tiles.
+        # Tiling wraps the shared detector per camera: in auto mode each camera's own
+        # whole-frame passes decide whether it shows a crowd of people small enough for tiles.
         tiling = config.detector.tiling
         self._tiler = (None if tiling.mode == "off"
                        else tiled(detector, tiling, config.detector.imgsz))
@@ -197,12 +197,12 @@ class CameraWorker:
     def _start(self, frame: Frame, decode_s: float) -> _InFlight:
         detect_now = self._started % self._every == 0
         self._started += 1
+        pending = self.detector.submit(frame.image) if detect_now else None
+        # Read right after the submit, which may have closed an auto block and chosen anew:
+        # nothing else changes the choice before this frame's result is collected.
         height, width = frame.image.shape[:2]
-        # Read before submitting: the tiler's choice changes only when a result is collected.
         tiles = self._tiler.tiles_in_use(width, height) if self._tiler is not None else 0
-        if not detect_now:
-            return _InFlight(frame, decode_s, None, tiles)
-        return _InFlight(frame, decode_s, self.detector.submit(frame.image), tiles)
+        return _InFlight(frame, decode_s, pending, tiles)
 
     def _finish(self, item: _InFlight) -> None:
         frame = item.frame
