@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from functools import cache
 
 import cv2
 import numpy as np
@@ -134,8 +135,14 @@ class Candidates:
         return boxes[keep], scores[keep]
 
 
+@cache
+def truth() -> tuple[dict[int, Boxes], npt.NDArray[np.bool_]]:
+    """Mall's head points and ROI mask, read once."""
+    return load_points(MALL / "points.csv"), load_mask(MALL / "roi_mask.png")
+
+
 def score(boxes: dict[int, Boxes], frames: range) -> str:
-    points, mask = load_points(MALL / "points.csv"), load_mask(MALL / "roi_mask.png")
+    points, mask = truth()
     s = score_frames(boxes, points, frames, mask).summary()
     return (f"{s['mae']:.2f} | {s['bias']:+.2f} | {s['precision']:.3f} | {s['recall']:.3f}")
 
@@ -146,7 +153,7 @@ def row(label: str, boxes: dict[int, Boxes]) -> None:
 
 def report() -> None:
     cands = Candidates()
-    points, mask = load_points(MALL / "points.csv"), load_mask(MALL / "roi_mask.png")
+    points, mask = truth()
     print("## Recall ceiling (all 800 frames): heads with any candidate box")
     for label, kinds, conf in [("whole + zoom-2 tiles, conf > 0.05", (0, 1), 0.05),
                                ("whole + zoom-2 tiles, conf > 0.10", (0, 1), 0.10),

@@ -118,8 +118,9 @@ class CameraWorker:
         # The smoothers update on every frame, detected or not (detector.detect_every), so
         # their window is sized by the rate of all analysed frames.
         timed = bool(getattr(source, "sequence", True))
-        self._zone_smoother = counting_smoother(config.counting, timed)
-        self._camera_smoother = counting_smoother(config.counting, timed)
+        # One filter for the zones' counts and the whole frame's (the last element): the
+        # strategies work element by element, and the frame rate is measured once.
+        self._smoother = counting_smoother(config.counting, timed)
         self._frame_size: tuple[int, int] | None = None
         # Lines and dwell need identities: tracker, flow analytics (built at the first frame).
         self._tracker: Tracker | None = (
@@ -239,8 +240,8 @@ class CameraWorker:
         t1 = time.perf_counter()
         membership = mapper.membership(detections)
         raw = membership.sum(axis=1)
-        counts = self._zone_smoother.update(raw, timestamp)
-        people = int(self._camera_smoother.update(np.array([len(detections)]), timestamp)[0])
+        smoothed = self._smoother.update(np.append(raw, len(detections)), timestamp)
+        counts, people = smoothed[:-1], int(smoothed[-1])
         zones = mapper.update(counts, raw)
         lines, dwell = {}, {}
         if flow is not None:

@@ -317,17 +317,16 @@ class TiledDetector:
             self._close_block(width, height)
         tiles = self.tiles_for(width, height)
         whole = self._submit(image)
-        if self.config.mode != "auto":
-            if not len(tiles):
-                return whole
-            parts = [self._submit(image[y0:y1, x0:x1]) for x0, y0, x1, y1 in tiles]
-            return TiledPending(whole, parts, tiles, width, height, self.config)
+        auto = self.config.mode == "auto"
+        if not auto and not len(tiles):
+            return whole
         parts = [self._submit(image[y0:y1, x0:x1]) for x0, y0, x1, y1 in tiles]
         pending = TiledPending(whole, parts, tiles, width, height, self.config,
-                               partial(self._observe, width, height))
-        state = self._auto[(width, height)]
-        state.block.append(pending)
-        state.submitted += 1
+                               partial(self._observe, width, height) if auto else None)
+        if auto:
+            state = self._auto[(width, height)]
+            state.block.append(pending)
+            state.submitted += 1
         return pending
 
     def prepare(self, width: int, height: int) -> None:

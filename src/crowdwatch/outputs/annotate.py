@@ -210,17 +210,14 @@ class CameraRenderer:
         self._ignore: list[npt.NDArray[np.int32]] = []
 
     def _resolve(self, width: int, height: int) -> None:
-        from crowdwatch.analytics.zones import (
-            build_zones,  # zones imports shapely; keep annotate light
-        )
+        # analytics imports shapely and the tracker tables: keep annotate light until used.
+        from crowdwatch.analytics.lines import build_lines
+        from crowdwatch.analytics.zones import build_zones
 
         self._zones = zone_shapes(build_zones(self.camera, width, height))
-        self._lines = []
-        for line in self.camera.lines:
-            scale = (width, height) if line.normalized else (1, 1)
-            (x1, y1), (x2, y2) = line.points
-            self._lines.append((line.name, (round(x1 * scale[0]), round(y1 * scale[1])),
-                                (round(x2 * scale[0]), round(y2 * scale[1]))))
+        self._lines = [(line.name, (round(line.start[0]), round(line.start[1])),
+                        (round(line.end[0]), round(line.end[1])))
+                       for line in build_lines(self.camera.lines, width, height)]
         self._ignore = [np.round(np.asarray(region.pixels(width, height), np.float64))
                         .astype(np.int32) for region in self.camera.ignore]
         self._size = (width, height)
