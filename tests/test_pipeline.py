@@ -13,10 +13,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from crowdwatch.app import CallbackSink
 from crowdwatch.config import AppConfig, CameraConfig, parse_config
 from crowdwatch.detect.base import Done, Image
+from crowdwatch.health import HealthState
 from crowdwatch.outputs.metrics import MetricsSink
 from crowdwatch.pipeline import Pipeline
 from crowdwatch.types import Detections, Frame, FrameResult
-from crowdwatch.web.health import HealthState
 
 IMAGE = np.zeros((100, 200, 3), np.uint8)
 

@@ -16,11 +16,11 @@ from crowdwatch.app import CallbackSink
 from crowdwatch.config import AppConfig, parse_config
 from crowdwatch.detect.base import Image
 from crowdwatch.errors import ConfigError
+from crowdwatch.health import HealthState
 from crowdwatch.outputs.events import EventWriter
 from crowdwatch.outputs.metrics import MetricsSink
 from crowdwatch.pipeline import Pipeline
 from crowdwatch.types import Detections, FrameResult
-from crowdwatch.web.health import HealthState
 
 STEP_PX = 8.0
 
@@ -64,18 +64,18 @@ def test_line_totals_dwell_metrics_and_events(tmp_path: Path) -> None:
     writer.close()
 
     # A's foot passes y 50 + band 6 at frame 6 (y 58); B's passes 50 - 6 at frame 7 (y 42).
-    totals = [(r.lines["door"].people_in, r.lines["door"].people_out) for r in results]
+    totals = [(r.flow.lines["door"].people_in, r.flow.lines["door"].people_out) for r in results]
     assert totals == [(0, 0)] * 6 + [(1, 0)] + [(1, 1)] * 5
-    assert [r.lines["door"].new_in for r in results] == [0] * 6 + [1] + [0] * 5
-    assert [r.lines["door"].new_out for r in results] == [0] * 7 + [1] + [0] * 4
+    assert [r.flow.lines["door"].new_in for r in results] == [0] * 6 + [1] + [0] * 5
+    assert [r.flow.lines["door"].new_out for r in results] == [0] * 7 + [1] + [0] * 4
 
     # B is confirmed at its third detection (frame 2, t 0.2) inside the lower half and first
     # outside at frame 7 (y 42, t 0.7): one visit of 0.5 s. A enters at frame 5 (y 50, t 0.5)
     # and is still inside at frame 11 (t 1.1): longest stay 0.6 s.
-    visits = [v for r in results for v in r.dwell["lower"].completed_s]
+    visits = [v for r in results for v in r.flow.dwell["lower"].completed_s]
     assert visits == pytest.approx([0.5])
-    assert results[-1].dwell["lower"].longest_s == pytest.approx(0.6)
-    assert results[-1].dwell["lower"].inside == 1
+    assert results[-1].flow.dwell["lower"].longest_s == pytest.approx(0.6)
+    assert results[-1].flow.dwell["lower"].inside == 1
 
     samples = {(s.name, frozenset(s.labels.items())): s.value
                for family in text_string_to_metric_families(
@@ -107,7 +107,7 @@ def test_skipped_frames_carry_tracked_boxes_to_their_predicted_place() -> None:
         # Reusing the last detected frame would be STEP_PX off; the prediction is close.
         assert np.abs(feet - np.sort([true_a, true_b])).max() < STEP_PX / 2
     # Crossings still count once each, detected on the frames the detector saw.
-    assert (results[-1].lines["door"].people_in, results[-1].lines["door"].people_out) == (1, 1)
+    assert (results[-1].flow.lines["door"].people_in, results[-1].flow.lines["door"].people_out) == (1, 1)
 
 
 @pytest.mark.parametrize(("line", "message"), [
@@ -130,5 +130,4 @@ def test_untracked_cameras_have_no_flow_fields() -> None:
     results: list[FrameResult] = []
     cfg = parse_config({"cameras": [{"id": "a", "source": "a.mp4"}]})
     run(cfg, 3, [CallbackSink(results.append)])
-    assert [(r.lines, r.dwell, "track" in r.stage_seconds) for r in results] == [
-        ({}, {}, False)] * 3
+    assert [(r.flow, "track" in r.stage_seconds) for r in results] == [(None, False)] * 3

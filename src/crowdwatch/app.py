@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING
 from crowdwatch.config import AppConfig
 from crowdwatch.detect.base import Detector
 from crowdwatch.errors import CrowdwatchError
+from crowdwatch.health import HealthState
 from crowdwatch.outputs.base import Sink
 from crowdwatch.pipeline import Pipeline
 from crowdwatch.types import FrameResult
-from crowdwatch.web.health import HealthState
 
 if TYPE_CHECKING:  # the visual outputs import OpenCV, PyAV and ruamel only when turned on
     from crowdwatch.outputs.video import RecordingSink
@@ -149,19 +149,22 @@ def build_app(config: AppConfig, options: RunOptions = RunOptions(),
 
 
 def _preview_hub(config: AppConfig) -> PreviewHub:
-    from crowdwatch.outputs.annotate import CameraRenderer
-    from crowdwatch.web.preview import PreviewHub
+    from crowdwatch.outputs.annotate import CameraRenderer, blur_only
+    from crowdwatch.web.preview import PreviewHub, Render
 
     preview = config.web.preview
-    render = ({c.id: CameraRenderer(c, blur=preview.blur_people) for c in config.cameras}
-              if preview.annotate else {})
+    render: dict[str, Render] = {}
+    if preview.annotate:
+        render = {c.id: CameraRenderer(c, blur=preview.blur_people) for c in config.cameras}
+    elif preview.blur_people:
+        render = dict.fromkeys((c.id for c in config.cameras), blur_only)
     return PreviewHub([c.id for c in config.cameras], width=preview.width, fps=preview.fps,
-                      quality=preview.quality, blur=preview.blur_people, render=render)
+                      quality=preview.quality, render=render)
 
 
 def _recording(config: AppConfig) -> RecordingSink:
-    from crowdwatch.outputs.annotate import CameraRenderer, blur_people
-    from crowdwatch.outputs.video import Image, RecordingSink, VideoRecorder, recording_path
+    from crowdwatch.outputs.annotate import CameraRenderer, blur_only
+    from crowdwatch.outputs.video import RecordingSink, VideoRecorder, recording_path
 
     try:
         import av  # noqa: F401 (checked now: a missing encoder fails before anything runs)
@@ -175,15 +178,12 @@ def _recording(config: AppConfig) -> RecordingSink:
         raise CrowdwatchError(f"cannot create the recording folder {rec.directory} "
                               f"({error.strerror}); pick another with --save-video") from None
 
-    def _blur_only(image: Image, result: FrameResult) -> Image:
-        return blur_people(image, result.detections)
-
     def recorder_for(camera: str) -> VideoRecorder:
         render = None
         if rec.annotate:
             render = CameraRenderer(cameras[camera], blur=rec.blur_people)
         elif rec.blur_people:
-            render = _blur_only
+            render = blur_only
         return VideoRecorder(recording_path(rec.directory, camera), fps=rec.fps, crf=rec.crf,
                              preset=rec.preset, width=rec.width, queue_size=rec.queue,
                              render=render)

@@ -33,11 +33,11 @@ from crowdwatch.detect.base import Detector, Pending
 from crowdwatch.detect.fair import FairShare, fair_share
 from crowdwatch.detect.tiling import tiled
 from crowdwatch.errors import ConfigError
+from crowdwatch.health import HealthState, SourceStatus
 from crowdwatch.outputs.base import Sink
 from crowdwatch.sources import FrameSource, close_all, open_source
 from crowdwatch.track import Tracker, build_tracker
 from crowdwatch.types import DETECT_STAGES, Detections, Frame, FrameResult
-from crowdwatch.web.health import HealthState, SourceStatus
 
 log = logging.getLogger("crowdwatch.pipeline")
 
@@ -243,13 +243,13 @@ class CameraWorker:
         smoothed = self._smoother.update(np.append(raw, len(detections)), timestamp)
         counts, people = smoothed[:-1], int(smoothed[-1])
         zones = mapper.update(counts, raw)
-        lines, dwell = {}, {}
+        flow_result = None
         if flow is not None:
             if detected:
                 flow.update(detections, membership, timestamp)
-                lines, dwell = flow.lines, flow.dwell
+                flow_result = flow.result()
             else:
-                lines, dwell = flow.carried()
+                flow_result = flow.carried()
         t2 = time.perf_counter()
         stage_seconds["zones"] = t2 - t1
         result = FrameResult(
@@ -261,8 +261,7 @@ class CameraWorker:
             people_raw=len(detections),
             zones=zones,
             detections=detections,
-            lines=lines,
-            dwell=dwell,
+            flow=flow_result,
             stage_seconds=stage_seconds,
             analysed_at=t2,
             tiles=item.tiles,

@@ -8,6 +8,10 @@ from enum import IntEnum
 import numpy as np
 import numpy.typing as npt
 
+# A BGR frame as decoded (H, W, 3) uint8: sources give it, detectors, sinks and the page read it.
+Image = npt.NDArray[np.uint8]
+# Box coordinates and confidences as detectors give them (float32); per-track analytics state
+# in float64 is analytics.tracks.StateArray.
 FloatArray = npt.NDArray[np.float32]
 IdArray = npt.NDArray[np.int64]
 
@@ -25,7 +29,7 @@ TRACK_STAGE = "track"
 class Frame:
     """One decoded image and where it came from."""
 
-    image: npt.NDArray[np.uint8]
+    image: Image
     index: int
     # Seconds into the file for file and folder sources; None for live sources.
     position_s: float | None
@@ -121,26 +125,41 @@ class ZoneDwell:
 
 
 @dataclass(frozen=True, slots=True)
+class FlowResult:
+    """People flow of one tracked camera: line crossings and dwell in the zones that ask."""
+
+    lines: dict[str, LineTotals] = field(default_factory=dict)
+    dwell: dict[str, ZoneDwell] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class FrameResult:
-    """Everything the outputs need about one processed frame."""
+    """Everything the outputs need about one processed frame of one camera.
+
+    The counts every camera has come first (the whole frame's own, then per zone); each
+    further analytic adds one optional member holding its own small result value, None where
+    the camera does not run it (flow: tracked cameras only). A new analytic (e.g. a density
+    estimate with its per-zone counts and map) adds its value type above and one member
+    beside `flow`; sinks that know it read it, the others are untouched.
+    """
 
     camera: str
     frame_index: int
     position_s: float | None
     captured_at: float
+    # The whole frame's people (smoothed, as exported) and as detected in this frame.
     people: int
     people_raw: int
     zones: dict[str, ZoneStats] = field(default_factory=dict)
     detections: Detections = field(default_factory=Detections.empty)
     stage_seconds: dict[str, float] = field(default_factory=dict)
-    # Cameras with lines / zones with dwell: true (empty otherwise).
-    lines: dict[str, LineTotals] = field(default_factory=dict)
-    dwell: dict[str, ZoneDwell] = field(default_factory=dict)
+    # Line crossings and dwell; None on cameras without tracking.
+    flow: FlowResult | None = None
     # perf_counter() when analysis ended: the export stage runs from here.
     analysed_at: float = 0.0
     # The analysed frame itself, by reference (not a copy) for the recorder and the live
     # preview: sinks must not modify it; one that draws on it copies it first.
-    image: npt.NDArray[np.uint8] | None = field(default=None, repr=False, compare=False)
+    image: Image | None = field(default=None, repr=False, compare=False)
     # The image file of this frame (image folders); None for videos and live sources.
     source_file: str | None = None
     # Zoomed tiles this frame's detection ran on besides the whole frame (detector.tiling).

@@ -232,9 +232,9 @@ def test_zone_names_may_be_any_printable_text(name: str) -> None:
 def test_unicode_zone_names_reach_metrics_as_utf8() -> None:
     from prometheus_client import generate_latest
 
+    from crowdwatch.health import HealthState
     from crowdwatch.outputs.metrics import MetricsSink
     from crowdwatch.types import FrameResult, ZoneStats
-    from crowdwatch.web.health import HealthState
 
     config = parse_config({"cameras": [{"id": "gate", "source": "x.mp4", "zones": [
         {"name": "入口", "polygon": SQUARE, "capacity": 3}]}]})

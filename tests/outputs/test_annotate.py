@@ -13,9 +13,8 @@ from crowdwatch.outputs.annotate import (
     ZoneShape,
     annotate,
     blur_people,
-    level_name,
 )
-from crowdwatch.types import Detections, FrameResult, LineTotals, ZoneStats
+from crowdwatch.types import Detections, FlowResult, FrameResult, Level, LineTotals, ZoneStats
 
 
 def _result(xyxy: list[list[float]], zones: dict[str, ZoneStats] | None = None) -> FrameResult:
@@ -28,7 +27,7 @@ def test_zone_outline_has_its_level_colour() -> None:
     image = np.zeros((200, 300, 3), np.uint8)
     zones = [ZoneShape.of("a", [(20, 40), (120, 40), (120, 180), (20, 180)]),
              ZoneShape.of("b", [(160, 40), (280, 40), (280, 180), (160, 180)])]
-    result = _result([], {"a": ZoneStats(3, level="critical"), "b": ZoneStats(1, level="ok")})
+    result = _result([], {"a": ZoneStats(3, level=Level.CRITICAL), "b": ZoneStats(1, level=Level.OK)})
     out = annotate(image, result, zones, fill_alpha=0, header=False)
     assert tuple(out[110, 120]) == LEVEL_COLORS["critical"]  # right edge of zone a
     assert tuple(out[110, 280]) == LEVEL_COLORS["ok"]
@@ -39,7 +38,7 @@ def test_zone_outline_has_its_level_colour() -> None:
 def test_zone_fill_tints_only_inside() -> None:
     image = np.zeros((100, 100, 3), np.uint8)
     zones = [ZoneShape.of("a", [(10, 10), (60, 10), (60, 60), (10, 60)])]
-    out = annotate(image, _result([], {"a": ZoneStats(0, level="warning")}), zones,
+    out = annotate(image, _result([], {"a": ZoneStats(0, level=Level.WARNING)}), zones,
                    header=False, fill_alpha=0.5)
     assert out[40, 40].tolist() == (np.array(LEVEL_COLORS["warning"]) * 0.5).round().tolist()
     assert out[80, 80].sum() == 0
@@ -102,14 +101,9 @@ def test_annotate_blur_option() -> None:
     assert (out[0:20, 0:100] == image[0:20, 0:100]).all()
 
 
-def test_level_names() -> None:
-    class Level:
-        name = "WARNING"
-
-    assert level_name(None) is None
-    assert level_name("ok") == "ok"
-    assert level_name(Level()) == "warning"
-    assert level_name(2) == "critical"
+def test_level_labels_pick_the_zone_colours() -> None:
+    assert [level.label for level in Level] == ["ok", "warning", "critical"]
+    assert set(LEVEL_COLORS) == {None, *(level.label for level in Level)}
 
 
 def test_camera_renderer_resolves_normalised_zones() -> None:
@@ -120,7 +114,7 @@ def test_camera_renderer_resolves_normalised_zones() -> None:
         name="a", polygon=[(0.1, 0.2), (0.5, 0.2), (0.5, 0.8)], normalized=True)])
     render = CameraRenderer(camera)
     out = render(np.zeros((100, 200, 3), np.uint8),
-                 _result([], {"a": ZoneStats(1, level="critical")}))
+                 _result([], {"a": ZoneStats(1, level=Level.CRITICAL)}))
     assert tuple(out[50, 100]) == LEVEL_COLORS["critical"]  # the zone's right edge, x = 0.5
 
 
@@ -132,7 +126,7 @@ def test_camera_renderer_shows_each_lines_totals() -> None:
 
     camera = CameraConfig.model_validate({"id": "cam0", "source": "x.mp4", "lines": [
         {"name": "door", "points": [[0.1, 0.5], [0.9, 0.5]], "normalized": True}]})
-    result = dataclasses.replace(_result([]), lines={"door": LineTotals(5, 2)})
+    result = dataclasses.replace(_result([]), flow=FlowResult({"door": LineTotals(5, 2)}))
     rendered = CameraRenderer(camera)(np.zeros((100, 200, 3), np.uint8), result)
     expected = annotate(np.zeros((100, 200, 3), np.uint8), result,
                         lines=[LineShape("door", (20, 50), (180, 50), 5, 2)])

@@ -10,9 +10,9 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from crowdwatch.config import parse_config
+from crowdwatch.health import HealthState, SourceStatus
 from crowdwatch.outputs.metrics import STAGES, MetricsSink
-from crowdwatch.types import FrameResult, Level, LineTotals, ZoneDwell, ZoneStats
-from crowdwatch.web.health import HealthState, SourceStatus
+from crowdwatch.types import FlowResult, FrameResult, Level, LineTotals, ZoneDwell, ZoneStats
 from crowdwatch.web.server import Server
 
 CONFIG = parse_config({
@@ -230,8 +230,8 @@ def test_line_crossings_and_dwell_are_exported_per_camera_line_and_zone() -> Non
                {"queue": ZoneDwell(inside=0, longest_s=0.0, completed_s=(7.0,))})]
     for index, (lines, dwell) in enumerate(frames):
         exporter.write(FrameResult(camera="gate", frame_index=index, position_s=index / 10,
-                                   captured_at=1.0, people=1, people_raw=1, lines=lines,
-                                   dwell=dwell))
+                                   captured_at=1.0, people=1, people_raw=1,
+                                   flow=FlowResult(lines, dwell)))
         s = samples(exporter)
         if index == 0:
             assert value(s, "crowdwatch_zone_longest_stay_seconds", camera="gate",

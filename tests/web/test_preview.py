@@ -7,6 +7,7 @@ import time
 import cv2
 import numpy as np
 
+from crowdwatch.outputs.annotate import blur_only
 from crowdwatch.types import Detections, FrameResult, ZoneStats
 from crowdwatch.web.preview import BOUNDARY, PreviewHub
 
@@ -57,12 +58,12 @@ def test_render_and_blur_run_only_when_encoding() -> None:
     assert calls == [0]  # already annotated: not drawn twice
 
 
-def test_blur_without_render() -> None:
+def test_blur_only_render() -> None:
     rng = np.random.default_rng(0)
     # Grey 16 px blocks: JPEG keeps them almost exactly, so only the blur changes pixels.
     blocks = rng.integers(0, 255, (25, 25), dtype=np.uint8)
     image = np.repeat(np.repeat(blocks, 16, 0), 16, 1)[:, :, None].repeat(3, 2)
-    hub = PreviewHub(["cam0"], blur=True, quality=100)
+    hub = PreviewHub(["cam0"], quality=100, render={"cam0": blur_only})
     hub.offer("cam0", image, _result("cam0", 1))
     encoded = hub.jpeg("cam0")
     assert encoded is not None

@@ -7,7 +7,7 @@ import urllib.request
 import pytest
 from prometheus_client import CollectorRegistry, Gauge
 
-from crowdwatch.web.health import HealthState
+from crowdwatch.health import HealthState
 from crowdwatch.web.server import Server
 
 

@@ -15,8 +15,8 @@ import numpy as np
 import numpy.typing as npt
 
 from crowdwatch.analytics.lines import TIME_EPS
+from crowdwatch.analytics.tracks import IntArray, StateArray, TrackTable
 from crowdwatch.config.flow import DwellConfig, RelinkConfig
-from crowdwatch.track.state import FloatArray, IntArray, TrackTable
 
 __all__ = ["DwellStats", "DwellTracker"]
 
@@ -29,7 +29,7 @@ class DwellStats:
     names: tuple[str, ...]
     completed: tuple[tuple[float, ...], ...]
     inside_now: IntArray
-    longest_s: FloatArray
+    longest_s: StateArray
 
     def completed_by_zone(self) -> dict[str, list[float]]:
         return {n: list(c) for n, c in zip(self.names, self.completed, strict=True)}
@@ -62,7 +62,7 @@ class DwellTracker:
         tracker_id: IntArray,
         membership: npt.NDArray[np.bool_],
         timestamp: float,
-        foot: FloatArray | None = None,
+        foot: StateArray | None = None,
     ) -> DwellStats:
         """Advance by one frame. membership is (zones, N) for the N boxes of tracker_id (-1
         ignored); foot points (N, 2) enable relinking of broken tracks."""
@@ -121,7 +121,7 @@ class DwellTracker:
 
     @staticmethod
     def _complete(
-        completed: list[list[float]], ended: npt.NDArray[np.bool_], duration: FloatArray
+        completed: list[list[float]], ended: npt.NDArray[np.bool_], duration: StateArray
     ) -> None:
         # Few visits end per frame; the loop runs over those only.
         for row, zone in zip(*np.nonzero(ended), strict=True):

@@ -16,7 +16,7 @@ from crowdwatch.analytics.lines import Line, LineCounter, build_lines
 from crowdwatch.boxes import foot_points
 from crowdwatch.config import AppConfig, CameraConfig
 from crowdwatch.errors import ConfigError
-from crowdwatch.types import Detections, LineTotals, ZoneDwell
+from crowdwatch.types import Detections, FlowResult, LineTotals, ZoneDwell
 
 log = logging.getLogger("crowdwatch.flow")
 
@@ -76,11 +76,15 @@ class PeopleFlow:
                     stats.names, stats.inside_now, stats.longest_s, stats.completed,
                     strict=True)}
 
-    def carried(self) -> tuple[dict[str, LineTotals], dict[str, ZoneDwell]]:
+    def result(self) -> FlowResult:
+        """The values of the frame just updated, with its new crossings and visits."""
+        return FlowResult(self.lines, self.dwell)
+
+    def carried(self) -> FlowResult:
         """The last values for a frame the detector skipped: totals stay, nothing new."""
         lines = {n: LineTotals(t.people_in, t.people_out) for n, t in self.lines.items()}
         dwell = {n: ZoneDwell(d.inside, d.longest_s) for n, d in self.dwell.items()}
-        return lines, dwell
+        return FlowResult(lines, dwell)
 
     def forget_tracks(self) -> None:
         """A source that went back in time (a looping file): keep totals, drop tracks."""

@@ -19,9 +19,9 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
+from crowdwatch.analytics.tracks import IntArray, StateArray, TrackTable
 from crowdwatch.boxes import foot_points
 from crowdwatch.config.flow import LineConfig, RelinkConfig
-from crowdwatch.track.state import FloatArray, IntArray, TrackTable
 
 TIME_EPS = 1e-6
 
@@ -108,7 +108,7 @@ class LineCounter:
         self.total_in = np.zeros(n, np.int64)
         self.total_out = np.zeros(n, np.int64)
 
-    def signed_distance(self, points: FloatArray) -> FloatArray:
+    def signed_distance(self, points: StateArray) -> StateArray:
         """(lines, N) signed distance in pixels, side(p) / |line|, of points (N, 2) or of
         per-line points (lines, N, 2)."""
         rel = points - self._a[:, None, :]
@@ -116,7 +116,7 @@ class LineCounter:
         return side / self._length[:, None]
 
     def update(
-        self, tracker_id: IntArray, foot: FloatArray, timestamp: float
+        self, tracker_id: IntArray, foot: StateArray, timestamp: float
     ) -> LineCounts:
         """Advance by one frame: tracker ids (N,) (-1 ignored) and foot points (N, 2)."""
         keep = np.asarray(tracker_id) >= 0

@@ -13,7 +13,7 @@ import numpy.typing as npt
 
 from crowdwatch.registry import Registry
 
-if TYPE_CHECKING:  # config validates smoothing names against SMOOTHERS: no import at run time
+if TYPE_CHECKING:
     from crowdwatch.config.app import CountingConfig
 
 Counts = npt.NDArray[np.int64]

@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from crowdwatch.analytics.smoothing import SMOOTHERS
-from crowdwatch.config.base import Strict, require_unique
+from crowdwatch.config.base import Strict, check_name, require_unique
 from crowdwatch.config.camera import CameraConfig
 from crowdwatch.config.detector import DetectorConfig
 from crowdwatch.config.flow import DwellConfig, TrackerConfig
 from crowdwatch.config.web import RecordingConfig, WebConfig
 from crowdwatch.config.zones import LevelThresholds
 
+# The strategies analytics/smoothing.py registers in SMOOTHERS (a test keeps the two the same).
+Smoothing = Literal["none", "median", "persistence"]
+
 
 class CountingConfig(Strict):
     """How per-frame counts are stabilised over time (raw counts are exported too)."""
 
-    smoothing: str = Field("persistence", description="temporal filter: none, median (of the "
+    smoothing: Smoothing = Field("persistence", description="temporal filter: none, median (of the "
                            "last window frames) or persistence (a change must last window frames)")
     window_s: float = Field(0.2, ge=0, le=60, description="seconds the filter looks back over "
                             "(0-60): 1 + window_s x frame rate frames (at most 1000), the rate "
@@ -30,12 +32,10 @@ class CountingConfig(Strict):
                                "(1-1000) instead of window_s, whatever the frame rate; unset by "
                                "default")
 
-    @field_validator("smoothing")
+    @field_validator("smoothing", mode="before")
     @classmethod
-    def _known(cls, name: str) -> str:
-        if name not in SMOOTHERS:
-            raise ValueError(SMOOTHERS.unknown(name))
-        return name
+    def _known(cls, name: object) -> object:
+        return check_name("smoothing", Smoothing, name)
 
     @model_validator(mode="after")
     def _one_window(self) -> CountingConfig:
@@ -67,7 +67,7 @@ class AppConfig(Strict):
     recording: RecordingConfig = Field(default_factory=RecordingConfig,
                                        description="an H.264 MP4 per camera (off by default)")
     tracker: TrackerConfig = Field(default_factory=TrackerConfig,
-                                   description="the tracker behind lines and dwell (issue 14)")
+                                   description="the tracker behind lines and dwell")
     dwell: DwellConfig = Field(default_factory=DwellConfig,
                                description="how visits to zones with dwell: true are delimited")
 
@@ -76,8 +76,6 @@ class AppConfig(Strict):
     def _unique_cameras(cls, cameras: list[CameraConfig]) -> list[CameraConfig]:
         require_unique("camera ids", [c.id for c in cameras])
         return cameras
-
-
 
     @model_validator(mode="after")
     def _tracking_possible(self) -> AppConfig:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Any, Literal, get_args
 
 import shapely
 from pydantic import BaseModel, ConfigDict
@@ -24,6 +24,20 @@ def check_label(name: str) -> str:
         raise ValueError(f"must not contain {bad[0]!r} (quotes, backslashes and control "
                          "characters are not allowed)")
     return name
+
+
+def literal_names(literal: Any) -> tuple[str, ...]:
+    """The names a `Literal[...]` type allows (the stage's registry must hold the same)."""
+    return tuple(get_args(literal))
+
+
+def check_name(kind: str, literal: Any, value: object, *, last: tuple[str, ...] = ()) -> object:
+    """A before-validator for a name a stage registers: an unknown one is a ValueError that
+    lists the valid names the way Registry does (`last`: words listed after them, e.g. auto)."""
+    names = [n for n in literal_names(literal) if n not in last]
+    if isinstance(value, str) and value not in names and value not in last:
+        raise ValueError(f"unknown {kind} {value!r}; valid: {', '.join([*sorted(names), *last])}")
+    return value
 
 
 class Strict(BaseModel):

@@ -6,8 +6,10 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from crowdwatch.config.base import Strict
-from crowdwatch.detect.backends import BACKENDS
+from crowdwatch.config.base import Strict, check_name
+
+# The detector backends detect/backends.py registers (a test keeps the two the same), and auto.
+Backend = Literal["auto", "openvino", "ultralytics"]
 
 
 class TilingConfig(Strict):
@@ -75,7 +77,7 @@ class DetectorConfig(Strict):
                          description="most people per frame (ultralytics' default 300 caps crowds)")
     threads: int | None = Field(None, ge=1, le=256,
                                 description="CPU threads for inference; default all cores")
-    backend: str = Field(
+    backend: Backend = Field(
         "auto", description="inference engine: openvino (OpenVINO folders only, fastest on CPU), "
         "ultralytics (any model ultralytics reads), auto (openvino for an OpenVINO folder)")
     input_shape: Literal["square", "stream"] = Field(
@@ -93,9 +95,7 @@ class DetectorConfig(Strict):
         default_factory=TilingConfig, description="overlapping zoomed tiles for crowds of "
         "people small in the image (decided per camera in auto mode)")
 
-    @field_validator("backend")
+    @field_validator("backend", mode="before")
     @classmethod
-    def _known_backend(cls, name: str) -> str:
-        if name != "auto" and name not in BACKENDS:
-            raise ValueError(BACKENDS.unknown(name) + ", auto")
-        return name
+    def _known_backend(cls, name: object) -> object:
+        return check_name("detector backend", Backend, name, last=("auto",))

@@ -1,4 +1,4 @@
-"""Configuration of people flow: counting lines, the tracker and dwell times (issue 14).
+"""Configuration of people flow: counting lines, the tracker and dwell times.
 
 Lines are `cameras[].lines[]`; the tracker (with relinking) and dwell are the top-level
 `tracker:` and `dwell:` sections; a zone asks for dwell times with `dwell: true`.
@@ -10,7 +10,17 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from crowdwatch.config.base import NAME_PATTERN, Point, Strict, check_points, require_unique
+from crowdwatch.config.base import (
+    NAME_PATTERN,
+    Point,
+    Strict,
+    check_name,
+    check_points,
+    require_unique,
+)
+
+# The trackers crowdwatch.track registers in TRACKERS (a test keeps the two the same).
+TrackerName = Literal["bytetrack", "sort", "ocsort"]
 
 
 class LineConfig(Strict):
@@ -81,8 +91,7 @@ class TrackerConfig(Strict):
                                             "have lines or a zone with dwell: true; true: track "
                                             "every camera; false: never (lines and dwell are "
                                             "then errors)")
-    name: str = Field("bytetrack", description="tracker: bytetrack, sort or ocsort "
-                      "(crowdwatch.track.TRACKERS)")
+    name: TrackerName = Field("bytetrack", description="tracker: bytetrack, sort or ocsort")
     # Tuned for the detector's low 0.15 confidence: ByteTrack's second stage matches the weak
     # boxes to existing tracks, but only boxes above activation start a new track.
     high_confidence: float = Field(0.3, gt=0, lt=1, description="boxes at or above this take "
@@ -103,14 +112,10 @@ class TrackerConfig(Strict):
     relink: RelinkConfig = Field(default_factory=RelinkConfig, description="joining of broken "
                                  "tracks, for line crossings and dwell")
 
-    @field_validator("name")
+    @field_validator("name", mode="before")
     @classmethod
-    def _known(cls, name: str) -> str:
-        from crowdwatch.track import TRACKERS  # late: crowdwatch.track imports this module
-
-        if name not in TRACKERS:
-            raise ValueError(TRACKERS.unknown(name))
-        return name
+    def _known(cls, name: object) -> object:
+        return check_name("tracker", TrackerName, name)
 
     @model_validator(mode="after")
     def _activation_above_high(self) -> TrackerConfig:

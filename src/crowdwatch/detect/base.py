@@ -7,12 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-import numpy as np
-import numpy.typing as npt
+from crowdwatch.types import Detections, Image
 
-from crowdwatch.types import Detections
-
-Image = npt.NDArray[np.uint8]
 # COCO's class 0.
 PERSON_CLASS = 0
 

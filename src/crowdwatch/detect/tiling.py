@@ -34,9 +34,8 @@ import numpy.typing as npt
 from crowdwatch.boxes import box_iou
 from crowdwatch.config.detector import TilingConfig
 from crowdwatch.detect.base import Detector, Pending
-from crowdwatch.types import Detections
+from crowdwatch.types import Detections, Image
 
-Image = npt.NDArray[np.uint8]
 Submit = Callable[[Image], Pending]
 Boxes = npt.NDArray[np.float32]
 

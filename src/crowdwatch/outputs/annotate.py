@@ -16,12 +16,11 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from crowdwatch.types import Detections, FrameResult
+from crowdwatch.types import Detections, FrameResult, Image
 
 if TYPE_CHECKING:
     from crowdwatch.config import CameraConfig
 
-Image = npt.NDArray[np.uint8]
 Color = tuple[int, int, int]
 
 # BGR. A zone without capacity has no level: drawn in a neutral colour.
@@ -68,18 +67,6 @@ def zone_shapes(zones: Iterable[Any]) -> list[ZoneShape]:
     return [ZoneShape.of(z.name, z.polygon.exterior.coords[:-1]) for z in zones]
 
 
-def level_name(level: object) -> str | None:
-    """'ok' / 'warning' / 'critical' from a str or a Level."""
-    if level is None:
-        return None
-    if isinstance(level, str):
-        return level.lower()
-    name = getattr(level, "name", None)
-    if isinstance(name, str):
-        return name.lower()
-    return ("ok", "warning", "critical")[int(level)]  # type: ignore[call-overload]
-
-
 def blur_people(image: Image, detections: Detections, *, copy: bool = True) -> Image:
     """Blur every detected person's box (privacy); pixels outside the boxes are unchanged."""
     out = image.copy() if copy else image
@@ -95,6 +82,11 @@ def blur_people(image: Image, detections: Detections, *, copy: bool = True) -> I
                            interpolation=cv2.INTER_AREA)
         roi[:] = cv2.resize(small, (x2 - x1, y2 - y1), interpolation=cv2.INTER_NEAREST)
     return out
+
+
+def blur_only(image: Image, result: FrameResult) -> Image:
+    """A render that only blurs the frame's people (no overlay): a copy, as renders make."""
+    return blur_people(image, result.detections)
 
 
 def _label(image: Image, text: str, x: int, y: int, color: Color, scale: float = 0.45) -> None:
@@ -151,7 +143,8 @@ def annotate(
         _label(out, "ignored", int(x) + 2, max(int(y), top) + 16, IGNORE_COLOR)
     for zone in zones:
         stats = result.zones.get(zone.name)
-        color = LEVEL_COLORS.get(level_name(stats.level) if stats else None, LEVEL_COLORS[None])
+        color = LEVEL_COLORS.get(
+            stats.level.label if stats and stats.level is not None else None, LEVEL_COLORS[None])
         if len(zone.points) < 3:
             continue
         if fill_alpha > 0:
@@ -193,7 +186,7 @@ def _header(image: Image, result: FrameResult) -> None:
 
 def _line_counts(result: FrameResult, name: str) -> tuple[int, int]:
     """People in / out through a line so far (0 / 0 before its first analysed frame)."""
-    totals = result.lines.get(name)
+    totals = None if result.flow is None else result.flow.lines.get(name)
     return (0, 0) if totals is None else (totals.people_in, totals.people_out)
 
 

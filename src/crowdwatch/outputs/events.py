@@ -29,7 +29,7 @@ def event_record(result: FrameResult) -> dict[str, Any]:
             zone["occupancy"] = round(stats.occupancy, 4)
         if stats.level is not None:
             zone["level"] = stats.level.label
-        dwell = result.dwell.get(name)
+        dwell = None if result.flow is None else result.flow.dwell.get(name)
         if dwell is not None:
             zone["tracked_inside"] = dwell.inside
             zone["longest_stay_s"] = round(dwell.longest_s, 3)
@@ -44,9 +44,9 @@ def event_record(result: FrameResult) -> dict[str, Any]:
         "people_raw": result.people_raw,
         "zones": zones,
     }
-    if result.lines:
+    if result.flow is not None and result.flow.lines:
         record["lines"] = {name: {"in": t.people_in, "out": t.people_out}
-                           for name, t in result.lines.items()}
+                           for name, t in result.flow.lines.items()}
     if result.source_file is not None:
         record["source_file"] = result.source_file
     return record

@@ -24,8 +24,8 @@ from prometheus_client.registry import Collector
 
 from crowdwatch import __version__
 from crowdwatch.config import AppConfig
-from crowdwatch.types import STAGES, TRACK_STAGE, FrameResult
-from crowdwatch.web.health import HealthState
+from crowdwatch.health import HealthState
+from crowdwatch.types import STAGES, TRACK_STAGE, FlowResult, FrameResult
 
 STAGE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.2, 0.5, 1.0, 2.5)
 # Queue-like waits: a few seconds at a door to half an hour in a queue.
@@ -166,15 +166,8 @@ class MetricsSink:
                 self.zone_occupancy.labels(cid, name).set(stats.occupancy)
             if stats.level is not None:
                 self.zone_level.labels(cid, name).set(int(stats.level))
-        for name, line in result.lines.items():
-            if line.new_in:
-                self.line_crossings.labels(cid, name, "in").inc(line.new_in)
-            if line.new_out:
-                self.line_crossings.labels(cid, name, "out").inc(line.new_out)
-        for name, dwell in result.dwell.items():
-            self.zone_longest_stay.labels(cid, name).set(dwell.longest_s)
-            for seconds in dwell.completed_s:
-                self.zone_dwell.labels(cid, name).observe(seconds)
+        if result.flow is not None:
+            self._write_flow(cid, result.flow)
         for stage, seconds in result.stage_seconds.items():
             self.stage_seconds.labels(cid, stage).observe(seconds)
         self.detector_tiles.labels(cid).set(result.tiles)
@@ -184,6 +177,17 @@ class MetricsSink:
             self.stage_seconds.labels(cid, "export").observe(
                 time.perf_counter() - result.analysed_at)
         self.frame_age.labels(cid).observe(max(self._clock() - result.captured_at, 0.0))
+
+    def _write_flow(self, cid: str, flow: FlowResult) -> None:
+        for name, line in flow.lines.items():
+            if line.new_in:
+                self.line_crossings.labels(cid, name, "in").inc(line.new_in)
+            if line.new_out:
+                self.line_crossings.labels(cid, name, "out").inc(line.new_out)
+        for name, dwell in flow.dwell.items():
+            self.zone_longest_stay.labels(cid, name).set(dwell.longest_s)
+            for seconds in dwell.completed_s:
+                self.zone_dwell.labels(cid, name).observe(seconds)
 
     def close(self) -> None:
         """Nothing to flush: the registry is read by the server."""

@@ -20,14 +20,12 @@ from typing import Any, Protocol
 
 import cv2
 import numpy as np
-import numpy.typing as npt
 from prometheus_client.core import CounterMetricFamily, Metric
 
-from crowdwatch.types import FrameResult
+from crowdwatch.types import FrameResult, Image
 
 log = logging.getLogger("crowdwatch.recording")
 
-Image = npt.NDArray[np.uint8]
 Render = Callable[[Image, FrameResult], Image]
 # Milliseconds: fine enough for any frame rate, and pts from real timestamps stay exact.
 TIME_BASE = Fraction(1, 1000)

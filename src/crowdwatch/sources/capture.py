@@ -9,12 +9,9 @@ from pathlib import Path
 from typing import Protocol
 
 import cv2
-import numpy as np
-import numpy.typing as npt
 
 from crowdwatch.sources.urls import is_url
-
-Image = npt.NDArray[np.uint8]
+from crowdwatch.types import Image
 
 
 class CaptureLike(Protocol):

@@ -292,10 +292,10 @@ def _run_crowdwatch(job: Job) -> WorkerResult:
     from crowdwatch.app import CallbackSink
     from crowdwatch.config import WHOLE_FRAME, AppConfig, CameraConfig, DetectorConfig, ZoneConfig
     from crowdwatch.detect import create_detector
+    from crowdwatch.health import HealthState
     from crowdwatch.outputs.metrics import MetricsSink
     from crowdwatch.pipeline import Pipeline
     from crowdwatch.types import FrameResult
-    from crowdwatch.web.health import HealthState
 
     zone = ZoneConfig(name="all", polygon=WHOLE_FRAME, normalized=True)
     cameras = [CameraConfig(id=f"cam{i}", source=clip, zones=[zone], realtime=job.realtime)
@@ -346,10 +346,10 @@ def _run_live(job: Job) -> WorkerResult:
     from crowdwatch.app import CallbackSink
     from crowdwatch.config import WHOLE_FRAME, AppConfig, CameraConfig, DetectorConfig, ZoneConfig
     from crowdwatch.detect import create_detector
+    from crowdwatch.health import HealthState
     from crowdwatch.outputs.metrics import MetricsSink
     from crowdwatch.pipeline import Pipeline
     from crowdwatch.types import FrameResult
-    from crowdwatch.web.health import HealthState
 
     zone = ZoneConfig(name="all", polygon=WHOLE_FRAME, normalized=True)
     cameras = [CameraConfig(id=f"cam{i}", source=url, zones=[zone])

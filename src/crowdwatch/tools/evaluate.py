@@ -541,8 +541,10 @@ def score_flow(setting: Setting, done: Pass, truth: GroundTruth) -> FlowResult |
                      predicted.xyxy[confirmed])
     size = (done.frames[0].width, done.frames[0].height)
     scores = []
+    flow = results[-1].flow
+    assert flow is not None  # a camera with lines is tracked
     for line in build_lines(camera.lines, *size):
-        total = results[-1].lines[line.name]
+        total = flow.lines[line.name]
         scores.append(LineScore(line.name, gt_crossings(gt, line),
                                 (total.people_in, total.people_out),
                                 baseline_crossings(tracked, line)))

@@ -21,9 +21,9 @@ import numpy as np
 import numpy.typing as npt
 
 from crowdwatch.analytics.lines import Line, LineCounter
+from crowdwatch.analytics.tracks import IntArray, StateArray
 from crowdwatch.boxes import box_iou, foot_points
 from crowdwatch.config.flow import RelinkConfig
-from crowdwatch.track.state import FloatArray, IntArray
 
 __all__ = [
     "TrackingQuality",
@@ -41,7 +41,7 @@ class Tracks:
 
     frame: IntArray
     track_id: IntArray
-    xyxy: FloatArray
+    xyxy: StateArray
 
     @classmethod
     def from_csv(cls, path: str | Path) -> Tracks:
@@ -57,7 +57,7 @@ class Tracks:
         data = np.asarray(rows, np.float64).reshape(-1, 6)
         return cls(data[:, 0].astype(np.int64), data[:, 1].astype(np.int64), data[:, 2:])
 
-    def by_frame(self) -> Iterator[tuple[int, IntArray, FloatArray]]:
+    def by_frame(self) -> Iterator[tuple[int, IntArray, StateArray]]:
         """(frame, ids, xyxy) for every frame that has rows, in frame order."""
         order = np.argsort(self.frame, kind="stable")
         frames = self.frame[order]
@@ -68,7 +68,7 @@ class Tracks:
             yield int(frames[s]), self.track_id[rows], self.xyxy[rows]
 
 
-def _side(points: FloatArray, line: Line) -> FloatArray:
+def _side(points: StateArray, line: Line) -> StateArray:
     (x1, y1), (x2, y2) = line.start, line.end
     return (x2 - x1) * (points[:, 1] - y1) - (y2 - y1) * (points[:, 0] - x1)
 
@@ -104,11 +104,11 @@ def gt_crossings(tracks: Tracks, line: Line) -> tuple[int, int]:
 
 
 def _intersects(
-    p: FloatArray, q: FloatArray, a: FloatArray, b: FloatArray
+    p: StateArray, q: StateArray, a: StateArray, b: StateArray
 ) -> npt.NDArray[np.bool_]:
     """Whether segments p-q (arrays) meet segment a-b, touching included (as shapely)."""
 
-    def cross(o: FloatArray, s: FloatArray, r: FloatArray) -> FloatArray:
+    def cross(o: StateArray, s: StateArray, r: StateArray) -> StateArray:
         return (s[..., 0] - o[..., 0]) * (r[..., 1] - o[..., 1]) - (s[..., 1] - o[..., 1]) * (
             r[..., 0] - o[..., 0])
 

@@ -20,8 +20,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
 from pydantic import ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
@@ -29,8 +27,8 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from crowdwatch.config import ZoneConfig, format_validation_error, parse_config
 from crowdwatch.config.camera import IgnoreRegion
 from crowdwatch.errors import ConfigError
+from crowdwatch.types import Image
 
-Image = npt.NDArray[np.uint8]
 FrameFor = Callable[[str], Image | None]
 _NAME_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.:-")
 # Editable zone keys; any other key of a zone (anchor, levels, ...) is kept as it is.

@@ -17,13 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import cv2
-import numpy as np
-import numpy.typing as npt
 
-from crowdwatch.outputs.annotate import blur_people, level_name
-from crowdwatch.types import FrameResult
+from crowdwatch.types import FrameResult, Image
 
-Image = npt.NDArray[np.uint8]
+# Draws the overlay (or only blurs people) onto a frame; built by the app from outputs/.
 Render = Callable[[Image, FrameResult], Image]
 BOUNDARY = "crowdwatchframe"
 KEEPALIVE_S = 5.0
@@ -42,13 +39,12 @@ class PreviewHub:
     """Per-camera latest frame and result; JPEG previews and status for the web page."""
 
     def __init__(self, cameras: Iterable[str] = (), *, width: int = 640, fps: float = 5.0,
-                 quality: int = 70, blur: bool = False,
-                 render: dict[str, Render] | None = None) -> None:
+                 quality: int = 70, render: dict[str, Render] | None = None) -> None:
         self.width = width
         self.fps = fps
         self.quality = quality
-        self.blur = blur
-        # Per camera: draws zones/lines/boxes onto a raw frame (run only when encoding).
+        # Per camera: draws zones/lines/boxes onto a raw frame, or only blurs its people (run
+        # only when encoding).
         self.render: dict[str, Render] = dict(render or {})
         self.cameras: list[str] = list(cameras)
         self.frames_encoded = 0
@@ -103,7 +99,8 @@ class PreviewHub:
                 continue
             result = latest.result
             zones = [{"name": name, "people": stats.people, "occupancy": stats.occupancy,
-                      "level": level_name(stats.level)} for name, stats in result.zones.items()]
+                      "level": None if stats.level is None else stats.level.label}
+                     for name, stats in result.zones.items()]
             cameras.append({"id": camera, "people": result.people, "zones": zones,
                             "frame_index": result.frame_index,
                             "age_s": round(now - latest.at, 3)})
@@ -113,9 +110,7 @@ class PreviewHub:
         image = latest.image
         render = self.render.get(latest.result.camera)
         if not latest.annotated and render is not None:
-            image = render(image, latest.result)  # annotate() copies; also blurs if asked
-        elif self.blur and not latest.annotated:
-            image = blur_people(image, latest.result.detections)
+            image = render(image, latest.result)  # renders copy the frame first
         height, width = image.shape[:2]
         if width > self.width:
             size = (self.width, max(1, round(height * self.width / width)))

@@ -16,7 +16,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry, make_wsgi_app
 
-from crowdwatch.web.health import HealthState
+from crowdwatch.health import HealthState
 
 
 class _ThreadingServer(ThreadingMixIn, WSGIServer):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from crowdwatch.web.health import HealthState, SourceStatus
+from crowdwatch.health import HealthState, SourceStatus
 
 
 class Clock:

@@ -13,7 +13,8 @@ import numpy as np
 import numpy.typing as npt
 
 IntArray = npt.NDArray[np.int64]
-FloatArray = npt.NDArray[np.float64]
+# Per-track analytics state (times, foot points) in float64, unlike types.FloatArray.
+StateArray = npt.NDArray[np.float64]
 
 
 class TrackTable:
@@ -22,9 +23,9 @@ class TrackTable:
     def __init__(self, columns: dict[str, tuple[tuple[int, ...], type, Any]]) -> None:
         self._spec = columns
         self.ids: IntArray = np.zeros(0, np.int64)
-        self.first_seen: FloatArray = np.zeros(0)
-        self.last_seen: FloatArray = np.zeros(0)
-        self.last_foot: FloatArray = np.zeros((0, 2))
+        self.first_seen: StateArray = np.zeros(0)
+        self.last_seen: StateArray = np.zeros(0)
+        self.last_foot: StateArray = np.zeros((0, 2))
         self.columns: dict[str, npt.NDArray[Any]] = {
             name: np.full((0, *shape), fill, dtype)
             for name, (shape, dtype, fill) in columns.items()
@@ -36,7 +37,7 @@ class TrackTable:
     def lookup(
         self,
         ids: IntArray,
-        foot: FloatArray,
+        foot: StateArray,
         timestamp: float,
         relink_s: float = 0.0,
         relink_px: float = 0.0,
@@ -68,7 +69,7 @@ class TrackTable:
         return np.where(self.ids[rows] == ids, rows, -1).astype(np.int64)
 
     def _relink(
-        self, ids: IntArray, foot: FloatArray, timestamp: float, rows: IntArray,
+        self, ids: IntArray, foot: StateArray, timestamp: float, rows: IntArray,
         new: npt.NDArray[np.bool_], within_s: float, within_px: float,
     ) -> None:
         seen_now = np.zeros(len(self.ids), bool)
@@ -92,7 +93,7 @@ class TrackTable:
             self.ids[row] = ids[new_idx[i]]
             lost[row] = False
 
-    def _append(self, ids: IntArray, timestamp: float, foot: FloatArray) -> IntArray:
+    def _append(self, ids: IntArray, timestamp: float, foot: StateArray) -> IntArray:
         start = len(self.ids)
         n = len(ids)
         self.ids = np.concatenate([self.ids, ids.astype(np.int64)])
