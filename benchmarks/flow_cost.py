@@ -22,8 +22,9 @@ import numpy as np
 from crowdwatch.config import AppConfig, load_config
 from crowdwatch.detect import create_detector
 from crowdwatch.sources import open_source
-from crowdwatch.tools.evaluate import _run_pipeline, eval_config, truth_zone_counts
+from crowdwatch.tools.evaluate import eval_config, truth_zone_counts
 from crowdwatch.tools.groundtruth import load_ground_truth
+from crowdwatch.tools.replay import run_pipeline
 
 REPO = Path(__file__).resolve().parents[1]
 BUSIEST = "plaza"
@@ -64,7 +65,7 @@ def main() -> None:
         for name, config in chosen.items():
             source = open_source(config.cameras[0])
             started, cpu = time.perf_counter(), time.process_time()
-            results = _run_pipeline(config, detector, source, args.frames)
+            results = run_pipeline(config, detector, source, args.frames)
             fps[name].append(len(results) / (time.perf_counter() - started))
             cpu_ms[name].append((time.process_time() - cpu) * 1000 / len(results))
             track_ms[name] += [r.stage_seconds.get("track", 0.0) * 1000 for r in results]

@@ -26,7 +26,7 @@ from crowdwatch.config.detector import TilingConfig
 from crowdwatch.detect import create_detector
 from crowdwatch.detect.base import available_cores
 from crowdwatch.pipeline import Pipeline
-from crowdwatch.tools.bench import make_clip
+from crowdwatch.tools.clips import make_clip
 from crowdwatch.types import FrameResult
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -144,3 +144,31 @@ def test_config_names_are_the_registered_names() -> None:
     assert set(literal_names(Smoothing)) == set(SMOOTHERS.names())
     assert set(literal_names(Backend)) == {*BACKENDS.names(), "auto"}
     assert set(literal_names(TrackerName)) == set(TRACKERS.names())
+
+
+# Runs the CLI in-process, then reports which heavy modules it loaded.
+HELP_DRIVER = """
+import sys
+from crowdwatch.cli import main
+sys.argv = ["crowdwatch", *sys.argv[1:]]
+try:
+    main()
+except SystemExit:
+    pass
+print("LOADED", sorted(m for m in ("cv2", "openvino", "torch", "ultralytics")
+                        if m in sys.modules))
+"""
+
+
+@pytest.mark.parametrize("args", [["--help"], ["run", "--help"], ["eval", "--help"],
+                                  ["bench", "--help"]])
+def test_help_loads_no_heavy_module(args: list[str]) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(PACKAGE.parent)}
+    done = subprocess.run([sys.executable, "-c", HELP_DRIVER, *args], env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert "Usage" in done.stdout + done.stderr
+    assert "LOADED []" in done.stdout, done.stdout[-500:] + done.stderr[-500:]

@@ -20,6 +20,9 @@ REPO = Path(__file__).resolve().parents[1]
 DRIVER = """
 import json, sys
 from crowdwatch.cli import main
+
+# Longer than the suite's default timeout (pyproject.toml): a whole crowdwatch run in a clean environment.
+pytestmark = pytest.mark.timeout(900)
 sys.argv = ["crowdwatch", *sys.argv[1:]]
 try:
     main()

@@ -11,17 +11,21 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from crowdwatch.app import CallbackSink
+from crowdwatch.build import build_pipeline
 from crowdwatch.config import AppConfig, CameraConfig, parse_config
-from crowdwatch.detect.base import Done, Image
+from crowdwatch.config.detector import TilingConfig
+from crowdwatch.detect.base import Detector, Done, Image
+from crowdwatch.detect.fair import FairLane
 from crowdwatch.health import HealthState
 from crowdwatch.outputs.metrics import MetricsSink
 from crowdwatch.pipeline import Pipeline
+from crowdwatch.sources import FrameSource
 from crowdwatch.types import Detections, Frame, FrameResult
 
 IMAGE = np.zeros((100, 200, 3), np.uint8)
 
 
-class FakeSource:
+class FakeSource(FrameSource):
     """Hands out `frames` frames, then (live) stays down or (file) finishes."""
 
     def __init__(self, frames: int, live: bool = False, fps: float = 10.0) -> None:
@@ -65,7 +69,7 @@ def frame_index(image: Image) -> int:
     return int(image[0, 0, 0])
 
 
-class FnDetector:
+class FnDetector(Detector):
     """A synchronous Detector that calls a function on each image."""
 
     name = "fake"
@@ -98,7 +102,7 @@ def config(*cameras: str) -> AppConfig:
 
 def run(cfg: AppConfig, sources: dict[str, FakeSource], sinks: list,
         max_frames: int | None = None, detect=two_people) -> Pipeline:
-    pipeline = Pipeline(cfg, detect, sinks, max_frames=max_frames,
+    pipeline = build_pipeline(cfg, detect, sinks, max_frames=max_frames,
                         source_opener=lambda camera: sources[camera.id])
     pipeline.run()
     return pipeline
@@ -131,7 +135,7 @@ def test_dead_live_source_never_reports_zero_people() -> None:
     health = HealthState(["cam"])
     exporter = MetricsSink(cfg, health)
     source = FakeSource(3, live=True)
-    pipeline = Pipeline(cfg, two_people, [exporter], health,
+    pipeline = build_pipeline(cfg, two_people, [exporter], health,
                         source_opener=lambda camera: source)
     worker = threading.Thread(target=pipeline.run)
     worker.start()
@@ -172,7 +176,7 @@ def test_a_source_that_fails_to_open_closes_the_ones_already_open() -> None:
         return opened[-1]
 
     with pytest.raises(FileNotFoundError):
-        Pipeline(config("a", "b"), two_people, [], source_opener=opener)
+        build_pipeline(config("a", "b"), two_people, [], source_opener=opener)
     assert opened and all(s.closed for s in opened)
 
 
@@ -194,7 +198,7 @@ class FakePending:
         return self._detector(self._image)
 
 
-class FakeAsyncDetect:
+class FakeAsyncDetect(Detector):
     """Detects frame.index % 5 people; counts the frames submitted but not yet collected."""
 
     def __init__(self, ready: bool = False) -> None:
@@ -269,7 +273,7 @@ class BlockedSource(FakeSource):
 def test_a_dead_camera_does_not_hold_up_the_others() -> None:
     cfg = config("dead", "ok")
     sources = {"dead": BlockedSource(), "ok": FakeSource(30)}
-    pipeline = Pipeline(cfg, FakeAsyncDetect(), [],
+    pipeline = build_pipeline(cfg, FakeAsyncDetect(), [],
                         source_opener=lambda camera: sources[camera.id])
     worker = threading.Thread(target=pipeline.run)
     worker.start()
@@ -286,7 +290,7 @@ def test_a_live_frame_is_handed_on_when_its_result_is_ready() -> None:
     # No waiting for the next frame (or a full pipeline): frame age stays low.
     results: list[FrameResult] = []
     source = FakeSource(3, live=True)
-    pipeline = Pipeline(config("cam"), FakeAsyncDetect(ready=True),
+    pipeline = build_pipeline(config("cam"), FakeAsyncDetect(ready=True),
                         [CallbackSink(results.append)], source_opener=lambda camera: source)
     worker = threading.Thread(target=pipeline.run)
     worker.start()
@@ -450,7 +454,7 @@ def test_an_ended_file_is_finished_and_not_up_the_same_way(frames: int,
                                                           max_frames: int | None) -> None:
     now = [0.0]
     health = HealthState(["a"], stale_after_s=30.0, clock=lambda: now[0])
-    pipeline = Pipeline(config("a"), two_people, [], health, max_frames,
+    pipeline = build_pipeline(config("a"), two_people, [], health, max_frames,
                         source_opener=lambda camera: FakeSource(frames))
     pipeline.run()
     assert pipeline.processed == {"a": 3}
@@ -593,7 +597,7 @@ def test_camera_series_hold_their_last_values_during_an_outage() -> None:
 
     # 3 frames of 3 people, down for 4 reads, 2 frames of 1 person, then down for good.
     source = ScriptedLiveSource([3, 3, 3, None, None, None, None, 1, 1], snapshot)
-    pipeline = Pipeline(cfg, FnDetector(_people_in_left_half),
+    pipeline = build_pipeline(cfg, FnDetector(_people_in_left_half),
                         [exporter, CallbackSink(results.append)], health,
                         source_opener=lambda camera: source)
     worker = threading.Thread(target=pipeline.run)
@@ -636,13 +640,19 @@ def test_camera_series_hold_their_last_values_during_an_outage() -> None:
 def test_several_cameras_submit_through_a_fair_share(cameras: tuple[str, ...], fair_share: bool,
                                                      shared: bool) -> None:
     cfg = config(*cameras)
+    # Tiling off: each camera then submits straight to its lane (or the shared detector).
     cfg = cfg.model_copy(update={"detector": cfg.detector.model_copy(
-        update={"fair_share": fair_share})})
+        update={"fair_share": fair_share, "tiling": TilingConfig(mode="off")})})
     detect = FakeAsyncDetect(ready=True)
-    pipeline = Pipeline(cfg, detect, [], source_opener=lambda camera: FakeSource(6))
-    assert (pipeline.fair is not None) == shared
-    if pipeline.fair is not None:
-        assert pipeline.fair.detector is detect and pipeline.fair.capacity >= 2
+    pipeline = build_pipeline(cfg, detect, [], source_opener=lambda camera: FakeSource(6))
+    shares = {c.detector.share for c in pipeline.chains if isinstance(c.detector, FairLane)}
+    assert bool(shares) == shared
+    if shared:
+        assert len(shares) == 1 and len(pipeline.chains) == len(cameras)
+        share = shares.pop()
+        assert share.detector is detect and share.capacity >= 2
+    else:
+        assert all(c.detector is detect for c in pipeline.chains)
     pipeline.run()
     assert pipeline.processed == dict.fromkeys(cameras, 6)
     assert sorted(detect.submitted) == sorted(list(range(6)) * len(cameras))

@@ -13,13 +13,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from test_pipeline import FakeSource, FnDetector, frame_index
 
 from crowdwatch.app import CallbackSink
+from crowdwatch.build import build_pipeline
 from crowdwatch.config import AppConfig, parse_config
 from crowdwatch.detect.base import Image
 from crowdwatch.errors import ConfigError
 from crowdwatch.health import HealthState
 from crowdwatch.outputs.events import EventWriter
 from crowdwatch.outputs.metrics import MetricsSink
-from crowdwatch.pipeline import Pipeline
 from crowdwatch.types import Detections, FrameResult
 
 STEP_PX = 8.0
@@ -51,7 +51,7 @@ def flow_config(every: int = 1, **camera: object) -> AppConfig:
 
 
 def run(cfg: AppConfig, frames: int, sinks: list) -> None:
-    Pipeline(cfg, walkers, sinks, source_opener=lambda camera: FakeSource(frames)).run()
+    build_pipeline(cfg, walkers, sinks, source_opener=lambda camera: FakeSource(frames)).run()
 
 
 def test_line_totals_dwell_metrics_and_events(tmp_path: Path) -> None:
@@ -131,3 +131,30 @@ def test_untracked_cameras_have_no_flow_fields() -> None:
     cfg = parse_config({"cameras": [{"id": "a", "source": "a.mp4"}]})
     run(cfg, 3, [CallbackSink(results.append)])
     assert [(r.flow, "track" in r.stage_seconds) for r in results] == [(None, False)] * 3
+
+
+def test_skipped_frames_count_nothing_new() -> None:
+    # detect_every 2: the frames between detections carry the totals, never the last
+    # detected frame's new crossings or finished visits (those would count twice).
+    cfg = flow_config(every=2)
+    results: list[FrameResult] = []
+    metrics = MetricsSink(cfg, HealthState(["a"]))
+    run(cfg, 20, [CallbackSink(results.append), metrics])
+    skipped = [r for r in results if r.frame_index % 2 == 1]
+    assert skipped and all(r.flow is not None for r in skipped)
+    assert all(r.flow.lines["door"].new_in == r.flow.lines["door"].new_out == 0
+               and r.flow.dwell["lower"].completed_s == () for r in skipped if r.flow)
+    assert sum(r.flow.lines["door"].new_in for r in results if r.flow) == 1
+    # Feet in the lower half (y 50-100): B at frames 0-6 (98 - 8i), A at frames 5-11
+    # (10 + 8i); both are out by frame 12: two visits, each finished once.
+    assert sum(len(r.flow.dwell["lower"].completed_s) for r in results if r.flow) == 2
+    samples = {(s.name, frozenset(s.labels.items())): s.value
+               for family in text_string_to_metric_families(
+                   generate_latest(metrics.registry).decode())
+               for s in family.samples}
+    door = {("camera", "a"), ("line", "door")}
+    for direction in ("in", "out"):
+        assert samples[("crowdwatch_line_crossings_total",
+                        frozenset({*door, ("direction", direction)}))] == 1
+    lower = frozenset({("camera", "a"), ("zone", "lower")})
+    assert samples[("crowdwatch_zone_dwell_seconds_count", lower)] == 2

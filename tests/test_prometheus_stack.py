@@ -51,6 +51,9 @@ from deploy_files import (
     pod_meta_labels,
 )
 
+# Longer than the suite's default timeout (pyproject.toml): real crowdwatch processes scraped by Prometheus.
+pytestmark = pytest.mark.timeout(900)
+
 STREAM_FPS = 200  # well above what the detector analyses on a CPU (~80/s): frames get dropped
 TEST_FOR = "2s"  # every alert's `for:` in the test copy of the rules
 RATE_INTERVAL = "4s"  # Grafana's $__rate_interval for a 1 s scrape interval (4 x scrape)

@@ -11,6 +11,9 @@ from pathlib import Path
 
 import pytest
 
+# Longer than the suite's default timeout (pyproject.toml): a long run on purpose.
+pytestmark = pytest.mark.timeout(1800)
+
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "benchmarks" / "soak.py"
 _spec = importlib.util.spec_from_file_location("soak", SCRIPT)

@@ -1,11 +1,14 @@
-"""Builds a running crowdwatch from a config: detector, sinks, health, server, pipeline."""
+"""Builds a running crowdwatch from a config (sources, detector, health, outputs, server,
+pipeline) and runs it until its sources end or a signal stops it."""
 
 from __future__ import annotations
 
 import logging
+import signal
+import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from crowdwatch.config import AppConfig
@@ -17,7 +20,7 @@ from crowdwatch.pipeline import Pipeline
 from crowdwatch.types import FrameResult
 
 if TYPE_CHECKING:  # the visual outputs import OpenCV, PyAV and ruamel only when turned on
-    from crowdwatch.outputs.video import RecordingSink
+    from crowdwatch.analytics.scene import CameraScene
     from crowdwatch.web.preview import PreviewHub
     from crowdwatch.web.ui import WebUI
 
@@ -89,26 +92,25 @@ def build_app(config: AppConfig, options: RunOptions = RunOptions(),
     """Open sources first (a wrong path fails before anything is served or written), then
     the outputs; CrowdwatchError for anything the user can fix."""
     from crowdwatch.analytics.zones import check_geometry
+    from crowdwatch.build import build_chains, camera_scenes
     from crowdwatch.detect import create_detector
+    from crowdwatch.outputs.registry import OutputContext, build_sinks
 
     check_geometry(config)
     detector = detector or create_detector(config.detector)
     health = HealthState(c.id for c in config.cameras)
-    pipeline = Pipeline(config, detector, (), health, options.max_frames)
+    scenes = camera_scenes(config)
+    pipeline = Pipeline(build_chains(config, detector, scenes=scenes), (), health,
+                        options.max_frames)
     sinks: list[Sink] = []
     server = None
     try:
-        if options.events is not None:
-            from crowdwatch.outputs.events import EventWriter
-
-            sinks.append(EventWriter(options.events))
+        context = OutputContext(config, health, scenes, events=options.events)
+        sinks.extend(build_sinks(context))
         sinks.extend(extra_sinks)
-        hub = _preview_hub(config) if options.serve and config.web.enabled else None
+        hub = _preview_hub(config, scenes) if options.serve and config.web.enabled else None
         if hub is not None:
             sinks.append(hub)
-        recording = _recording(config) if config.recording.enabled else None
-        if recording is not None:
-            sinks.append(recording)
         url = web_url = None
         if options.serve and (config.metrics.enabled or hub is not None):
             from crowdwatch.web.server import Server
@@ -118,8 +120,8 @@ def build_app(config: AppConfig, options: RunOptions = RunOptions(),
                 from crowdwatch.outputs.metrics import MetricsSink
 
                 metrics = MetricsSink(config, health)
-                if recording is not None:
-                    metrics.registry.register(recording)
+                for collector in context.collectors:
+                    metrics.registry.register(collector)
                 registry = metrics.registry
                 # Last, so that its export stage covers every other output.
                 sinks.append(metrics)
@@ -148,47 +150,19 @@ def build_app(config: AppConfig, options: RunOptions = RunOptions(),
     return App(config, pipeline, health, sinks, url, server, web_url)
 
 
-def _preview_hub(config: AppConfig) -> PreviewHub:
+def _preview_hub(config: AppConfig, scenes: dict[str, CameraScene]) -> PreviewHub:
     from crowdwatch.outputs.annotate import CameraRenderer, blur_only
     from crowdwatch.web.preview import PreviewHub, Render
 
     preview = config.web.preview
     render: dict[str, Render] = {}
     if preview.annotate:
-        render = {c.id: CameraRenderer(c, blur=preview.blur_people) for c in config.cameras}
+        render = {c.id: CameraRenderer(scenes[c.id], blur=preview.blur_people)
+                  for c in config.cameras}
     elif preview.blur_people:
         render = dict.fromkeys((c.id for c in config.cameras), blur_only)
     return PreviewHub([c.id for c in config.cameras], width=preview.width, fps=preview.fps,
                       quality=preview.quality, render=render)
-
-
-def _recording(config: AppConfig) -> RecordingSink:
-    from crowdwatch.outputs.annotate import CameraRenderer, blur_only
-    from crowdwatch.outputs.video import RecordingSink, VideoRecorder, recording_path
-
-    try:
-        import av  # noqa: F401 (checked now: a missing encoder fails before anything runs)
-    except ImportError:
-        raise CrowdwatchError("recording needs PyAV: pip install av") from None
-    rec = config.recording
-    cameras = {c.id: c for c in config.cameras}
-    try:
-        Path(rec.directory).mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise CrowdwatchError(f"cannot create the recording folder {rec.directory} "
-                              f"({error.strerror}); pick another with --save-video") from None
-
-    def recorder_for(camera: str) -> VideoRecorder:
-        render = None
-        if rec.annotate:
-            render = CameraRenderer(cameras[camera], blur=rec.blur_people)
-        elif rec.blur_people:
-            render = blur_only
-        return VideoRecorder(recording_path(rec.directory, camera), fps=rec.fps, crf=rec.crf,
-                             preset=rec.preset, width=rec.width, queue_size=rec.queue,
-                             render=render)
-
-    return RecordingSink(recorder_for)
 
 
 def _web_ui(config: AppConfig, hub: PreviewHub, config_path: str | None) -> WebUI:
@@ -209,3 +183,49 @@ def _web_ui(config: AppConfig, hub: PreviewHub, config_path: str | None) -> WebU
         else:
             editor = ConfigEditor(config_path, hub.latest_image)
     return web_ui_from_config(web, hub, editor)
+
+
+@dataclass
+class RunReport:
+    """What a finished run tells the operator."""
+
+    frames: int
+    seconds: float
+    # Stopped by SIGINT / SIGTERM rather than by its sources ending.
+    signalled: bool
+
+
+def run_app(running: App, keep_serving: bool = False,
+            on_finished: Callable[[RunReport], None] = lambda _report: None,
+            say: Callable[[str], None] = log.info) -> RunReport:
+    """Run until the sources end or SIGINT / SIGTERM arrives, then close everything.
+
+    on_finished gets the report once the sources ended and the recordings are finished, while
+    the server still serves; keep_serving then keeps /metrics up until a signal (say tells
+    the operator so).
+    """
+    pipeline = running.pipeline
+    signalled = threading.Event()
+
+    def stop(signum: int, _frame: object) -> None:
+        log.warning("%s received: stopping", signal.Signals(signum).name)
+        signalled.set()
+        pipeline.stop()
+
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    started = time.perf_counter()
+    try:
+        pipeline.run()
+        elapsed = time.perf_counter() - started
+        running.finish_recordings()
+        report = RunReport(sum(pipeline.processed.values()), elapsed, signalled.is_set())
+        on_finished(report)
+        if keep_serving and running.url is not None and not signalled.is_set():
+            say("sources ended; still serving /metrics until Ctrl-C")
+            while not signalled.wait(0.5):
+                pass
+        return report
+    finally:
+        running.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -8,7 +8,8 @@ frames is in the detector at once, and a free slot goes to the waiting camera wi
 frames there, so no camera falls behind the others; no camera waits for another camera's
 source and a dead camera holds nothing but its own idle thread.
 
-The pipeline knows no output: it hands each FrameResult to its sinks and reports each
+The pipeline only runs loops: crowdwatch.build makes each camera's chain (a CameraChain) and
+the pipeline knows no output: it hands each FrameResult to its sinks and reports each
 source's state to a HealthState.
 """
 
@@ -18,30 +19,19 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
-import numpy as np
-import shapely
-
-from crowdwatch.analytics.flow import PeopleFlow, move_to_predicted
-from crowdwatch.analytics.ignore import camera_ignore, drop_ignored
-from crowdwatch.analytics.smoothing import counting_smoother
-from crowdwatch.analytics.zones import ZoneMapper, zone_frame_problems
-from crowdwatch.config import AppConfig, CameraConfig
+from crowdwatch.analytics.camera import CameraAnalysis
 from crowdwatch.detect.base import Detector, Pending
-from crowdwatch.detect.fair import FairShare, fair_share
-from crowdwatch.detect.tiling import tiled
-from crowdwatch.errors import ConfigError
+from crowdwatch.detect.tiling import TiledDetector
 from crowdwatch.health import HealthState, SourceStatus
 from crowdwatch.outputs.base import Sink
-from crowdwatch.sources import FrameSource, close_all, open_source
-from crowdwatch.track import Tracker, build_tracker
-from crowdwatch.types import DETECT_STAGES, Detections, Frame, FrameResult
+from crowdwatch.sources.base import FrameSource, close_all
+from crowdwatch.types import DETECT_STAGES, Frame
 
 log = logging.getLogger("crowdwatch.pipeline")
 
-SourceOpener = Callable[[CameraConfig], FrameSource]
 READ_TIMEOUT_S = 0.5
 # While frames are in the detector, the source is read in slices this long, so a finished
 # frame is handed on within this time even if the next frame is slow to come.
@@ -66,113 +56,71 @@ class _InFlight:
         return self.pending is None or self.pending.done()
 
 
-def nominal_fps(source: FrameSource) -> float | None:
-    """The source's own frame rate if it tells (the tracker's Kalman step); None: unknown.
+@dataclass
+class CameraChain:
+    """One camera's chain as crowdwatch.build makes it: what its loop reads, submits to and
+    analyses with."""
 
-    File and folder sources tell; live sources do not (a camera's declared rate is often
-    wrong): their tracker takes tracker.frame_rate, or 10 frames/s, as its unit of time and
-    still steps by the frames' own timestamps.
-    """
-    fps = getattr(source, "fps", None)
-    return float(fps) if isinstance(fps, int | float) and fps > 0 else None
+    camera_id: str
+    source: FrameSource
+    # What frames are submitted to: the camera's tiler, over its lane of the FairShare, over
+    # the shared detector (each only where configured).
+    detector: Detector
+    analysis: CameraAnalysis
+    # The tiler, to read the tiles each frame ran on (FrameResult.tiles); None when off.
+    tiler: TiledDetector | None = None
+    # Run the detector on every k-th frame; the others reuse its people.
+    detect_every: int = 1
 
 
-def _timestamp(frame: Frame) -> float:
-    """Seconds into a file, Unix capture time for live sources."""
-    return frame.captured_at if frame.position_s is None else frame.position_s
+@dataclass
+class RunState:
+    """What every camera loop of one run shares."""
+
+    sinks: list[Sink]
+    health: HealthState
+    max_frames: int | None = None
+    stop: threading.Event = field(default_factory=threading.Event)
+    errors: list[BaseException] = field(default_factory=list)
 
 
 class CameraWorker:
     """Reads one camera and analyses its frames until the source ends or stop is set."""
 
-    def __init__(self, camera: CameraConfig, config: AppConfig, source: FrameSource,
-                 detector: Detector, sinks: list[Sink], health: HealthState,
-                 stop: threading.Event, errors: list[BaseException],
-                 max_frames: int | None = None) -> None:
-        self.camera = camera
-        self.config = config
-        self.source = source
-        # Where errors found at the first frame point in the config file.
-        self._key_path = f"cameras[{[c.id for c in config.cameras].index(camera.id)}]"
-        # Tiling wraps the shared detector per camera: in auto mode each camera's own
-        # whole-frame passes decide whether it shows a crowd of people small enough for tiles.
-        tiling = config.detector.tiling
-        self._tiler = (None if tiling.mode == "off"
-                       else tiled(detector, tiling, config.detector.imgsz))
-        self.detector: Detector = self._tiler or detector
-        # Shared with the Pipeline: sinks attached after the sources opened are seen here.
-        self.sinks = sinks
-        self.health = health
-        self.stop = stop
-        self.errors = errors
-        self.max_frames = max_frames
+    def __init__(self, chain: CameraChain, run: RunState) -> None:
+        self.chain = chain
+        self.camera_id = chain.camera_id
+        self.source = chain.source
+        self.run = run
         self.processed = 0
-        self._every = config.detector.detect_every
         # Frames that reuse people ride along, so PIPELINE_DEPTH detections stay in flight.
-        self.depth = PIPELINE_DEPTH * self._every
+        self.depth = PIPELINE_DEPTH * chain.detect_every
         self._started = 0
-        self._last = Detections.empty()
-        self._mapper: ZoneMapper | None = None
-        # An image folder (sequence False) may hold unrelated pictures and has no real frame
-        # times: smoothing it as one video would carry people from one picture into the next.
-        # The smoothers update on every frame, detected or not (detector.detect_every), so
-        # their window is sized by the rate of all analysed frames.
-        timed = bool(getattr(source, "sequence", True))
-        # One filter for the zones' counts and the whole frame's (the last element): the
-        # strategies work element by element, and the frame rate is measured once.
-        self._smoother = counting_smoother(config.counting, timed)
-        self._frame_size: tuple[int, int] | None = None
-        # Lines and dwell need identities: tracker, flow analytics (built at the first frame).
-        self._tracker: Tracker | None = (
-            build_tracker(config.tracker, nominal_fps(source)) if config.tracks(camera) else None)
-        self._flow: PeopleFlow | None = None
-        self._last_ts: float | None = None
-        self._ignore: shapely.Geometry | None = None
-        self._ignore_size: tuple[int, int] | None = None
-        self.thread = threading.Thread(target=self._run, name=f"camera-{camera.id}", daemon=True)
-
-    def _mapper_for(self, frame: Frame) -> ZoneMapper:
-        size = (frame.width, frame.height)
-        if self._mapper is None or size != self._frame_size:
-            try:
-                self._mapper = ZoneMapper.for_camera(self.camera, self.config.levels, *size)
-            except ConfigError as error:  # normalised zones meet the ground plane only now
-                raise ConfigError(f"{self._key_path}.{error}") from None
-            for problem in zone_frame_problems(self.camera, *size):
-                log.warning("%s", problem)
-            self._frame_size = size
-            if self._tracker is not None:
-                self._flow = PeopleFlow(self.camera, self.config, self._key_path, *size)
-        return self._mapper
-
-    def _ignore_for(self, frame: Frame) -> shapely.Geometry | None:
-        size = (frame.width, frame.height)
-        if size != self._ignore_size:
-            self._ignore = camera_ignore(self.camera, *size)
-            self._ignore_size = size
-        return self._ignore
+        self.thread = threading.Thread(target=self._run, name=f"camera-{chain.camera_id}",
+                                       daemon=True)
 
     def _report_source(self) -> None:
         s = self.source
-        self.health.report(self.camera.id, SourceStatus(s.up, s.frames_dropped,
-                                                         s.frames_skipped, s.reconnects))
+        self.run.health.report(self.camera_id, SourceStatus(s.up, s.frames_dropped,
+                                                            s.frames_skipped, s.reconnects))
 
     def _report_ended(self) -> None:
         """The source ended (end of file, or max_frames reached): it delivers no more frames
         (source_up 0) and is no longer expected to (/readyz: finished), the same either way."""
         s = self.source
-        self.health.report(self.camera.id, SourceStatus(False, s.frames_dropped,
-                                                         s.frames_skipped, s.reconnects))
-        self.health.finish(self.camera.id)
+        self.run.health.report(self.camera_id, SourceStatus(False, s.frames_dropped,
+                                                            s.frames_skipped, s.reconnects))
+        self.run.health.finish(self.camera_id)
 
     def _run(self) -> None:
         in_flight: deque[_InFlight] = deque()
+        stop, max_frames = self.run.stop, self.run.max_frames
         try:
-            while not self.stop.is_set():
+            while not stop.is_set():
                 if in_flight and (len(in_flight) >= self.depth or in_flight[0].done()):
                     self._finish(in_flight.popleft())
                     continue
-                if self.max_frames is not None and self._started >= self.max_frames:
+                if max_frames is not None and self._started >= max_frames:
                     break
                 started = time.perf_counter()
                 frame = self.source.read(POLL_S if in_flight else READ_TIMEOUT_S)
@@ -189,20 +137,21 @@ class CameraWorker:
                     # A live source is down: its zone series stay as they were.
             while in_flight:
                 self._finish(in_flight.popleft())
-            if not self.stop.is_set():
+            if not stop.is_set():
                 self._report_ended()
         except BaseException as error:  # handed to the main thread, which reports it
-            self.errors.append(error)
-            self.stop.set()
+            self.run.errors.append(error)
+            stop.set()
 
     def _start(self, frame: Frame, decode_s: float) -> _InFlight:
-        detect_now = self._started % self._every == 0
+        chain = self.chain
+        detect_now = self._started % chain.detect_every == 0
         self._started += 1
-        pending = self.detector.submit(frame.image) if detect_now else None
+        pending = chain.detector.submit(frame.image) if detect_now else None
         # Read right after the submit, which may have closed an auto block and chosen anew:
         # nothing else changes the choice before this frame's result is collected.
         height, width = frame.image.shape[:2]
-        tiles = self._tiler.tiles_in_use(width, height) if self._tiler is not None else 0
+        tiles = chain.tiler.tiles_in_use(width, height) if chain.tiler is not None else 0
         return _InFlight(frame, decode_s, pending, tiles)
 
     def _finish(self, item: _InFlight) -> None:
@@ -210,95 +159,32 @@ class CameraWorker:
         # wait: the camera loop blocked on the source (a live camera's next frame, or a file's
         # reader behind); decode: the source thread's time in the decoder for this frame.
         stage_seconds = {"wait": item.decode_s, "decode": frame.decode_s}
-        mapper = self._mapper_for(frame)
-        tracker, flow = self._tracker, self._flow
-        timestamp = _timestamp(frame)
-        if tracker is not None and self._last_ts is not None and timestamp < self._last_ts:
-            # A looping file starts over: old tracks would jump; totals stay.
-            tracker.reset()
-            if flow is not None:
-                flow.forget_tracks()
-        self._last_ts = timestamp
-        detected = item.pending is not None
+        detected = None
         if item.pending is not None:
-            # People in ignore regions are gone before anything counts or sees them.
-            self._last = drop_ignored(item.pending.result(), self._ignore_for(frame))
+            detected = item.pending.result()
             stage_seconds.update(item.pending.stage_seconds)
             if "detect" not in stage_seconds:
                 stage_seconds["detect"] = sum(stage_seconds.get(s, 0.0) for s in DETECT_STAGES)
-        t0 = time.perf_counter()
-        if tracker is not None:
-            if detected:
-                self._last = tracker.update(self._last, timestamp)
-                detections = self._last
-            else:
-                # Skipped frame: tracked people where the tracker expects them now.
-                detections = move_to_predicted(self._last, tracker.predict(timestamp))
-            stage_seconds["track"] = time.perf_counter() - t0
-        else:
-            detections = self._last
-        t1 = time.perf_counter()
-        membership = mapper.membership(detections)
-        raw = membership.sum(axis=1)
-        smoothed = self._smoother.update(np.append(raw, len(detections)), timestamp)
-        counts, people = smoothed[:-1], int(smoothed[-1])
-        zones = mapper.update(counts, raw)
-        flow_result = None
-        if flow is not None:
-            if detected:
-                flow.update(detections, membership, timestamp)
-                flow_result = flow.result()
-            else:
-                flow_result = flow.carried()
-        t2 = time.perf_counter()
-        stage_seconds["zones"] = t2 - t1
-        result = FrameResult(
-            camera=self.camera.id,
-            frame_index=frame.index,
-            position_s=frame.position_s,
-            captured_at=frame.captured_at,
-            people=people,
-            people_raw=len(detections),
-            zones=zones,
-            detections=detections,
-            flow=flow_result,
-            stage_seconds=stage_seconds,
-            analysed_at=t2,
-            tiles=item.tiles,
-            image=frame.image,
-            source_file=frame.source_file,
-        )
-        for sink in self.sinks:
+        result = self.chain.analysis.analyse(frame, detected, stage_seconds, item.tiles)
+        for sink in self.run.sinks:
             sink.write(result)
         self.processed += 1
 
 
 class Pipeline:
-    """Opens every camera's source up front (so bad paths fail fast), then runs them."""
+    """Runs every camera's chain on its own thread; the sources are already open (so bad
+    paths failed before anything was served or written)."""
 
-    def __init__(self, config: AppConfig, detector: Detector, sinks: Sequence[Sink] = (),
-                 health: HealthState | None = None, max_frames: int | None = None,
-                 source_opener: SourceOpener = open_source) -> None:
-        self.config = config
-        self.sinks = list(sinks)
-        self.health = health or HealthState(c.id for c in config.cameras)
-        self.errors: list[BaseException] = []
-        self.stop_event = threading.Event()
-        self.workers: list[CameraWorker] = []
-        # One camera has the detector to itself: no admission, no overhead.
-        self.fair: FairShare | None = (
-            fair_share(detector) if len(config.cameras) > 1 and config.detector.fair_share
-            else None)
-        try:
-            for camera in config.cameras:
-                source = source_opener(camera)
-                lane = detector if self.fair is None else self.fair.lane(camera.id)
-                self.workers.append(CameraWorker(camera, config, source, lane, self.sinks,
-                                                 self.health, self.stop_event, self.errors,
-                                                 max_frames))
-        except BaseException:
-            self.close()
-            raise
+    def __init__(self, chains: Sequence[CameraChain], sinks: Sequence[Sink] = (),
+                 health: HealthState | None = None, max_frames: int | None = None) -> None:
+        self.chains = list(chains)
+        self.health = health or HealthState(c.camera_id for c in self.chains)
+        # Shared with the workers: sinks attached after the sources opened are seen there.
+        self.state = RunState(list(sinks), self.health, max_frames)
+        self.sinks = self.state.sinks
+        self.stop_event = self.state.stop
+        self.errors = self.state.errors
+        self.workers = [CameraWorker(chain, self.state) for chain in self.chains]
 
     def attach(self, sink: Sink) -> None:
         """Add an output before run(); sources open first, so outputs can come after."""
@@ -328,6 +214,10 @@ class Pipeline:
     def close(self) -> None:
         close_all(w.source for w in self.workers)
 
+    def readers_stuck(self) -> bool:
+        """A source's reader is still blocked in a native read after close()."""
+        return any(w.source.reader_stuck() for w in self.workers)
+
     @property
     def processed(self) -> dict[str, int]:
-        return {w.camera.id: w.processed for w in self.workers}
+        return {w.camera_id: w.processed for w in self.workers}

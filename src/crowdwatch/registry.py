@@ -36,6 +36,10 @@ class Registry(Generic[T]):
     def unknown(self, name: str) -> str:
         return f"unknown {self.kind} {name!r}; valid: {', '.join(self.names())}"
 
+    def entries(self) -> list[T]:
+        """Every entry, in registration order."""
+        return list(self._entries.values())
+
     def names(self) -> list[str]:
         return sorted(self._entries)
 

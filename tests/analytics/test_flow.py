@@ -7,8 +7,9 @@ import logging
 import numpy as np
 import pytest
 
-from crowdwatch.analytics.flow import check_lines_in_frame, move_to_predicted
+from crowdwatch.analytics.flow import move_to_predicted
 from crowdwatch.analytics.lines import Line
+from crowdwatch.analytics.scene import check_lines_in_frame
 from crowdwatch.errors import ConfigError
 from crowdwatch.types import Detections
 
@@ -46,7 +47,7 @@ def test_a_line_missing_the_frame_is_an_error_and_one_reaching_past_it_a_warning
         caplog: pytest.LogCaptureFixture) -> None:
     inside = Line("in", (10, 10), (90, 10))
     past = Line("past", (-50, 50), (150, 50))
-    with caplog.at_level(logging.WARNING, "crowdwatch.flow"):
+    with caplog.at_level(logging.WARNING, "crowdwatch.scene"):
         check_lines_in_frame([inside, past], "cameras[2]", 100, 80)
     assert [r.getMessage() for r in caplog.records] == [
         "cameras[2].lines[1] (past): end point (-50, 50) lies outside the 100x80 frame"]

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
+from crowdwatch.detect.base import Detector
 from crowdwatch.detect.fair import AdmissionQueue, FairShare, fair_share, parallel_streams
 from crowdwatch.types import Detections
 
@@ -60,6 +61,25 @@ def test_a_camera_back_from_idle_starts_level_with_the_busy_ones() -> None:
     assert queue.granted["b"] == 10
     assert queue.next_grant() == a  # tie on granted: the older frame
     queue.release(queue.grant(a))
+    assert queue.next_grant() == b
+
+
+def test_a_camera_back_from_idle_is_levelled_to_the_least_served_busy_camera() -> None:
+    queue = AdmissionQueue(capacity=10)
+    # a and c each keep one frame in the detector (busy all along) while b is down.
+    queue.grant(queue.arrive("a"))
+    queue.grant(queue.arrive("c"))
+    for camera, turns in (("a", 9), ("c", 2)):
+        for _ in range(turns):
+            queue.release(queue.grant(queue.arrive(camera)))
+    assert (queue.granted["a"], queue.granted["c"]) == (10, 4)
+    b = queue.arrive("b")  # back: level with c, the lowest busy count, not with a's 10
+    assert queue.granted["b"] == 4
+    assert queue.next_grant() == b  # nothing in flight: first
+    queue.grant(b)
+    queue.arrive("a")
+    b = queue.arrive("b")
+    # One frame in flight each: b (5 granted) goes before a (10), though a asked first.
     assert queue.next_grant() == b
 
 
@@ -173,7 +193,7 @@ class _Request:
         return Detections.empty()
 
 
-class _ManualDetector:
+class _ManualDetector(Detector):
     """Requests finish when the test says so, oldest first."""
 
     name = "manual"
@@ -229,8 +249,11 @@ def test_a_held_frame_result_waits_until_a_slot_frees() -> None:
     waiter.start()
     assert len(backend.requests) == 1  # the second frame is held
     backend.finish_oldest()  # the first finishes but is not collected: its slot frees anyway
-    while len(backend.requests) < 2:
+    for _ in range(500):  # bounded: a regression fails here instead of hanging
+        if len(backend.requests) >= 2:
+            break
         waiter.join(0.01)
+    assert len(backend.requests) == 2, "the held frame never reached the backend"
     backend.finish_oldest()
     waiter.join(5)
     assert got and first.done()

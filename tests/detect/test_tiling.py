@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from crowdwatch.config.detector import TilingConfig
-from crowdwatch.detect.base import Done, detect
+from crowdwatch.detect.base import Detector, Done, detect
 from crowdwatch.detect.tiling import (
     TiledDetector,
     axis_spans,
@@ -168,12 +168,30 @@ def test_two_close_people_in_one_tile_stay_two() -> None:
     assert len(merged) == 2
 
 
+# A 2 x 2 grid of a 100 x 100 frame: the lower tiles start at y = 40.
+GRID = np.array([[0, 0, 60, 60], [40, 0, 100, 60], [0, 40, 60, 100], [40, 40, 100, 100]])
+
+
+@pytest.mark.parametrize(("tile", "in_tile", "in_frame"), [
+    (0, [5, 5, 15, 35], [5, 5, 15, 35]),
+    (1, [10, 5, 20, 35], [50, 5, 60, 35]),
+    (2, [5, 10, 15, 40], [5, 50, 15, 80]),       # y offset 40 added back
+    (3, [10, 5, 20, 35], [50, 45, 60, 75]),      # x and y offsets 40 added back
+])
+def test_tile_boxes_are_moved_to_frame_pixels(tile: int, in_tile: list[float],
+                                              in_frame: list[float]) -> None:
+    parts = [Detections.empty()] * len(GRID)
+    parts[tile] = _det([in_tile], [0.9])
+    merged = merge_tiles(Detections.empty(), parts, GRID, 100, 100, 0.5, 2.0)
+    assert merged.xyxy.tolist() == [in_frame]
+
+
 def test_merge_of_nothing_is_empty() -> None:
     assert len(merge_tiles(Detections.empty(), [Detections.empty()] * 2, TILES, 100, 100,
                            0.5, 2.0)) == 0
 
 
-class FakeDetector:
+class FakeDetector(Detector):
     """Finds one 'person' wherever the image holds a 255 pixel, and records each image."""
 
     def __init__(self) -> None:
@@ -209,7 +227,7 @@ def test_wrapper_passes_untiled_frames_straight_through() -> None:
     assert inner.shapes == [(50, 50)]
 
 
-class CrowdDetector:
+class CrowdDetector(Detector):
     """Finds, in the whole frame only, `people` people of a given height (frame pixels)."""
 
     def __init__(self, people: int, person_height: float) -> None:

@@ -6,6 +6,7 @@ import dataclasses
 
 import numpy as np
 
+from crowdwatch.analytics.scene import CameraScene
 from crowdwatch.outputs.annotate import (
     BOX_COLOR,
     LEVEL_COLORS,
@@ -112,7 +113,7 @@ def test_camera_renderer_resolves_normalised_zones() -> None:
 
     camera = CameraConfig(id="cam0", source="x.mp4", zones=[ZoneConfig(
         name="a", polygon=[(0.1, 0.2), (0.5, 0.2), (0.5, 0.8)], normalized=True)])
-    render = CameraRenderer(camera)
+    render = CameraRenderer(CameraScene(camera))
     out = render(np.zeros((100, 200, 3), np.uint8),
                  _result([], {"a": ZoneStats(1, level=Level.CRITICAL)}))
     assert tuple(out[50, 100]) == LEVEL_COLORS["critical"]  # the zone's right edge, x = 0.5
@@ -127,7 +128,7 @@ def test_camera_renderer_shows_each_lines_totals() -> None:
     camera = CameraConfig.model_validate({"id": "cam0", "source": "x.mp4", "lines": [
         {"name": "door", "points": [[0.1, 0.5], [0.9, 0.5]], "normalized": True}]})
     result = dataclasses.replace(_result([]), flow=FlowResult({"door": LineTotals(5, 2)}))
-    rendered = CameraRenderer(camera)(np.zeros((100, 200, 3), np.uint8), result)
+    rendered = CameraRenderer(CameraScene(camera))(np.zeros((100, 200, 3), np.uint8), result)
     expected = annotate(np.zeros((100, 200, 3), np.uint8), result,
                         lines=[LineShape("door", (20, 50), (180, 50), 5, 2)])
     zero = annotate(np.zeros((100, 200, 3), np.uint8), result,
@@ -143,7 +144,7 @@ def test_ignore_regions_are_darkened_and_outlined() -> None:
     camera = CameraConfig.model_validate({"id": "cam0", "source": "x.mp4", "ignore": [
         {"polygon": [[0.5, 0.5], [1, 0.5], [1, 1], [0.5, 1]], "normalized": True}]})
     image = np.full((100, 200, 3), 200, np.uint8)
-    out = CameraRenderer(camera)(image, _result([]))
+    out = CameraRenderer(CameraScene(camera))(image, _result([]))
     # Inside: 200 blended with black at IGNORE_SHADE; outside below the header: untouched.
     assert tuple(out[90, 150]) == (round(200 * (1 - IGNORE_SHADE)),) * 3
     assert (out[30:45, 0:95] == 200).all()

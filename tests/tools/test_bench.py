@@ -8,14 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from crowdwatch.tools.bench import (
-    BenchOptions,
-    BenchReport,
-    CapacityRow,
-    format_report,
-    make_clip,
-    run_bench,
-)
+from crowdwatch.tools.bench import BenchOptions, run_bench
+from crowdwatch.tools.bench_report import BenchReport, CapacityRow, format_report
+from crowdwatch.tools.clips import make_clip
+
+# Longer than the suite's default timeout (pyproject.toml): subprocess runs of the benchmark.
+pytestmark = pytest.mark.timeout(900)
 
 
 def test_generated_clip_has_the_asked_size(tmp_path: Path, sample_clip: Path) -> None:

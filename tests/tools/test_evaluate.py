@@ -15,27 +15,26 @@ from typer.testing import CliRunner
 from crowdwatch.analytics.smoothing import make_smoother
 from crowdwatch.cli import app
 from crowdwatch.config import AppConfig, parse_config
-from crowdwatch.detect.base import Done
+from crowdwatch.detect.base import Detector, Done
 from crowdwatch.errors import ConfigError, CrowdwatchError
 from crowdwatch.tools.evaluate import (
-    BASELINE,
-    BASELINE_OVERRIDES,
     EXIT_THRESHOLD,
-    apply_overrides,
-    build_settings,
     eval_config,
     evaluate,
-    evaluate_points,
-    is_points_file,
-    load_roi,
-    parse_compare,
-    score_points,
     threshold_failures,
     truth_zone_counts,
 )
 from crowdwatch.tools.groundtruth import GroundTruth, load_ground_truth
+from crowdwatch.tools.headpoints import evaluate_points, is_points_file, load_roi, score_points
 from crowdwatch.tools.points import load_points
 from crowdwatch.tools.scoring import CountErrors, EvalResult
+from crowdwatch.tools.settings import (
+    BASELINE,
+    BASELINE_OVERRIDES,
+    apply_overrides,
+    build_settings,
+    parse_compare,
+)
 from crowdwatch.types import Detections, FrameResult
 
 FRAMES = 12
@@ -65,7 +64,7 @@ def scripted(index: int) -> Detections:
     return Detections(xyxy, np.linspace(0.9, 0.5, len(xyxy)).astype(np.float32))
 
 
-class ScriptedDetector:
+class ScriptedDetector(Detector):
     """Detects `scripted` people; each clip frame is filled with its own index."""
 
     name = "scripted"
@@ -407,7 +406,7 @@ def test_persistence_smoothing_works_per_element_and_restarts_on_new_shape() -> 
 
 @pytest.fixture
 def cli(monkeypatch: pytest.MonkeyPatch) -> Callable[..., object]:
-    monkeypatch.setattr("crowdwatch.tools.evaluate.real_detect", Factory())
+    monkeypatch.setattr("crowdwatch.tools.replay.real_detect", Factory())
     runner = CliRunner()
     return lambda *args: runner.invoke(app, ["eval", *map(str, args)])
 

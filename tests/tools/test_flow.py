@@ -107,11 +107,11 @@ def test_tracking_quality(rows, idf1: float, switches: int, mota: float) -> None
 
 
 def _flow(truth: tuple[int, int], counted: tuple[int, int], baseline: tuple[int, int]):
-    from crowdwatch.tools.evaluate import FlowResult, LineScore
     from crowdwatch.tools.flow import TrackingQuality
+    from crowdwatch.tools.flowscore import FlowScore, LineScore
 
     quality = TrackingQuality(*[0] * len(TrackingQuality.__dataclass_fields__))
-    return FlowResult("cw", [LineScore("door", truth, counted, baseline)], quality)
+    return FlowScore("cw", [LineScore("door", truth, counted, baseline)], quality)
 
 
 # truth, counted, peers, limits, beat_peers, failure words (None: passes)
@@ -127,7 +127,7 @@ GATE_CASES = [
 
 @pytest.mark.parametrize(("truth", "counted", "peers", "limits", "beat", "words"), GATE_CASES)
 def test_flow_gate(truth, counted, peers, limits, beat, words) -> None:
-    from crowdwatch.tools.evaluate import flow_failures
+    from crowdwatch.tools.flowscore import flow_failures
 
     failures = flow_failures(_flow(truth, counted, peers), {"door": limits}, beat)
     if words is None:
@@ -137,7 +137,7 @@ def test_flow_gate(truth, counted, peers, limits, beat, words) -> None:
 
 
 def test_flow_gate_names_a_line_missing_from_the_config() -> None:
-    from crowdwatch.tools.evaluate import flow_failures
+    from crowdwatch.tools.flowscore import flow_failures
 
     failures = flow_failures(_flow((1, 1), (1, 1), (1, 1)), {"exit": {"in": 0}})
     assert failures == ["cw: line exit has a threshold but is not in the config"]

@@ -77,6 +77,26 @@ def test_output_keeps_input_boxes_and_order() -> None:
     assert result.tracker_id is not None and len(set(result.tracker_id.tolist())) == 3
 
 
+@pytest.mark.parametrize("name", ["bytetrack", "sort", "ocsort"])
+def test_each_id_lands_on_its_own_box_whatever_the_input_order(name: str) -> None:
+    tracker = build_tracker(TrackerConfig(name=name))
+    for t in (0.0, 0.1, 0.2, 0.3):
+        confirmed = tracker.update(boxes(t, ALL), t)
+    assert confirmed.tracker_id is not None
+    ids = dict(zip(ALL, confirmed.tracker_id.tolist(), strict=True))
+    assert min(ids.values()) >= 0 and len(set(ids.values())) == 3
+    # A newcomer (not confirmed: -1) first, then the three people in another order: the
+    # library returns fewer boxes than it got, in its own order.
+    newcomer = Detections(np.array([[600, 20, 650, 140]], np.float32),
+                          np.array([0.9], np.float32))
+    people = boxes(0.4, [2, 0, 1])
+    result = tracker.update(Detections(np.concatenate([newcomer.xyxy, people.xyxy]),
+                                       np.concatenate([newcomer.confidence,
+                                                       people.confidence])), 0.4)
+    assert result.tracker_id is not None
+    assert result.tracker_id.tolist() == [-1, ids[2], ids[0], ids[1]]
+
+
 def test_low_confidence_box_keeps_a_track_but_cannot_start_one() -> None:
     tracker = build_tracker(TrackerConfig(high_confidence=0.4, activation_confidence=0.45))
     for t in (0.0, 0.1, 0.2):

@@ -8,14 +8,14 @@ import cv2
 import numpy as np
 
 from crowdwatch.outputs.annotate import blur_only
-from crowdwatch.types import Detections, FrameResult, ZoneStats
+from crowdwatch.types import Detections, FrameResult, Level, ZoneStats
 from crowdwatch.web.preview import BOUNDARY, PreviewHub
 
 
 def _result(camera: str, people: int, index: int = 0) -> FrameResult:
     boxes = np.array([[100, 100, 200, 300]], np.float32)
     return FrameResult(camera, index, 0.0, time.time(), people, people,
-                       {"all": ZoneStats(people, level="warning")},
+                       {"all": ZoneStats(people, level=Level.WARNING)},
                        Detections(boxes, np.ones(1, np.float32)))
 
 

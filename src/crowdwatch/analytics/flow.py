@@ -5,51 +5,27 @@ Only confirmed tracks (tracker_id >= 0) count; the tracker itself runs in the pi
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 import numpy.typing as npt
-import shapely
 
 from crowdwatch.analytics.dwell import DwellTracker
-from crowdwatch.analytics.lines import Line, LineCounter, build_lines
+from crowdwatch.analytics.lines import Line, LineCounter
 from crowdwatch.boxes import foot_points
-from crowdwatch.config import AppConfig, CameraConfig
-from crowdwatch.errors import ConfigError
+from crowdwatch.config import CameraConfig
+from crowdwatch.config.flow import DwellConfig, RelinkConfig
 from crowdwatch.types import Detections, FlowResult, LineTotals, ZoneDwell
-
-log = logging.getLogger("crowdwatch.flow")
-
-
-def check_lines_in_frame(lines: list[Line], where: str, width: int, height: int) -> None:
-    """ConfigError for a line that misses the frame entirely; a warning for an end point
-    outside it (a line may reach past the edge to span a whole corridor)."""
-    frame = shapely.box(0, 0, width, height)
-    for i, line in enumerate(lines):
-        segment = shapely.LineString([line.start, line.end])
-        if not segment.intersects(frame):
-            raise ConfigError(
-                f"{where}.lines[{i}] ({line.name}): the line lies outside the {width}x{height} "
-                "frame; give its points in pixels of this image, or 0-1 with normalized: true")
-        outside = [p for p in (line.start, line.end) if not shapely.intersects_xy(frame, *p)]
-        if outside:
-            log.warning("%s.lines[%d] (%s): end point %s lies outside the %dx%d frame",
-                        where, i, line.name, outside[0], width, height)
 
 
 class PeopleFlow:
     """Line totals and zone dwell of one camera, updated with each detected frame."""
 
-    def __init__(self, camera: CameraConfig, config: AppConfig, where: str,
-                 width: int, height: int) -> None:
-        lines = build_lines(camera.lines, width, height)
-        check_lines_in_frame(lines, where, width, height)
-        relink = config.tracker.relink
+    def __init__(self, camera: CameraConfig, lines: list[Line], relink: RelinkConfig,
+                 dwell: DwellConfig) -> None:
         self._lines = LineCounter(lines, relink) if lines else None
         # Dwell is timed in the zones that ask for it; membership rows are picked by index.
         self._dwell_rows = np.array([i for i, z in enumerate(camera.zones) if z.dwell], np.intp)
         names = [camera.zones[i].name for i in self._dwell_rows]
-        self._dwell = DwellTracker(names, config.dwell, relink) if names else None
+        self._dwell = DwellTracker(names, dwell, relink) if names else None
         self.lines: dict[str, LineTotals] = {
             line.name: LineTotals(0, 0) for line in lines}
         self.dwell: dict[str, ZoneDwell] = {name: ZoneDwell(0, 0.0) for name in names}

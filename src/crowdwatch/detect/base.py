@@ -50,21 +50,22 @@ class Done:
         return True
 
 
-class Detector(Protocol):
-    """Finds people in BGR images; safe to share between camera threads.
+class Detector:
+    """Finds people in BGR images; safe to share between camera threads. Backends subclass it.
 
     Asynchronous backends return from submit() at once; synchronous ones return a Done.
     """
 
-    name: str
+    name: str = "detector"
+    # Requests the engine runs at once; None: one per CPU core. FairShare sizes its slots by it.
+    parallel_streams: int | None = None
 
     def submit(self, image: Image) -> Pending:
         """Start detecting people in one image; the Pending's result() waits for them."""
-        ...
+        raise NotImplementedError
 
     def prepare(self, width: int, height: int) -> None:
         """Load what frames of this size need now, so the first one is not slow."""
-        ...
 
 
 def detect(detector: Detector, image: Image) -> Detections:

@@ -212,7 +212,7 @@ class FairShare:
             self._active.remove(pending)
 
 
-class FairLane:
+class FairLane(Detector):
     """One camera's Detector on a FairShare."""
 
     def __init__(self, share: FairShare, camera: str) -> None:
@@ -231,8 +231,8 @@ def parallel_streams(detector: Detector) -> int:
     """Requests the backend runs at once (its `parallel_streams`, else the CPU cores)."""
     from crowdwatch.detect.base import available_cores
 
-    streams = getattr(detector, "parallel_streams", None)
-    return streams if isinstance(streams, int) and streams > 0 else available_cores()
+    streams = detector.parallel_streams
+    return streams if streams is not None and streams > 0 else available_cores()
 
 
 def fair_share(detector: Detector, slots_per_stream: int = SLOTS_PER_STREAM) -> FairShare:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from crowdwatch.config import DetectorConfig
-from crowdwatch.detect.base import PERSON_CLASS, Image, Pending, available_cores
+from crowdwatch.detect.base import PERSON_CLASS, Detector, Image, Pending, available_cores
 from crowdwatch.detect.yolo import (
     YOLO_STRIDES,
     Letterbox,
@@ -151,7 +151,7 @@ class _OpenVINOPending:
         return self._detections
 
 
-class OpenVINOBackend:
+class OpenVINOBackend(Detector):
     """An OpenVINO IR run by OpenVINO's CPU plugin in throughput mode, without ultralytics.
 
     One compiled model per input size is shared by every caller; each submit takes an idle

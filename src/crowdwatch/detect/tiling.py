@@ -216,7 +216,7 @@ class _AutoChoice:
     block: list[TiledPending] = field(default_factory=list)
 
 
-class TiledDetector:
+class TiledDetector(Detector):
     """Wraps a detector's submit(image) -> Pending with tiled detection (module docstring).
 
     input_size is the inner detector's input long side (detector.imgsz): it converts people

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from crowdwatch.config import DetectorConfig
-from crowdwatch.detect.base import PERSON_CLASS, Done, Image, Pending, available_cores
+from crowdwatch.detect.base import PERSON_CLASS, Detector, Done, Image, Pending, available_cores
 from crowdwatch.errors import ModelError
 from crowdwatch.types import Detections
 
@@ -35,7 +35,7 @@ def configure_ultralytics() -> None:
     )
 
 
-class UltralyticsBackend:
+class UltralyticsBackend(Detector):
     """YOLO.predict on each image; one call at a time (ultralytics is not thread-safe)."""
 
     name = "ultralytics"

@@ -19,7 +19,7 @@ import numpy.typing as npt
 from crowdwatch.types import Detections, FrameResult, Image
 
 if TYPE_CHECKING:
-    from crowdwatch.config import CameraConfig
+    from crowdwatch.analytics.scene import CameraScene, SceneGeometry
 
 Color = tuple[int, int, int]
 
@@ -191,34 +191,29 @@ def _line_counts(result: FrameResult, name: str) -> tuple[int, int]:
 
 
 class CameraRenderer:
-    """annotate() bound to one camera's config: zones, lines and ignore regions are resolved to
-    pixels per frame size, so it can be passed as a `render` callable."""
+    """annotate() bound to one camera's geometry (a CameraScene, shared with its analytics:
+    zones, lines and ignore regions in pixels of each frame size), usable as a `render`."""
 
-    def __init__(self, camera: CameraConfig, *, blur: bool = False) -> None:
-        self.camera = camera
+    def __init__(self, scene: CameraScene, *, blur: bool = False) -> None:
+        self.scene = scene
         self.blur = blur
-        self._size: tuple[int, int] | None = None
+        self._geometry: SceneGeometry | None = None
         self._zones: list[ZoneShape] = []
         self._lines: list[tuple[str, tuple[int, int], tuple[int, int]]] = []
         self._ignore: list[npt.NDArray[np.int32]] = []
 
-    def _resolve(self, width: int, height: int) -> None:
-        # analytics imports shapely and the tracker tables: keep annotate light until used.
-        from crowdwatch.analytics.lines import build_lines
-        from crowdwatch.analytics.zones import build_zones
-
-        self._zones = zone_shapes(build_zones(self.camera, width, height))
+    def _shapes(self, geometry: SceneGeometry) -> None:
+        self._zones = zone_shapes(geometry.zones)
         self._lines = [(line.name, (round(line.start[0]), round(line.start[1])),
-                        (round(line.end[0]), round(line.end[1])))
-                       for line in build_lines(self.camera.lines, width, height)]
-        self._ignore = [np.round(np.asarray(region.pixels(width, height), np.float64))
-                        .astype(np.int32) for region in self.camera.ignore]
-        self._size = (width, height)
+                        (round(line.end[0]), round(line.end[1]))) for line in geometry.lines]
+        self._ignore = [np.round(region).astype(np.int32) for region in geometry.ignore_regions]
+        self._geometry = geometry
 
     def __call__(self, image: Image, result: FrameResult) -> Image:
         height, width = image.shape[:2]
-        if self._size != (width, height):
-            self._resolve(width, height)
+        geometry = self.scene.at(width, height)
+        if geometry is not self._geometry:
+            self._shapes(geometry)
         lines = [LineShape(name, a, b, *_line_counts(result, name))
                  for name, a, b in self._lines]
         return annotate(image, result, self._zones, lines, self._ignore, blur=self.blur)

@@ -11,6 +11,7 @@ SOURCE_KINDS; a new kind of source registers itself there.
 from __future__ import annotations
 
 import re
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,7 +33,8 @@ if TYPE_CHECKING:  # OpenCV loads with the first source, not with the config or 
     from crowdwatch.sources.capture import CaptureFactory
     from crowdwatch.sources.live import Backoff
 
-__all__ = ["SOURCE_KINDS", "FrameSource", "close_all", "open_source", "redact", "source_kind"]
+__all__ = ["SOURCE_KINDS", "FrameSource", "close_all", "open_source", "readers_stuck", "redact",
+           "source_kind"]
 
 # (target, camera, capture factory, reconnect backoff) -> source
 SourceFactory = Callable[[str | int, CameraConfig, "CaptureFactory", "Backoff | None"],
@@ -115,4 +117,16 @@ def open_source(camera: CameraConfig, capture_factory: CaptureFactory | None = N
     kind, target = source_kind(camera.source)
     configure_opencv()
     factory = capture_factory or default_factory(camera.read_timeout_s)
-    return SOURCE_KINDS.get(kind)(target, camera, factory, backoff)
+    source = SOURCE_KINDS.get(kind)(target, camera, factory, backoff)
+    _opened.add(source)
+    return source
+
+
+# Every source open_source made that still exists (their reader threads keep them alive).
+_opened: weakref.WeakSet[FrameSource] = weakref.WeakSet()
+
+
+def readers_stuck() -> bool:
+    """A source's reader thread is still alive, blocked in a native read (a hung network
+    stream) that close() could not interrupt."""
+    return any(source.reader_stuck() for source in list(_opened))

@@ -15,6 +15,7 @@ import cv2
 
 from crowdwatch.config import CameraConfig
 from crowdwatch.errors import SourceError
+from crowdwatch.sources.base import FrameSource
 from crowdwatch.sources.capture import CaptureFactory, CaptureLike, Image
 from crowdwatch.sources.urls import redact
 from crowdwatch.types import Frame
@@ -41,12 +42,8 @@ def _usable_fps(value: float) -> float:
     return value if math.isfinite(value) and value > 0 else FALLBACK_FPS
 
 
-class _FileSource:
+class _FileSource(FrameSource):
     """Shared reader thread, queue and pacing of video files and image folders."""
-
-    live = False
-    # Consecutive frames show one scene over time (temporal smoothing makes sense).
-    sequence = True
 
     def __init__(self, name: str, camera: CameraConfig, fps: float):
         self.name = name
@@ -72,11 +69,6 @@ class _FileSource:
     # Subclasses yield the images of one pass over the file; first=True for the first pass.
     def _images(self, first: bool) -> Iterator[Image]:
         raise NotImplementedError
-
-    @property
-    def expected_frames(self) -> int | None:
-        """Frames one pass hands over, when known and the source does not loop (progress)."""
-        return None
 
     def _release(self) -> None:
         """Free what the subclass holds; called on the reader thread when it stops."""
@@ -175,7 +167,7 @@ class _FileSource:
         return frame.position_s or 0.0
 
     @property
-    def fps(self) -> float:
+    def fps(self) -> float:  # type: ignore[override]
         """The frame rate the file declares (FALLBACK_FPS or FOLDER_FPS when it has none)."""
         return self._fps
 
@@ -198,6 +190,9 @@ class _FileSource:
                 break
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(JOIN_TIMEOUT_S)
+
+    def reader_stuck(self) -> bool:
+        return self._thread.is_alive()
 
     def __enter__(self) -> _FileSource:
         return self
@@ -283,7 +278,7 @@ class VideoFileSource(_FileSource):
                         self.name, count + skipped, int(self._expected))
 
     @property
-    def expected_frames(self) -> int | None:
+    def expected_frames(self) -> int | None:  # type: ignore[override]
         return int(self._expected) if self._expected > 0 and not self._loop else None
 
     def _bad_frames_allowed(self, seen: int) -> float:
@@ -317,7 +312,7 @@ class ImageFolderSource(_FileSource):
         self._thread.start()
 
     @property
-    def expected_frames(self) -> int | None:
+    def expected_frames(self) -> int | None:  # type: ignore[override]
         return None if self._loop else len(self._files)
 
     def _images(self, first: bool) -> Iterator[Image]:

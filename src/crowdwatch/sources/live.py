@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 
 from crowdwatch.config import CameraConfig
+from crowdwatch.sources.base import FrameSource
 from crowdwatch.sources.capture import CaptureFactory, CaptureLike, Image, device_hint
 from crowdwatch.sources.files import JOIN_TIMEOUT_S
 from crowdwatch.sources.urls import is_url, redact
@@ -42,7 +43,7 @@ class Backoff:
         self._next = self.base
 
 
-class LiveSource:
+class LiveSource(FrameSource):
     """A camera or stream read on a daemon thread, keeping only the newest frame.
 
     The reader reconnects forever with exponential backoff; a watchdog thread marks the
@@ -230,6 +231,9 @@ class LiveSource:
         if self._reader.is_alive():
             log.warning("%s: reader still blocked in the capture; it will exit when the "
                         "read returns", self.name)
+
+    def reader_stuck(self) -> bool:
+        return self._reader.is_alive()
 
     def __enter__(self) -> LiveSource:
         return self

@@ -1,0 +1,102 @@
+"""The outputs by name: each is a factory that takes the run's OutputContext and returns a
+Sink, or None when the config (or the command line) does not ask for it.
+
+Adding an output (MQTT, a webhook...) is one module in outputs/ with its Sink and one
+registration here whose factory imports that module lazily, so a run without it loads none
+of its libraries. build_app builds every registered output in registration order; the
+Prometheus sink (tied to the HTTP server) and the live page's preview hub are built by the
+app itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from crowdwatch.config import AppConfig
+from crowdwatch.errors import CrowdwatchError
+from crowdwatch.health import HealthState
+from crowdwatch.outputs.base import Sink
+from crowdwatch.registry import Registry
+
+if TYPE_CHECKING:
+    from prometheus_client.registry import Collector
+
+    from crowdwatch.analytics.scene import CameraScene
+
+
+@dataclass
+class OutputContext:
+    """What an output's factory may read: the config, the command line's additions, each
+    camera's geometry (resolved once, shared with the analytics) and the health state."""
+
+    config: AppConfig
+    health: HealthState
+    scenes: Mapping[str, CameraScene]
+    # --events: a JSON Lines file, '-' for stdout; None: no events.
+    events: str | None = None
+    # Prometheus collectors an output adds for /metrics (e.g. the recorder's own counters).
+    collectors: list[Collector] = field(default_factory=list)
+
+
+SinkFactory = Callable[[OutputContext], Sink | None]
+SINKS: Registry[SinkFactory] = Registry("output")
+
+
+def build_sinks(context: OutputContext) -> list[Sink]:
+    """Every configured output, in registration order; closes those built if one fails."""
+    sinks: list[Sink] = []
+    try:
+        for make in SINKS.entries():
+            sink = make(context)
+            if sink is not None:
+                sinks.append(sink)
+    except BaseException:
+        for sink in sinks:
+            sink.close()
+        raise
+    return sinks
+
+
+@SINKS.register("events")
+def _events(context: OutputContext) -> Sink | None:
+    if context.events is None:
+        return None
+    from crowdwatch.outputs.events import EventWriter
+
+    return EventWriter(context.events)
+
+
+@SINKS.register("recording")
+def _recording(context: OutputContext) -> Sink | None:
+    rec = context.config.recording
+    if not rec.enabled:
+        return None
+    from crowdwatch.outputs.annotate import CameraRenderer, blur_only
+    from crowdwatch.outputs.video import RecordingSink, Render, VideoRecorder, recording_path
+
+    try:
+        import av  # noqa: F401 (checked now: a missing encoder fails before anything runs)
+    except ImportError:
+        raise CrowdwatchError("recording needs PyAV: pip install av") from None
+    try:
+        Path(rec.directory).mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise CrowdwatchError(f"cannot create the recording folder {rec.directory} "
+                              f"({error.strerror}); pick another with --save-video") from None
+
+    def recorder_for(camera: str) -> VideoRecorder:
+        render: Render | None = None
+        if rec.annotate:
+            render = CameraRenderer(context.scenes[camera], blur=rec.blur_people)
+        elif rec.blur_people:
+            render = blur_only
+        return VideoRecorder(recording_path(rec.directory, camera), fps=rec.fps, crf=rec.crf,
+                             preset=rec.preset, width=rec.width, queue_size=rec.queue,
+                             render=render)
+
+    sink = RecordingSink(recorder_for)
+    context.collectors.append(sink)
+    return sink
