@@ -21,11 +21,11 @@ import time
 from pathlib import Path
 
 from crowdwatch.app import CallbackSink
+from crowdwatch.build import build_pipeline
 from crowdwatch.config import AppConfig, CameraConfig, DetectorConfig
 from crowdwatch.config.detector import TilingConfig
 from crowdwatch.detect import create_detector
 from crowdwatch.detect.base import available_cores
-from crowdwatch.pipeline import Pipeline
 from crowdwatch.tools.clips import make_clip
 from crowdwatch.types import FrameResult
 
@@ -45,8 +45,8 @@ def run_once(clip: Path, mode: str, frames: int) -> tuple[float, float]:
     detector = create_detector(detector_config)
     results: list[FrameResult] = []
     # Warm-up: compile for the frame and tile shapes outside the timed run.
-    Pipeline(config, detector, [CallbackSink(lambda _r: None)], max_frames=3).run()
-    pipeline = Pipeline(config, detector, [CallbackSink(results.append)], max_frames=frames)
+    build_pipeline(config, detector, [CallbackSink(lambda _r: None)], max_frames=3).run()
+    pipeline = build_pipeline(config, detector, [CallbackSink(results.append)], max_frames=frames)
     started = time.perf_counter()
     pipeline.run()
     wall = time.perf_counter() - started

@@ -155,6 +155,8 @@ class FrameResult:
     stage_seconds: dict[str, float] = field(default_factory=dict)
     # Line crossings and dwell; None on cameras without tracking.
     flow: FlowResult | None = None
+    # The next analytic's member goes here, e.g. `density: DensityResult | None = None`
+    # (per-zone counts of a density estimate and its map), filled by analytics/camera.py.
     # perf_counter() when analysis ended: the export stage runs from here.
     analysed_at: float = 0.0
     # The analysed frame itself, by reference (not a copy) for the recorder and the live

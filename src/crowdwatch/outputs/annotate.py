@@ -163,7 +163,7 @@ def annotate(
         _label(out, f"{line.name} in {line.count_in} out {line.count_out}", mid_x, mid_y,
                LINE_COLOR)
     if boxes and len(detections):
-        ids = getattr(detections, "tracker_id", None)
+        ids = detections.tracker_id
         for i, (x1, y1, x2, y2) in enumerate(np.round(detections.xyxy).astype(np.int64)):
             cv2.rectangle(out, (int(x1), int(y1)), (int(x2), int(y2)), BOX_COLOR, 1)
             if ids is not None and i < len(ids) and ids[i] >= 0:
