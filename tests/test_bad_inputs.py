@@ -294,6 +294,11 @@ def test_unreachable_camera_is_retried_and_reported_down(
         if isinstance(target, int):
             assert f"device {target}: cannot open (no /dev/video{target}" in warnings[0]
         assert cw.value("crowdwatch_source_up", "cam") == 0
+        # The source retries from the moment it opens; the camera loop reports only once the
+        # run starts (after the server is up), which on a busy machine can be later than the
+        # second attempt: "starting" until then, "down" after, never "up".
+        wait_for(lambda: cw.health("/readyz")[1]["cameras"]["cam"]["state"] != "starting", 30,
+                 "the camera loop's first report")
         status, body = cw.health("/readyz")
         assert (status, body["cameras"]["cam"]["state"]) == (503, "down")
         assert cw.health("/healthz")[0] == 200

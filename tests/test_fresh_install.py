@@ -15,14 +15,13 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+# Longer than the suite's default timeout (pyproject.toml): a whole run in a clean environment.
+pytestmark = pytest.mark.timeout(900)
 
 # Runs the CLI in-process, then reports which heavy modules it imported.
 DRIVER = """
 import json, sys
 from crowdwatch.cli import main
-
-# Longer than the suite's default timeout (pyproject.toml): a whole crowdwatch run in a clean environment.
-pytestmark = pytest.mark.timeout(900)
 sys.argv = ["crowdwatch", *sys.argv[1:]]
 try:
     main()

@@ -51,7 +51,7 @@ from deploy_files import (
     pod_meta_labels,
 )
 
-# Longer than the suite's default timeout (pyproject.toml): real crowdwatch processes scraped by Prometheus.
+# Longer than the suite's default timeout (pyproject.toml): crowdwatch scraped by Prometheus.
 pytestmark = pytest.mark.timeout(900)
 
 STREAM_FPS = 200  # well above what the detector analyses on a CPU (~80/s): frames get dropped

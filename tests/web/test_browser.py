@@ -26,7 +26,7 @@ import yaml
 from crowdwatch.config import parse_config
 from crowdwatch.outputs.annotate import LineShape, ZoneShape, annotate
 from crowdwatch.outputs.video import VideoRecorder
-from crowdwatch.types import Detections, FrameResult, ZoneStats
+from crowdwatch.types import Detections, FrameResult, Level, ZoneStats
 from crowdwatch.web.editor import ConfigEditor
 from crowdwatch.web.preview import PreviewHub
 from crowdwatch.web.ui import AccessGuard, WebServer, WebUI, make_web_app
@@ -76,9 +76,8 @@ def _scene(camera: str, people: int, index: int) -> tuple[np.ndarray, FrameResul
     for x1, y1, x2, y2 in boxes.astype(int):
         cv2.rectangle(image, (x1, y1), (x2, y2), (200, 190, 180), cv2.FILLED)
     detections = Detections(boxes, np.ones(people, np.float32))
-    levels = ("ok", "warning", "critical")
-    zones = {z.name: ZoneStats(people // len(ZONES[camera]),
-                               level=levels[min(2, people // 4)]) for z in ZONES[camera]}
+    zones = {z.name: ZoneStats(people // len(ZONES[camera]), level=Level(min(2, people // 4)))
+             for z in ZONES[camera]}
     return image, FrameResult(camera, index, index / 10, time.time(), people, people, zones,
                               detections)
 
