@@ -12,6 +12,11 @@ Anchor = Literal["bottom_center", "center"]
 Point = tuple[float, float]
 # Label values (camera ids, zone and line names) in metrics.
 NAME_PATTERN = r"^[A-Za-z0-9_.:-]+$"
+# '$', '{' and '}' in a name could spell ${VAR}: a name must never carry an environment value
+# (a password) into metrics labels, events or the page. One message for check, run and editor.
+PLACEHOLDER_CHARS = frozenset("${}")
+PLACEHOLDER_MESSAGE = ("must not contain {char!r} ('$', '{{' and '}}' are not allowed in names: "
+                       "${{VAR}} is expanded only in camera sources)")
 
 
 def check_label(name: str) -> str:
@@ -19,6 +24,9 @@ def check_label(name: str) -> str:
     no quotes, backslashes or control characters, which break queries and log lines."""
     if name != name.strip():
         raise ValueError("must not start or end with a space")
+    placeholder = [ch for ch in name if ch in PLACEHOLDER_CHARS]
+    if placeholder:
+        raise ValueError(PLACEHOLDER_MESSAGE.format(char=placeholder[0]))
     bad = [ch for ch in name if not ch.isprintable() or ch in "\"'\\"]
     if bad:
         raise ValueError(f"must not contain {bad[0]!r} (quotes, backslashes and control "

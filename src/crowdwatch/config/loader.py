@@ -24,34 +24,36 @@ _ENV_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _HAS_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 
 
-def _key_path(path: str, key: object) -> str:
-    if isinstance(key, int):
-        return f"{path}[{key}]"
-    if not isinstance(key, str) or not _PLAIN_KEY.fullmatch(key):
-        return f"{path}[{key!r}]"
-    return f"{path}.{key}" if path else key
+# The values meant to come from the environment: camera sources (URLs with credentials).
+# Nowhere else: a ${VAR} in a zone name would publish the variable (a token, a password) in
+# metrics labels, events and the page.
+ENV_KEYS = ("cameras[].source",)
 
 
-def expand_env(data: Any, origin: str, path: str = "") -> Any:
-    """Replace ${VAR} in every string value (not keys, not numbers) by its environment value;
-    ConfigError naming the key and the variable if it is not set."""
-    if isinstance(data, dict):
-        return {key: expand_env(value, origin, _key_path(path, key))
-                for key, value in data.items()}
-    if isinstance(data, list):
-        return [expand_env(value, origin, _key_path(path, i)) for i, value in enumerate(data)]
-    if not isinstance(data, str):
+def expand_env(data: Any, origin: str) -> Any:
+    """Replace ${VAR} by its environment value in the keys of ENV_KEYS only; ConfigError naming
+    the key and the variable if it is not set. Every other value is left as written."""
+    if not isinstance(data, dict) or not isinstance(data.get("cameras"), list):
         return data
+    cameras = []
+    for index, camera in enumerate(data["cameras"]):
+        if isinstance(camera, dict) and isinstance(camera.get("source"), str):
+            where = f"cameras[{index}].source"
+            camera = {**camera, "source": _expand(camera["source"], origin, where)}
+        cameras.append(camera)
+    return {**data, "cameras": cameras}
 
+
+def _expand(text: str, origin: str, path: str) -> str:
     def value(match: re.Match[str]) -> str:
         name = match.group(1)
         found = os.environ.get(name)
         if found is None:
-            raise ConfigError(f"{origin}: {path or '(top level)'}: environment variable {name} "
+            raise ConfigError(f"{origin}: {path}: environment variable {name} "
                               f"is not set; export {name}=..., or write the value in the config")
         return found
 
-    return _ENV_VAR.sub(value, data)
+    return _ENV_VAR.sub(value, text)
 
 
 def resolve_paths(config: AppConfig, folder: Path) -> AppConfig:
