@@ -83,7 +83,7 @@ def server() -> Iterator[int]:
     ("userinfo", "path", "expected"),
     [
         ("admin:wrong@", "/live", "wrong credentials ({S} 401 Unauthorized); check the user and password"),
-        ("", "/live", "the camera needs credentials ({S} 401 Unauthorized); add user:password@"),
+        ("", "/live", "the camera needs credentials ({S} 401 Unauthorized); add user:password and an at sign before the host"),
         ("admin:s3cret@", "/other", "stream not found ({S} 404 Not Found); check the path"),
         ("admin:s3cret@", "/live", "the server answers ({S} 200 OK) but OpenCV/FFmpeg could not"),
     ],

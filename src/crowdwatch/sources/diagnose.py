@@ -67,7 +67,8 @@ def _diagnose(url: str, timeout: float) -> str:
     status = f"{scheme.upper()} {code} {reason}".strip()
     if code in (401, 403):
         if user is None:
-            return f"the camera needs credentials ({status}); add user:password@ to the URL"
+            return (f"the camera needs credentials ({status}); add user:password and an at "
+                    "sign before the host in the URL")
         return f"wrong credentials ({status}); check the user and password"
     if code == 404:
         return f"stream not found ({status}); check the path after the host"

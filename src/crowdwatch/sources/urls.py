@@ -10,14 +10,18 @@ from crowdwatch.errors import SourceError
 LIVE_SCHEMES = frozenset({"rtsp", "rtsps", "rtmp", "http", "https"})
 SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 # A scheme with '//' (any case), or a live scheme followed by any number of slashes:
-# "rtsp:/user:pw@host" and "rtsp:user:pw@host" reach OpenCV and the logs too. Userinfo runs
-# to the last '@' before the path on that line, so a password with '@' or spaces is covered;
-# '/', '?' and '#' end it (RFC 3986: they must be percent-encoded in a password).
+# "rtsp:/user:pw@host" and "rtsp:user:pw@host" reach OpenCV and the logs too. The secret runs
+# from there to the LAST '@' on the line: operators type passwords with '@', spaces, '/', '?'
+# and '#' unencoded, so no character but a line break can be trusted to end them. A line
+# with an '@' after a URL's host ("...?mail=a@b") hides more than the password: a
+# redaction that errs, errs towards hiding.
 _CREDENTIALS = re.compile(
-    r"((?:\b[A-Za-z][A-Za-z0-9+.-]*:)?//+|\b(?:rtsps?|rtmp|https?):/*)[^/?#\r\n]*@",
+    r"((?:\b[A-Za-z][A-Za-z0-9+.-]*:)?//+|\b(?:rtsps?|rtmp|https?):/*)[^\r\n]*@",
     re.IGNORECASE)
-# How a camera URL looks, in words the credential redaction leaves alone.
-URL_FORM = "expected e.g. rtsp://host:554/path, with user:password@ before the host if needed"
+# How a camera URL looks, in words the credential redaction leaves alone: no '@' (redact()
+# hides everything up to the last one on a line).
+URL_FORM = ("expected e.g. rtsp://host:554/path, with user:password and an at sign before the "
+            "host if needed")
 # A live scheme followed by one slash or none: "rtsp:/cam/1", "rtsp:cam".
 BROKEN_SCHEME = re.compile(r"^(rtsps?|rtmp|https?):(?!//)", re.IGNORECASE)
 
@@ -31,8 +35,22 @@ def is_url(source: str) -> bool:
     return SCHEME.match(source) is not None
 
 
+def _shown(source: str) -> str:
+    """The source with everything up to its last '@' hidden: the password may contain any
+    character, so this is worked out before, and without, any parsing."""
+    scheme, sep, rest = source.partition("://")
+    if not sep:
+        return redact(source)
+    return f"{scheme}://***@{rest.rpartition('@')[2]}" if "@" in rest else source
+
+
 def check_url(source: str) -> None:
-    """SourceError naming the fault if a live URL cannot be right (no host, bad port...)."""
+    """SourceError naming the fault if a live URL cannot be right (no host, bad port...).
+
+    The messages are crowdwatch's own: a parser's message quotes the text it choked on
+    (urlsplit's "port could not be cast to integer value as 'hunter2'"), which may be the
+    password, changed (lower case) beyond what redaction recognises."""
+    shown = _shown(source)
     problem = None
     if any(c.isspace() or ord(c) < 32 for c in source):
         problem = "it contains a space or control character; percent-encode it (%20)"
@@ -40,16 +58,21 @@ def check_url(source: str) -> None:
         try:
             parts = urlsplit(source)
             port = parts.port  # ValueError: not a number or out of range
-        except ValueError as error:
-            problem = str(error).lower()
-        else:
-            if not parts.hostname:
+        except ValueError:
+            parts, port = None, None
+            problem = ("the part after the host is not a port number from 1 to 65535, or "
+                       "the password holds '/', '?', '#', '[' or ']' unencoded; percent-encode "
+                       "them (%2F %3F %23 %5B %5D)")
+        if parts is not None:
+            after_host = source[len(f"{parts.scheme}://{parts.netloc}"):]
+            if "@" in after_host:
+                # "rtsp://user:123/pw@host/x" parses as host "user", port 123: the password
+                # held a '/', '?' or '#' that ended the host part early.
+                problem = ("an '@' after the host: the password holds '/', '?' or '#' "
+                           "unencoded; percent-encode them (%2F %3F %23)")
+            elif not parts.hostname:
                 problem = "no host"
             elif port == 0:
                 problem = "port 0"
     if problem:
-        # Hide everything up to the last '@': a password with a space in it ends redact()'s
-        # match early and would show.
-        scheme, _, rest = source.partition("://")
-        shown = f"{scheme}://***@{rest.rpartition('@')[2]}" if "@" in rest else source
         raise SourceError(f"{shown}: malformed URL ({problem}); {URL_FORM}")
