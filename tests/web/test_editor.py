@@ -229,8 +229,9 @@ def test_write_is_atomic(editor: ConfigEditor, monkeypatch: pytest.MonkeyPatch) 
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "replace", fail)
-    with pytest.raises(OSError):
+    with pytest.raises(EditorError) as error:  # a message in the editor, not a 500
         editor.save(payload)
+    assert error.value.status == 409 and "disk full" in str(error.value.body)
     assert editor.path.read_text() == CONFIG
     assert [p.name for p in editor.path.parent.iterdir() if p.name.endswith(".tmp")] == []
 

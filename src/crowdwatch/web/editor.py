@@ -4,7 +4,9 @@ The file is edited with ruamel.yaml's round-trip mode, so the user's comments, k
 and other keys survive. Zones and ignore regions are validated by the same pydantic
 ZoneConfig and IgnoreRegion, and the whole file by parse_config (what `crowdwatch check`
 runs); errors are reported per shape. A save writes a temporary file beside the config and
-renames it over (atomic), after copying the previous file to FILE.bak.
+renames it over (atomic), after writing the previous content to FILE.bak the same way (a link
+at FILE.bak is replaced, not followed). A config that is a symbolic link or read-only is not
+written (409 with the fix).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import io
 import math
 import os
 import shutil
+import stat
 import tempfile
 import threading
 from collections.abc import Callable
@@ -375,18 +378,52 @@ def _check_whole(doc: CommentedMap, origin: str) -> list[dict[str, Any]]:
     return []
 
 
-def _write(path: Path, text: str, backup: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+def _check_writable(path: Path) -> None:
+    """EditorError (409) with the fix when the editor must not or cannot write `path`.
+
+    A config that is a symbolic link is refused: writing through it would let whoever
+    placed the link choose which file a save replaces; edit the target with --config."""
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        info = path.lstat()
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(info.st_mode):
+        raise EditorError(409, {"errors": [{"kind": "config", "message":
+                          f"{path} is a symbolic link; the editor writes only a regular file: "
+                          f"start it with --config {os.path.realpath(path)}"}]})
+    if not info.st_mode & stat.S_IWUSR:
+        # Root may replace a read-only file; the mode says its owner does not want that.
+        raise EditorError(409, {"errors": [{"kind": "config", "message":
+                          f"{path} is read-only (mode {stat.S_IMODE(info.st_mode):04o}); make "
+                          "it writable (chmod u+w) to save from the editor"}]})
+
+
+def _write(path: Path, text: str, backup: Path) -> None:
+    """Write `text` to `path` and the previous content to `backup`, each atomically (a new
+    file renamed over): a planted link at either name is replaced, never followed."""
+    _check_writable(path)
+    try:
+        if path.exists():
+            _replace_with(backup, path.read_bytes(), path)
+        _replace_with(path, text.encode("utf-8"), path if path.exists() else None)
+    except OSError as error:
+        raise EditorError(409, {"errors": [{"kind": "config", "message":
+                          f"cannot write {error.filename or path} ({error.strerror or error}); "
+                          "the config folder must be writable to save from the editor"}]}
+                          ) from None
+
+
+def _replace_with(target: Path, data: bytes, mode_of: Path | None) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        if path.exists():
-            shutil.copymode(path, tmp)
-            shutil.copy2(path, backup)
+        if mode_of is not None:
+            shutil.copymode(mode_of, tmp)
         # Atomic: readers see the old file or the new one, never a half-written one.
-        os.replace(tmp, path)
+        os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
