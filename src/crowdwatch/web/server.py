@@ -8,24 +8,13 @@ every other path; /metrics, /healthz and /readyz stay open.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable, Iterable
-from socketserver import ThreadingMixIn
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry, make_wsgi_app
 
 from crowdwatch.health import HealthState
-
-
-class _ThreadingServer(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
+from crowdwatch.web.http import HttpServer
 
 
 def make_app(health: HealthState,
@@ -52,7 +41,8 @@ def make_app(health: HealthState,
 
 
 class Server:
-    """The endpoint on a background thread; `web` (web.ui.WebUI) adds the web page."""
+    """The endpoint on a background thread (web/http.py: one listener with limits);
+    `web` (web.ui.WebUI) adds the web page on the same listener."""
 
     def __init__(self, health: HealthState, host: str, port: int,
                  registry: CollectorRegistry | None = None,
@@ -62,14 +52,8 @@ class Server:
             from crowdwatch.web.ui import make_web_app
 
             app = make_web_app(app, web)
-        self._httpd = make_server(host, port, app, _ThreadingServer,
-                                  handler_class=_QuietHandler)
-        self.port = int(self._httpd.server_port)
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="http",
-                                         daemon=True)
-        self._thread.start()
+        self._http = HttpServer(app, host, port)
+        self.port = self._http.port
 
     def close(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(5)
+        self._http.close()

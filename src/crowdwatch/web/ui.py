@@ -16,14 +16,11 @@ import json
 import logging
 import os
 import re
-import threading
 from collections.abc import Callable, Iterable
 from importlib import resources
 from pathlib import Path
-from socketserver import ThreadingMixIn
 from typing import Any
 from urllib.parse import parse_qs
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import cv2
 from ruamel.yaml import YAML
@@ -31,6 +28,7 @@ from ruamel.yaml import YAML
 from crowdwatch.config.web import WebConfig
 from crowdwatch.errors import SourceError
 from crowdwatch.web.editor import ConfigEditor, EditorError
+from crowdwatch.web.http import HttpServer, StreamSlots
 from crowdwatch.web.preview import BOUNDARY, PreviewHub
 
 log = logging.getLogger("crowdwatch.web")
@@ -143,6 +141,7 @@ class WebUI:
         self.editor = editor
         self.preview = preview and hub is not None
         self.live_page = live_page and hub is not None
+        self.streams = StreamSlots()
 
     def __call__(self, environ: dict[str, Any],
                  start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -230,9 +229,14 @@ class WebUI:
                 return _respond(start_response, "503 Service Unavailable", b"no frame yet\n",
                                 "text/plain", [("Retry-After", "1")])
             return _respond(start_response, "200 OK", encoded[1], "image/jpeg")
+        stream = self.streams.take(self.hub.stream(camera))
+        if stream is None:  # each stream holds a server worker: keep some for the rest
+            return _respond(start_response, "503 Service Unavailable",
+                            b"too many previews open; close one or use snapshot.jpg\n",
+                            "text/plain", [("Retry-After", "5")])
         start_response("200 OK", [
             ("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}"), *_HEADERS])
-        return self.hub.stream(camera)
+        return stream
 
     def _config(self, environ: dict[str, Any], start_response: Callable[..., Any],
                 method: str) -> list[bytes]:
@@ -282,34 +286,20 @@ def web_ui_from_config(config: WebConfig, hub: PreviewHub | None,
                  preview=config.preview.enabled)
 
 
-class _ThreadingServer(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
 class WebServer:
     """A WSGI app on a background thread (tests and `crowdwatch zones`)."""
 
     def __init__(self, app: WSGIApp, host: str = "127.0.0.1", port: int = 0) -> None:
-        self._httpd = make_server(host, port, app, _ThreadingServer, handler_class=_QuietHandler)
+        self._http = HttpServer(app, host, port, name="web")
         self.host = host
-        self.port = int(self._httpd.server_port)
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="web",
-                                        daemon=True)
-        self._thread.start()
+        self.port = self._http.port
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
     def close(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(5)
+        self._http.close()
 
 
 def grab_frame(source: str | int, attempts: int = 50) -> Any:
