@@ -52,13 +52,20 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# Bounds of every shape: a polygon of 100k points made each save (and each frame) slow.
+MAX_POINTS = 1000
+MAX_COORDINATE = 1e6
+
+
 def check_points(points: list[Point], minimum: int) -> list[Point]:
     if len(points) < minimum:
         raise ValueError(f"needs at least {minimum} points, got {len(points)}")
+    if len(points) > MAX_POINTS:
+        raise ValueError(f"has {len(points)} points; at most {MAX_POINTS}")
     for x, y in points:
         if not (math.isfinite(x) and math.isfinite(y)):
             raise ValueError(f"point ({x}, {y}) is not a finite number")
-        if abs(x) > 1e6 or abs(y) > 1e6:
+        if abs(x) > MAX_COORDINATE or abs(y) > MAX_COORDINATE:
             raise ValueError(f"point ({x}, {y}) is out of range (|coordinate| <= 1e6)")
     return points
 

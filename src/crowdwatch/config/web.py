@@ -14,6 +14,7 @@ from crowdwatch.config.base import Strict
 
 # An environment variable name, never a token: tokens must not sit in config files.
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_HOST_NAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}\.?)*$")
 
 
 class PreviewConfig(Strict):
@@ -56,8 +57,22 @@ class WebConfig(Strict):
         "CROWDWATCH_TOKEN", description="name of the environment variable holding the access "
         "token; when it is set, every page but /metrics /healthz /readyz needs the token")
     allow_remote: bool = Field(False, description="answer clients other than this machine "
-                               "(127.0.0.1, ::1); set a token before turning this on")
+                               "(127.0.0.1, ::1); set a token of 16+ characters before turning "
+                               "this on")
+    hosts: list[str] = Field(default_factory=list, max_length=64, description="host names the "
+                             "page answers to besides localhost and IP addresses (e.g. "
+                             "cams.example.org); any other Host header is refused (DNS "
+                             "rebinding)")
     preview: PreviewConfig = Field(default_factory=PreviewConfig)
+
+    @field_validator("hosts")
+    @classmethod
+    def _host_names(cls, hosts: list[str]) -> list[str]:
+        for host in hosts:
+            if not _HOST_NAME.fullmatch(host):
+                raise ValueError(f"{host!r} is not a host name (letters, digits, '-' and '.'; "
+                                 "no port, no scheme)")
+        return hosts
 
     @field_validator("token_env")
     @classmethod

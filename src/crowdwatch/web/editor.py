@@ -26,8 +26,11 @@ from typing import Any
 from pydantic import ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import CommentMark
+from ruamel.yaml.tokens import CommentToken
 
 from crowdwatch.config import ZoneConfig, format_validation_error, parse_config
+from crowdwatch.config.base import MAX_COORDINATE, MAX_POINTS
 from crowdwatch.config.camera import IgnoreRegion
 from crowdwatch.errors import ConfigError
 from crowdwatch.types import Image
@@ -105,7 +108,7 @@ def _check_line(line: dict[str, Any], size: tuple[int, int] | None) -> list[list
     pts = []
     for point in points:
         if (not isinstance(point, list | tuple) or len(point) != 2
-                or not all(isinstance(v, int | float) and math.isfinite(v) for v in point)):
+                or not all(map(_coordinate, point))):
             raise ValueError("points: each point is [x, y] with finite numbers")
         pts.append([float(point[0]), float(point[1])])
     if pts[0] == pts[1]:
@@ -181,9 +184,11 @@ class ConfigEditor:
                                                 "message": "expected {cameras: [...]}"}]})
         with self._lock:
             doc, version = self._read()
-            if payload.get("version") not in (None, version):
+            # The version is required: without it two editors overwrite each other silently.
+            if payload.get("version") != version:
                 raise EditorError(409, {"errors": [{"kind": "config", "message":
-                                  "the file changed since it was loaded; reload the page"}]})
+                                  "the file changed since it was loaded (or the request has "
+                                  "no version); reload the page"}]})
             errors: list[dict[str, Any]] = []
             by_id = {str(c.get("id")): c for c in doc["cameras"]}
             for edited in payload["cameras"]:
@@ -261,14 +266,21 @@ def _points_in(item: dict[str, Any]) -> list[list[float]]:
     points = item.get("points")
     if not isinstance(points, list):
         raise ValueError("points: must be a list of [x, y]")
+    if len(points) > MAX_POINTS:  # before any geometry: a huge polygon holds the lock
+        raise ValueError(f"points: at most {MAX_POINTS} per shape, got {len(points)}")
     out = []
     for point in points:
-        if (not isinstance(point, list) or len(point) != 2
-                or not all(isinstance(v, int | float) and not isinstance(v, bool)
-                           and math.isfinite(v) for v in point)):
-            raise ValueError("points: each point is [x, y] with finite numbers")
+        if not isinstance(point, list) or len(point) != 2 or not all(map(_coordinate, point)):
+            raise ValueError(f"points: each point is [x, y] with finite numbers of at most "
+                             f"{MAX_COORDINATE:g}")
         out.append([float(point[0]), float(point[1])])
     return out
+
+
+def _coordinate(value: Any) -> bool:
+    # abs() first: a 400-digit integer is a valid int that float() cannot hold.
+    return (isinstance(value, int | float) and not isinstance(value, bool)
+            and abs(value) <= MAX_COORDINATE and math.isfinite(value))
 
 
 def _default_normalized(existing: list[Any]) -> bool:
@@ -351,12 +363,45 @@ def _replace_items(cam: CommentedMap, kind: str, existing: Any,
             # Same order: delete and append in place so comments on kept items stay put.
             for index in reversed(range(len(existing))):
                 if not any(existing[index] is i for i in kept):
-                    del existing[index]
+                    _delete_keeping_next_comment(existing, index)
             for item in new_items[len(kept):]:
                 existing.append(item)
             return
     seq = CommentedSeq(new_items)
     cam[kind] = seq
+
+
+def _last_comment_slot(node: Any) -> tuple[dict[Any, Any], Any, int] | None:
+    """Where ruamel keeps the comment after a node's last element: (ca.items, key, slot)."""
+    if not isinstance(node, CommentedMap | CommentedSeq) or not node:
+        return None
+    key = list(node.keys())[-1] if isinstance(node, CommentedMap) else len(node) - 1
+    value = node[key]
+    if isinstance(value, CommentedMap | CommentedSeq) and value and not value.fa.flow_style():
+        return _last_comment_slot(value)
+    return node.ca.items, key, 2 if isinstance(node, CommentedMap) else 0
+
+
+def _delete_keeping_next_comment(seq: CommentedSeq, index: int) -> None:
+    """del seq[index], keeping the comment lines above the next item: ruamel stores them
+    on the deleted item's last line, and they would go with it."""
+    carried = None
+    slot = _last_comment_slot(seq[index])
+    if slot is not None and index + 1 < len(seq):
+        items, key, position = slot
+        entry = items.get(key)
+        token = entry[position] if entry and len(entry) > position else None
+        if token is not None:
+            own_line, _, rest = token.value.partition("\n")
+            if rest.strip():
+                carried = [line for line in rest.splitlines() if line.strip()]
+                token.value = own_line + "\n"
+    del seq[index]
+    if carried:
+        column = len(carried[0]) - len(carried[0].lstrip())
+        entry = seq.ca.items.setdefault(index, [None, None, None, None])
+        entry[1] = [CommentToken(line.strip() + "\n", CommentMark(column), None)
+                    for line in carried] + (entry[1] or [])
 
 
 _BUILDERS = {"zones": _zone_entry, "lines": _line_entry, "ignore": _ignore_entry}

@@ -8,12 +8,12 @@ a client on this machine. serve_editor() runs only the editor, for `crowdwatch z
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import html
 import ipaddress
 import json
 import logging
+import math
 import os
 import re
 from collections.abc import Callable, Iterable
@@ -27,6 +27,7 @@ from ruamel.yaml import YAML
 
 from crowdwatch.config.web import WebConfig
 from crowdwatch.errors import SourceError
+from crowdwatch.web.access import HostPolicy, Sessions, Throttle, check_token
 from crowdwatch.web.editor import ConfigEditor, EditorError
 from crowdwatch.web.http import HttpServer, StreamSlots
 from crowdwatch.web.preview import BOUNDARY, PreviewHub
@@ -43,26 +44,37 @@ _STATIC = {"/": "live.html", "/editor": "editor.html", "/static/editor.js": "edi
            "/static/live.js": "live.js", "/static/style.css": "style.css"}
 _TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
           ".css": "text/css; charset=utf-8"}
+# same-origin, not no-referrer: with no-referrer a browser sends "Origin: null" on the page's
+# own form posts, and the Origin check could not tell them from a sandboxed attacker's.
 _HEADERS = [("Cache-Control", "no-store"), ("X-Content-Type-Options", "nosniff"),
-            ("Referrer-Policy", "no-referrer"), ("X-Frame-Options", "DENY")]
+            ("Referrer-Policy", "same-origin"), ("X-Frame-Options", "DENY")]
 
 
 class AccessGuard:
-    """Checks the access token; no token configured means open (to allowed clients)."""
+    """Checks the access token; no token configured means open (to allowed clients).
 
-    def __init__(self, token: str | None, allow_remote: bool = False) -> None:
+    Host names and origins are checked by `hosts` (web/access.py), failed guesses slowed by
+    `throttle`, and login cookies expire (`sessions`)."""
+
+    def __init__(self, token: str | None, allow_remote: bool = False,
+                 hosts: Iterable[str] = (), throttle: Throttle | None = None,
+                 sessions: Sessions | None = None) -> None:
         self.token = token or None
         self.allow_remote = allow_remote
-        # The cookie holds a digest of the token, not the token: a leaked cookie jar or
-        # log line does not give away what to put in an Authorization header.
-        self._session = (hashlib.sha256(b"crowdwatch-session:" + self.token.encode()).hexdigest()
-                         if self.token else None)
+        self.hosts = HostPolicy(hosts, allow_remote)
+        self.throttle = throttle or Throttle()
+        # The cookie holds an expiry signed with a digest of the token, not the token: a
+        # leaked cookie jar or log line does not give away what to put in a header.
+        self.sessions = sessions or (Sessions(self.token) if self.token else None)
 
     @classmethod
     def from_env(cls, variable: str | None = "CROWDWATCH_TOKEN",
-                 allow_remote: bool = False) -> AccessGuard:
-        """Token from the named environment variable (never from the config file)."""
-        return cls(os.environ.get(variable) if variable else None, allow_remote)
+                 allow_remote: bool = False, hosts: Iterable[str] = ()) -> AccessGuard:
+        """Token from the named environment variable (never from the config file);
+        CrowdwatchError for a blank one, or a short one with allow_remote."""
+        token = os.environ.get(variable) if variable else None
+        check_token(token, allow_remote, variable or "CROWDWATCH_TOKEN")
+        return cls(token, allow_remote, hosts)
 
     def client_allowed(self, environ: dict[str, Any]) -> bool:
         if self.allow_remote:
@@ -73,26 +85,31 @@ class AccessGuard:
             return False
 
     def token_ok(self, token: str) -> bool:
-        return self.token is not None and hmac.compare_digest(token.encode(),
-                                                              self.token.encode())
+        """Constant time; a failed guess counts against the throttle."""
+        ok = self.token is not None and hmac.compare_digest(token.encode(),
+                                                            self.token.encode())
+        if not ok:
+            self.throttle.failed()
+        return ok
 
     def authorized(self, environ: dict[str, Any]) -> bool:
         if self.token is None:
             return True
-        header = environ.get("HTTP_AUTHORIZATION", "")
-        if header.startswith("Bearer ") and self.token_ok(header[7:].strip()):
+        scheme, _, credentials = environ.get("HTTP_AUTHORIZATION", "").strip().partition(" ")
+        if scheme.lower() == "bearer" and self.token_ok(credentials.strip()):
             return True
-        assert self._session is not None
+        assert self.sessions is not None
         for part in environ.get("HTTP_COOKIE", "").split(";"):
             name, _, value = part.strip().partition("=")
-            if name == COOKIE and hmac.compare_digest(value.encode(), self._session.encode()):
+            if name == COOKIE and self.sessions.valid(value):
                 return True
         return False
 
     def session_cookie(self, secure: bool) -> str:
-        assert self._session is not None
+        assert self.sessions is not None
         flags = "; Secure" if secure else ""
-        return f"{COOKIE}={self._session}; Path=/; HttpOnly; SameSite=Strict{flags}"
+        return (f"{COOKIE}={self.sessions.issue()}; Path=/; Max-Age="
+                f"{int(self.sessions.lifetime_s)}; HttpOnly; SameSite=Strict{flags}")
 
 
 def static_text(name: str) -> bytes:
@@ -158,6 +175,22 @@ class WebUI:
             return _respond(start_response, "403 Forbidden",
                             b"only this machine may connect (web.allow_remote is false)\n",
                             "text/plain")
+        host = environ.get("HTTP_HOST")
+        if host is not None and not self.guard.hosts.host_allowed(host):
+            # DNS rebinding: a foreign name that resolves to this machine.
+            return _respond(start_response, "421 Misdirected Request",
+                            b"unknown host name; add it to web.hosts in the config\n",
+                            "text/plain")
+        if not self.guard.hosts.origin_allowed(environ):
+            return _respond(start_response, "403 Forbidden",
+                            b"cross-origin request refused\n", "text/plain")
+        guessing = (path == "/login" and method == "POST") or "HTTP_AUTHORIZATION" in environ
+        if self.guard.token is not None and guessing:
+            wait = self.guard.throttle.blocked()
+            if wait > 0:
+                return _respond(start_response, "429 Too Many Requests",
+                                b"too many wrong tokens; wait and try again\n", "text/plain",
+                                [("Retry-After", str(math.ceil(wait)))])
         if path == "/login" and self.guard.token is not None:
             return self._login(environ, start_response, method)
         if path == "/static/style.css":  # the login page needs it before login
@@ -168,6 +201,14 @@ class WebUI:
             return _respond(start_response, "401 Unauthorized", body,
                             "text/html; charset=utf-8" if wants_html else "text/plain",
                             [("WWW-Authenticate", 'Bearer realm="crowdwatch"')])
+        if path == "/logout" and method == "POST":
+            if self.guard.sessions is not None:
+                self.guard.sessions.end_all()  # one token, one user: every login cookie ends
+            start_response("303 See Other", [
+                ("Location", "/login" if self.guard.token else "/"), ("Content-Length", "0"),
+                ("Set-Cookie", f"{COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict"),
+                *_HEADERS])
+            return [b""]
         if path == "/" and not self.live_page and self.editor is not None:
             start_response("303 See Other", [("Location", "/editor"), ("Content-Length", "0")])
             return [b""]
@@ -253,7 +294,7 @@ class WebUI:
                                 b"send application/json\n", "text/plain")
             try:
                 payload = json.loads(_read_body(environ) or b"null")
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: 100k nested brackets
                 raise EditorError(400, {"errors": [{"kind": "request",
                                                     "message": "invalid JSON"}]}) from None
             saved = self.editor.save(payload)
@@ -280,7 +321,11 @@ def make_web_app(base: WSGIApp, web: WebUI) -> WSGIApp:
 def web_ui_from_config(config: WebConfig, hub: PreviewHub | None,
                        editor: ConfigEditor | None) -> WebUI:
     """The WebUI the config asks for (token from the environment variable it names)."""
-    guard = AccessGuard.from_env(config.token_env, config.allow_remote)
+    guard = AccessGuard.from_env(config.token_env, config.allow_remote, config.hosts)
+    if guard.token is None:
+        log.warning("the web page runs without an access token: any program on this machine "
+                    "can read it%s; set $%s", " and save zones" if config.editor else "",
+                    config.token_env or "CROWDWATCH_TOKEN")
     return WebUI(guard, hub if config.enabled else None,
                  editor if config.enabled and config.editor else None,
                  preview=config.preview.enabled)
@@ -349,6 +394,9 @@ def serve_editor(source: str | int, config_path: str | Path, *, camera: str | No
     """Serve only the zone editor (no pipeline) for `crowdwatch zones`; close() to stop."""
     editor = editor_for_source(source, config_path, camera)
     guard = AccessGuard.from_env(token_env, allow_remote=False)
+    if guard.token is None:
+        log.warning("the zone editor runs without an access token: any program on this "
+                    "machine can save zones; set $%s", token_env or "CROWDWATCH_TOKEN")
     server = WebServer(WebUI(guard, editor=editor), host, port)
     log.info("zone editor on %s/editor", server.url)
     return server
