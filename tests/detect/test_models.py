@@ -36,8 +36,7 @@ def test_the_default_model_is_found_inside_the_package(bare_machine: Path) -> No
 
 def test_a_users_copy_wins_over_the_embedded_one(bare_machine: Path) -> None:
     mine = bare_machine / "models" / DEFAULT
-    mine.mkdir(parents=True)
-    (mine / "other.xml").write_text("<net/>")
+    shutil.copytree(EMBEDDED_DIR / DEFAULT, mine)  # a copy of the shipped name must be intact
     assert resolve_model(DEFAULT) == mine
 
 

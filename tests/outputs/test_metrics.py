@@ -55,8 +55,9 @@ def test_before_the_first_frame_no_count_series_and_nothing_nan() -> None:
     assert ("crowdwatch_zone_capacity_people", (("camera", "gate"), ("zone", "hall"))) not in s
     assert value(s, "crowdwatch_source_up", camera="gate") == 0
     assert value(s, "crowdwatch_frames_processed_total", camera="gate") == 0
-    assert value(s, "crowdwatch_build_info", version="0.1.0",
-                 model="yolo11n_int8_openvino_model") == 1
+    (build,) = [dict(labels) for name, labels in s if name == "crowdwatch_build_info"]
+    assert build["version"] == "0.1.0" and build["model"] == "yolo11n_int8_openvino_model"
+    assert set(build) == {"version", "model", "model_path", "model_sha256"}
 
 
 def test_record_frame_updates_zone_and_camera_series() -> None:
@@ -109,7 +110,8 @@ def test_names_follow_prometheus_conventions() -> None:
             assert all(x.name.endswith("_total") for x in family.samples)
         for sample in family.samples:
             # Bounded labels only: never a track id or a URL.
-            assert set(sample.labels) <= {"camera", "zone", "stage", "le", "version", "model"}
+            assert set(sample.labels) <= {"camera", "zone", "stage", "le", "version", "model",
+                                             "model_path", "model_sha256"}
 
 
 def test_endpoint_serves_over_http() -> None:

@@ -99,6 +99,10 @@ def _run(config_path: Path | None, source: str | None, model: str | None,
                          else str(config_path))
     running = build_app(config, options)
     pipeline = running.pipeline
+    from crowdwatch.detect.integrity import loaded_model
+
+    if (model_used := loaded_model()) is not None:
+        typer.echo(f"crowdwatch: model {model_used.path} (sha256 {model_used.short})", err=True)
     if running.url is not None:
         typer.echo(f"crowdwatch: metrics on {running.url}", err=True)
     if running.web_url is not None:

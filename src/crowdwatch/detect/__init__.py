@@ -28,4 +28,8 @@ def create_detector(config: DetectorConfig) -> Detector:
     if name == "openvino" and not model_path.is_dir():
         raise ModelError(f"backend openvino needs an OpenVINO model folder, got {model_path}; "
                          "use detector.backend: ultralytics")
-    return BACKENDS.get(name)(config, model_path)
+    from crowdwatch.detect.integrity import record_loaded, verify_model
+
+    detector = BACKENDS.get(name)(config, model_path)
+    record_loaded(verify_model(model_path))
+    return detector

@@ -7,6 +7,7 @@ import hashlib
 import os
 from pathlib import Path
 
+from crowdwatch.detect.integrity import verify_model
 from crowdwatch.errors import ModelError
 
 MODELS_HELP = "see models/README.md for how to download or export it"
@@ -73,6 +74,7 @@ def resolve_model(name: str) -> Path:
                 raise ModelError(f"model {path} is not a .pt, .onnx or OpenVINO folder")
             if path.parent == EMBEDDED_DIR and path.name in EMBEDDED_MODELS:
                 verify_embedded(path)
+            verify_model(path)  # any copy with a known name, or with a SHA256SUMS file
             return path
     searched = ", ".join(str(d) for d in model_search_dirs())
     raise ModelError(

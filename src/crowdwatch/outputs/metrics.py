@@ -24,6 +24,7 @@ from prometheus_client.registry import Collector
 
 from crowdwatch import __version__
 from crowdwatch.config import AppConfig
+from crowdwatch.detect.integrity import loaded_model
 from crowdwatch.health import HealthState
 from crowdwatch.types import STAGES, TRACK_STAGE, FlowResult, FrameResult
 
@@ -123,7 +124,10 @@ class MetricsSink:
             "crowdwatch_zone_longest_stay_seconds", "Longest current stay of a tracked person "
             "in the zone (0 when nobody tracked is inside)", zone, registry=r)
         build = Info("crowdwatch_build", "crowdwatch version and detector model", registry=r)
-        build.info({"version": __version__, "model": config.detector.model})
+        model = loaded_model()
+        build.info({"version": __version__, "model": config.detector.model,
+                    "model_path": str(model.path) if model else "",
+                    "model_sha256": model.sha256 if model else ""})
         self.registry.register(_SourceCollector(health))
         self._declare_series(config)
 
