@@ -12,9 +12,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from crowdwatch.config import CameraConfig
 from crowdwatch.errors import SourceError
+from crowdwatch.native_log import decode_errors
 from crowdwatch.sources.base import FrameSource
 from crowdwatch.sources.capture import CaptureFactory, CaptureLike, Image
 from crowdwatch.sources.urls import redact
@@ -252,7 +254,11 @@ class VideoFileSource(_FileSource):
         skipped = 0
         bad = 0  # failed reads in a row
         while not self._stop.is_set():
+            errors_before = decode_errors()
             ok, image = capture.read()
+            if ok and errors_before is not None and decode_errors() != errors_before:
+                # FFmpeg concealed damage in this frame: a smeared picture, not the scene.
+                ok, image = False, None
             if ok and image is not None:
                 if bad:
                     # Undecodable frames with good ones after them: corruption, skipped.
@@ -293,6 +299,31 @@ class VideoFileSource(_FileSource):
             self._capture = None
 
 
+# How a complete file of each format ends: a cut-off file decodes into a half-grey image
+# (libjpeg only prints "Premature end of JPEG file") whose people are not all there.
+_COMPLETE_END = {".jpg": (b"\xff\xd9", 64), ".jpeg": (b"\xff\xd9", 64),
+                 ".png": (b"IEND\xaeB`\x82", 64)}
+
+
+def read_whole_image(path: Path) -> tuple[Image | None, str]:
+    """The decoded image, or None and why: unreadable, cut off before its end, undecodable.
+
+    Decoded from the bytes already checked, so a truncated file never reaches the decoder
+    (nor its stderr)."""
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        return None, f"unreadable ({error.strerror})"
+    end = _COMPLETE_END.get(path.suffix.lower())
+    # JPEG writers may pad after the end marker; look for it near the end.
+    if end is not None and end[0] not in data[-end[1]:]:
+        return None, f"truncated ({len(data)} bytes, no end marker)"
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        return None, "not an image the decoder reads"
+    return image, ""
+
+
 class ImageFolderSource(_FileSource):
     """The images of a folder sorted by file name, at FOLDER_FPS; unreadable ones skipped."""
 
@@ -319,13 +350,14 @@ class ImageFolderSource(_FileSource):
         for path in self._files:
             if self._stop.is_set():
                 return
-            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            image, problem = read_whole_image(path)
             if image is None:
                 self.frames_skipped += 1
                 self._gap += 1  # its frame number stays unused, as for a damaged video frame
                 # Warn once per file; looping would repeat the same warning forever.
                 if first:
-                    log.warning("%s: cannot decode image, skipped", path)
+                    log.warning("%s: cannot decode image, skipped (not counted): %s", path,
+                                problem)
                 continue
             self._current_file = str(path)
             yield image
