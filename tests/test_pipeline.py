@@ -414,17 +414,17 @@ def test_each_result_reports_the_tiles_its_frame_ran_on_with_frames_in_flight() 
     assert [r.tiles for r in results] == [0, 0, 3, 3, 3]
 
 
-def test_a_zone_outside_the_frame_is_warned_about_at_the_first_frame(
-        caplog: pytest.LogCaptureFixture) -> None:
+def test_a_zone_outside_the_frame_is_an_error_at_the_first_frame() -> None:
+    # Like a line outside the frame: it would export 0 forever and look healthy.
     cfg = parse_config({"cameras": [{"id": "gate", "source": "gate.mp4", "zones": [
         {"name": "far", "polygon": [[500, 0], [600, 0], [600, 50]]}]}]})
-    with caplog.at_level("WARNING", logger="crowdwatch"):
+    from crowdwatch.errors import ConfigError
+
+    with pytest.raises(ConfigError) as error:
         run(cfg, {"gate": FakeSource(3)}, [])
-    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
-    # Once (the frame size never changes), naming camera, zone, frame size and bounds.
-    assert warnings == ["camera gate, zone far: polygon bounds x 500..600, y 0..50 in the "
-                        "200x100 frame lie outside the frame, so it never counts anyone; "
-                        "give the polygon in pixels of this camera's image"]
+    assert str(error.value) == (
+        "cameras[0].zones[0] (far): the zone lies outside the 200x100 frame (x 500..600, "
+        "y 0..50); give its polygon in pixels of this image, or 0-1 with normalized: true")
 
 
 class SlowLiveSource(FakeSource):

@@ -166,16 +166,13 @@ def _preview_hub(config: AppConfig, scenes: dict[str, CameraScene]) -> PreviewHu
 
 
 def _web_ui(config: AppConfig, hub: PreviewHub, config_path: str | None) -> WebUI:
-    import os
 
+    from crowdwatch.web.access import check_web_config
     from crowdwatch.web.editor import ConfigEditor
     from crowdwatch.web.ui import web_ui_from_config
 
     web = config.web
-    if web.allow_remote and not (web.token_env and os.environ.get(web.token_env)):
-        raise CrowdwatchError(
-            f"web.allow_remote needs an access token: set ${web.token_env or 'CROWDWATCH_TOKEN'}"
-            " (and web.token_env) or turn allow_remote off")
+    check_web_config(web)  # the same refusal as `crowdwatch check`
     editor = None
     if web.editor:
         if config_path is None:

@@ -86,8 +86,10 @@ def reader_threads(name: str) -> list[threading.Thread]:
     ("http://token@host/x", "http://***@host/x"),
     ("RTSP://U:P@HOST/x", "RTSP://***@HOST/x"),
     ("rtsp://host/x", "rtsp://host/x"),
-    ("rtsp://host/x?mail=a@b", "rtsp://host/x?mail=a@b"),
-    ("open rtsp://a:b@h1/x, then http://c:d@h2/y.", "open rtsp://***@h1/x, then http://***@h2/y."),
+    # Up to the last '@' of the line: a password may hold any character, so an '@' after a
+    # host (a query, a second URL) hides more than the password rather than less.
+    ("rtsp://host/x?mail=a@b", "rtsp://***@b"),
+    ("open rtsp://a:b@h1/x, then http://c:d@h2/y.", "open rtsp://***@h2/y."),
     ("user@example.com", "user@example.com"),
     ("no url here", "no url here"),
 ])

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry, Gauge
 
-from crowdwatch.types import FrameResult
 from crowdwatch.health import HealthState
+from crowdwatch.types import FrameResult
 from crowdwatch.web.http import HttpLimits, HttpServer, StreamSlots
 from crowdwatch.web.preview import PreviewHub
 from crowdwatch.web.server import Server

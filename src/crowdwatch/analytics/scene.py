@@ -16,7 +16,12 @@ import shapely
 
 from crowdwatch.analytics.ignore import ignore_geometry
 from crowdwatch.analytics.lines import Line, build_lines
-from crowdwatch.analytics.zones import Zone, build_zones, zone_frame_problems
+from crowdwatch.analytics.zones import (
+    Zone,
+    build_zones,
+    check_zones_in_frame,
+    zone_frame_problems,
+)
 from crowdwatch.config import CameraConfig
 from crowdwatch.errors import ConfigError
 
@@ -84,6 +89,7 @@ class CameraScene:
             zones = build_zones(camera, width, height)
         except ConfigError as error:
             raise ConfigError(f"{self.where}.{error}") from None
+        check_zones_in_frame(camera, self.where, width, height)  # fatal, like a line
         for problem in zone_frame_problems(camera, width, height):
             log.warning("%s", problem)
         lines = build_lines(camera.lines, width, height)

@@ -78,13 +78,10 @@ def check_geometry(config: AppConfig) -> None:
 
 
 def zone_frame_problems(camera: CameraConfig, width: int, height: int) -> list[str]:
-    """Zones that cannot count anyone in a width x height frame, one sentence each.
-
-    A zone entirely outside the frame counts 0 forever and looks healthy; so does a pixel
+    """Zones that likely count nobody in a width x height frame, one sentence each: a pixel
     zone written in 0-1 coordinates without `normalized: true` (a speck in the top-left
-    corner).
+    corner). A zone entirely outside the frame is an error: check_zones_in_frame.
     """
-    frame = shapely.box(0, 0, width, height)
     problems = []
     for config, zone in zip(camera.zones, build_zones(camera, width, height), strict=True):
         x0, y0, x1, y1 = zone.polygon.bounds
@@ -94,10 +91,20 @@ def zone_frame_problems(camera: CameraConfig, width: int, height: int) -> list[s
                 and min(width, height) > 2):
             problems.append(f"{where} look like 0-1 fractions; add `normalized: true` to the "
                             "zone, or give its polygon in pixels")
-        elif zone.polygon.intersection(frame).area <= 0:
-            problems.append(f"{where} lie outside the frame, so it never counts anyone; "
-                            "give the polygon in pixels of this camera's image")
     return problems
+
+
+def check_zones_in_frame(camera: CameraConfig, where: str, width: int, height: int) -> None:
+    """ConfigError for a zone entirely outside a width x height frame: it would export 0
+    forever and look healthy (fatal, like a line outside the frame)."""
+    frame = shapely.box(0, 0, width, height)
+    for index, zone in enumerate(build_zones(camera, width, height)):
+        if zone.polygon.intersection(frame).area <= 0:
+            x0, y0, x1, y1 = zone.polygon.bounds
+            raise ConfigError(
+                f"{where}.zones[{index}] ({zone.name}): the zone lies outside the "
+                f"{width}x{height} frame (x {x0:g}..{x1:g}, y {y0:g}..{y1:g}); give its polygon "
+                "in pixels of this image, or 0-1 with normalized: true")
 
 
 class ZoneMapper:

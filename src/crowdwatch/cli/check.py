@@ -39,24 +39,38 @@ def check(
 
 def _check_cameras(config: AppConfig, probe: bool) -> list[str]:
     """CrowdwatchError for what would stop `run`; the zone problems a first frame shows."""
-    from crowdwatch.analytics.zones import build_zones, check_geometry, zone_frame_problems
+    from crowdwatch.analytics.lines import build_lines
+    from crowdwatch.analytics.scene import check_lines_in_frame
+    from crowdwatch.analytics.zones import (
+        build_zones,
+        check_geometry,
+        check_zones_in_frame,
+        zone_frame_problems,
+    )
     from crowdwatch.sources import open_source, source_kind
+    from crowdwatch.web.access import check_web_config
 
     check_geometry(config)
+    check_web_config(config.web)  # what run refuses when the page starts
     warnings = []
-    for camera in config.cameras:
+    for index, camera in enumerate(config.cameras):
         kind, _ = source_kind(camera.source)  # missing file, bad URL: no connection made
         if kind in ("device", "stream") and not probe:
             continue
         source = open_source(camera)
         try:
             frame = source.read(camera.read_timeout_s if source.live else 30.0)
+            why = source.why
         finally:
             source.close()
         if frame is None:
-            warnings.append(f"camera {camera.id}: no frame within "
-                            f"{camera.read_timeout_s:g} s; zones not checked")
-            continue
+            # --probe asked for a frame: none is a failure, as run would never count.
+            raise CrowdwatchError(f"camera {camera.id}: no frame within "
+                                  f"{camera.read_timeout_s:g} s" + (f" ({why})" if why else ""))
+        where = f"cameras[{index}]"
         build_zones(camera, frame.width, frame.height)
+        check_zones_in_frame(camera, where, frame.width, frame.height)
+        check_lines_in_frame(build_lines(camera.lines, frame.width, frame.height), where,
+                             frame.width, frame.height)
         warnings.extend(zone_frame_problems(camera, frame.width, frame.height))
     return warnings

@@ -40,6 +40,11 @@ class FrameSource:
         """Frames are arriving."""
         return True
 
+    @property
+    def why(self) -> str:
+        """Why no frames arrive ("cannot open: connection refused ..."); "" when they do."""
+        return ""
+
     def close(self) -> None:
         """Stop threads and release captures; safe to call twice."""
 

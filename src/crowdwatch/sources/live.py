@@ -216,6 +216,11 @@ class LiveSource(FrameSource):
             return frame
 
     @property
+    def why(self) -> str:
+        """The last failure ("cannot open: connection refused by ..."), "" while frames flow."""
+        return self._why
+
+    @property
     def up(self) -> bool:
         return self._connected and time.monotonic() - self._last_frame < self._timeout
 

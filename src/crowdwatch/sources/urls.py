@@ -44,6 +44,19 @@ def _shown(source: str) -> str:
     return f"{scheme}://***@{rest.rpartition('@')[2]}" if "@" in rest else source
 
 
+def _port_problem(source: str) -> str:
+    """Why the port did not parse, judged from the text after the last '@' only (what comes
+    before it may be the password)."""
+    host_port = source.partition("://")[2].rpartition("@")[2].split("/")[0]
+    port = host_port.rpartition("]")[2].rpartition(":")[2] if ":" in host_port else ""
+    if port.isdigit() and int(port) > 65535:
+        return "port out of range: it must be 1-65535"
+    if port and "@" not in source:
+        return "port could not be cast to integer: give a number from 1 to 65535"
+    return ("the port is not a number from 1 to 65535, or the password holds '/', '?', '#', "
+            "'[' or ']' unencoded; percent-encode them (%2F %3F %23 %5B %5D)")
+
+
 def check_url(source: str) -> None:
     """SourceError naming the fault if a live URL cannot be right (no host, bad port...).
 
@@ -60,9 +73,7 @@ def check_url(source: str) -> None:
             port = parts.port  # ValueError: not a number or out of range
         except ValueError:
             parts, port = None, None
-            problem = ("the part after the host is not a port number from 1 to 65535, or "
-                       "the password holds '/', '?', '#', '[' or ']' unencoded; percent-encode "
-                       "them (%2F %3F %23 %5B %5D)")
+            problem = _port_problem(source)
         if parts is not None:
             after_host = source[len(f"{parts.scheme}://{parts.netloc}"):]
             if "@" in after_host:

@@ -10,12 +10,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
+from crowdwatch.config.web import WebConfig
 from crowdwatch.errors import CrowdwatchError
 
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost",
@@ -36,6 +38,19 @@ def check_token(token: str | None, allow_remote: bool, variable: str) -> None:
         raise CrowdwatchError(f"${variable} has {len(token)} characters; with web.allow_remote "
                               f"the access token needs at least {REMOTE_TOKEN_MIN} (e.g. "
                               "python -c 'import secrets; print(secrets.token_urlsafe(24))')")
+
+
+def check_web_config(web: WebConfig) -> None:
+    """CrowdwatchError for a page config `run` would refuse: remote clients without a token,
+    a blank token, a short one with remote clients (the same check in `check` and `run`)."""
+    if not web.enabled:
+        return
+    variable = web.token_env or "CROWDWATCH_TOKEN"
+    token = os.environ.get(web.token_env) if web.token_env else None
+    if web.allow_remote and not token:
+        raise CrowdwatchError(f"web.allow_remote needs an access token: set ${variable} (and "
+                              "web.token_env) or turn allow_remote off")
+    check_token(token, web.allow_remote, variable)
 
 
 def host_name(value: str) -> str:
