@@ -64,6 +64,7 @@ class App:
     _server: object | None = None
     # The live page, when the config turns it on.
     web_url: str | None = None
+    _closed_sinks: list[Sink] = field(default_factory=list)
 
     def finish_recordings(self) -> None:
         """Finish the MP4 files now (sources ended) while the server keeps serving."""
@@ -73,9 +74,28 @@ class App:
             if isinstance(sink, RecordingSink):
                 sink.close()
 
+    def losses(self) -> list[str]:
+        """What outputs lost during the run, one sentence each (after close(): complete)."""
+        from crowdwatch.outputs.events import EventWriter
+        from crowdwatch.outputs.video import RecordingSink
+
+        lost = []
+        for sink in self._closed_sinks or self.sinks:
+            if isinstance(sink, EventWriter) and sink.lines_lost:
+                lost.append(f"{sink.lines_lost} event line(s) could not be written to "
+                            f"{sink.target}")
+            if isinstance(sink, RecordingSink):
+                for camera, recorder in sink.recorders.items():
+                    if recorder.error is not None:
+                        lost.append(f"the recording of camera {camera} failed "
+                                    f"({recorder.error}); {recorder.frames_skipped} frame(s) "
+                                    "not recorded")
+        return lost
+
     def close(self) -> None:
         """Close sinks (flushing events, finishing recordings, ending preview streams), then
         the server."""
+        self._closed_sinks = list(self.sinks) or self._closed_sinks
         for sink in self.sinks:
             try:
                 sink.close()

@@ -9,8 +9,11 @@ import logging
 import os
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from prometheus_client.core import CounterMetricFamily, Metric
 
 from crowdwatch.errors import CrowdwatchError
 from crowdwatch.types import FrameResult
@@ -52,6 +55,17 @@ def event_record(result: FrameResult) -> dict[str, Any]:
     return record
 
 
+def _ends_mid_line(path: str) -> bool:
+    try:
+        with open(path, "rb") as file:
+            if file.seek(0, os.SEEK_END) == 0:
+                return False
+            file.seek(-1, os.SEEK_END)
+            return file.read(1) != b"\n"
+    except OSError:
+        return False
+
+
 class EventWriter:
     """Appends events to a file, or writes them to stdout ('-'); safe to share between camera
     threads.
@@ -64,6 +78,7 @@ class EventWriter:
 
     def __init__(self, target: str | Path) -> None:
         self._target = str(target)
+        self.target = self._target
         self._fd: int | None = None
         if self._target != "-":
             try:
@@ -76,6 +91,8 @@ class EventWriter:
         self._failing = False
         self._closed = False
         self.lines_lost = 0
+        # A previous run killed mid-line left a partial line: start on a new one.
+        self._newline_first = self._fd is not None and _ends_mid_line(self._target)
 
     def write(self, result: FrameResult) -> None:
         line = json.dumps(event_record(result), separators=(",", ":")) + "\n"
@@ -86,9 +103,13 @@ class EventWriter:
                 sys.stdout.write(line)
                 sys.stdout.flush()
                 return
-            self._append(line.encode("utf-8"))
+            data = line.encode("utf-8")
+            if self._newline_first:
+                data = b"\n" + data
+            if self._append(data):
+                self._newline_first = False
 
-    def _append(self, data: bytes) -> None:
+    def _append(self, data: bytes) -> bool:
         assert self._fd is not None
         size = None
         try:
@@ -106,11 +127,19 @@ class EventWriter:
                 log.error("cannot write events to %s (%s); counting and metrics go on, "
                           "events are lost until it can be written again", self._target,
                           error.strerror or error)
-            return
+            return False
         if self._failing:
             self._failing = False
             log.warning("writing events to %s again; %d event(s) were lost", self._target,
                         self.lines_lost)
+        return True
+
+    def collect(self) -> Iterator[Metric]:
+        """Prometheus collector: events that could not be written."""
+        lost = CounterMetricFamily("crowdwatch_events_lost",
+                                   "Event lines that could not be written (disk full, I/O error)")
+        lost.add_metric([], self.lines_lost)
+        yield lost
 
     def close(self) -> None:
         """Flush stdout or close the file; safe to call twice, later writes are dropped."""

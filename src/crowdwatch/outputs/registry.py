@@ -10,6 +10,7 @@ app itself.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,7 +67,9 @@ def _events(context: OutputContext) -> Sink | None:
         return None
     from crowdwatch.outputs.events import EventWriter
 
-    return EventWriter(context.events)
+    writer = EventWriter(context.events)
+    context.collectors.append(writer)  # crowdwatch_events_lost_total
+    return writer
 
 
 @SINKS.register("recording")
@@ -83,8 +86,10 @@ def _recording(context: OutputContext) -> Sink | None:
         raise CrowdwatchError("recording needs PyAV: pip install av") from None
     try:
         Path(rec.directory).mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=rec.directory):  # writable: found now, not later
+            pass
     except OSError as error:
-        raise CrowdwatchError(f"cannot create the recording folder {rec.directory} "
+        raise CrowdwatchError(f"cannot write to the recording folder {rec.directory} "
                               f"({error.strerror}); pick another with --save-video") from None
 
     def recorder_for(camera: str) -> VideoRecorder:

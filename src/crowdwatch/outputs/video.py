@@ -7,6 +7,7 @@ falls behind, frames are skipped and counted instead of slowing the counting loo
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
@@ -193,6 +194,9 @@ class VideoRecorder:
                         os.replace(self.part_path, self.path)
                 except BaseException as error:
                     self.error = self.error or error
+            if self.error is not None:  # no unplayable .part left behind
+                with contextlib.suppress(OSError):
+                    self.part_path.unlink(missing_ok=True)
 
     def _drain(self) -> None:
         # After a failure: count what is still queued as skipped and let close() through.
