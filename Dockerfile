@@ -9,9 +9,11 @@
 # image adds the [ultralytics] extra (ultralytics, CPU torch and torchvision) for .pt/.onnx
 # models, model export and the benchmark's baseline; it is several times larger.
 #
-# Run: mount a folder holding crowdwatch.yaml on /config; the default model needs no mount.
-# Another model: mount its folder on /models and name it in detector.model:
-#   docker run --rm -v "$PWD/configs:/config:ro" -p 9108:9108 crowdwatch
+# Run: mount a folder holding crowdwatch.yaml on /config (the default command reads
+# /config/crowdwatch.yaml); the default model needs no mount. Another config name: pass
+# `run --config /config/NAME.yaml`. Another model: mount its folder on /models and name it in
+# detector.model:
+#   docker run --rm -v "$PWD/site:/config:ro" -p 9108:9108 crowdwatch
 #   docker run --rm -v "$PWD/configs:/config:ro" -v /path/to/models:/models:ro \
 #       -p 9108:9108 crowdwatch run --config /config/example.yaml
 #

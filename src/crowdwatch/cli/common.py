@@ -70,5 +70,8 @@ def _load(config: Path | None, source: str | None, model: str | None) -> AppConf
             loaded = loaded.model_copy(update={"detector": detector})
         return loaded
     assert source is not None
+    if not source.strip():
+        raise CrowdwatchError("--source is empty; give a video file, image folder, device "
+                              "index or stream URL")
     return quick_config(int(source) if source.isdigit() and not Path(source).exists() else source,
                         model)

@@ -129,6 +129,9 @@ def _run(config_path: Path | None, source: str | None, model: str | None,
                 say=lambda message: typer.echo(f"crowdwatch: {message}", err=True))
     finally:
         progress.close()
+    lost = running.losses()
+    if lost:  # counting went on; the run still did not deliver everything it was asked to
+        raise CrowdwatchError("outputs lost data: " + "; ".join(lost))
 
 
 def _expected_total(workers: list, max_frames: int | None) -> int | None:

@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from crowdwatch.config.app import AppConfig
+from crowdwatch.config.app import AppConfig, MetricsConfig
 from crowdwatch.config.camera import CameraConfig
 from crowdwatch.config.detector import DetectorConfig
 from crowdwatch.config.zones import WHOLE_FRAME, ZoneConfig
@@ -137,5 +137,6 @@ def quick_config(source: str | int, model: str | None = None) -> AppConfig:
     """A config for one source with the whole frame as a single zone named 'all'."""
     detector = DetectorConfig(model=model) if model else DetectorConfig()
     zone = ZoneConfig(name="all", polygon=WHOLE_FRAME, normalized=True)
+    # This machine only, as the README says: a config file opens it to others.
     return AppConfig(cameras=[CameraConfig(id="cam0", source=source, zones=[zone])],
-                     detector=detector)
+                     detector=detector, metrics=MetricsConfig(host="127.0.0.1"))

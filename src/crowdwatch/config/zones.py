@@ -61,6 +61,15 @@ class ZoneConfig(Strict):
     def _printable_name(cls, name: str) -> str:
         return check_label(name)
 
+    @field_validator("capacity", "area_m2", mode="before")
+    @classmethod
+    def _not_a_boolean(cls, value: object) -> object:
+        # YAML reads yes/no/on/off as booleans, and a boolean is an int to pydantic: 1.
+        if isinstance(value, bool):
+            raise ValueError(f"must be a number, not {str(value).lower()} (yes/no/on/off "
+                             "are booleans in YAML)")
+        return value
+
     @field_validator("polygon")
     @classmethod
     def _valid_polygon(cls, points: list[Point]) -> list[Point]:

@@ -135,11 +135,11 @@ class MetricsSink:
         # A series exists only once it means something: counts, levels, density and occupancy
         # appear with the first analysed frame (never a NaN or a misleading 0 before it), and
         # a zone without capacity or area never has occupancy, level or density series.
-        # Counters and stage histograms start at 0, which is true before the first frame.
+        # Counters and stage histograms start at 0, which is true before the first frame;
+        # the last frame's time appears with the first frame (0 would claim one in 1970).
         for camera in config.cameras:
             cid = camera.id
             self.frames.labels(cid)
-            self.last_frame.labels(cid).set(0)
             self.frame_age.labels(cid)
             for stage in STAGES:
                 self.stage_seconds.labels(cid, stage)

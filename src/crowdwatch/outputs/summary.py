@@ -23,10 +23,13 @@ class _Tally:
     people_max: int = 0
     seconds_at: dict[Level, float] = field(default_factory=dict)
     level: Level | None = None
+    # Zones without capacity have no level: "-", not "0.0 s" at warning.
+    has_levels: bool = False
 
     def add(self, people: int, level: Level | None, gap: float | None) -> None:
         if gap is not None and self.level is not None and self.level is not Level.OK:
             self.seconds_at[self.level] = self.seconds_at.get(self.level, 0.0) + gap
+        self.has_levels = self.has_levels or level is not None
         self.frames += 1
         self.people_sum += people
         self.people_max = max(self.people_max, people)
@@ -71,7 +74,8 @@ class SummarySink:
                            "at warning  at critical")
                 for name, tally in camera.zones.items():
                     mean = tally.people_sum / tally.frames
-                    levels = "           -            -" if name == WHOLE_FRAME else (
+                    no_levels = name == WHOLE_FRAME or not tally.has_levels
+                    levels = "           -            -" if no_levels else (
                         f"  {tally.seconds_at.get(Level.WARNING, 0.0):>8.1f} s"
                         f"  {tally.seconds_at.get(Level.CRITICAL, 0.0):>9.1f} s")
                     out.append(f"  {name:<{width}}  {tally.frames:>6}  {mean:>11.2f}  "
