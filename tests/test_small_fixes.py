@@ -15,11 +15,11 @@ from prometheus_client import generate_latest
 
 from crowdwatch.config import parse_config, quick_config
 from crowdwatch.errors import ConfigError
+from crowdwatch.health import HealthState
 from crowdwatch.outputs.events import EventWriter
 from crowdwatch.outputs.metrics import MetricsSink
 from crowdwatch.outputs.summary import SummarySink
 from crowdwatch.types import FrameResult, ZoneStats
-from crowdwatch.web.health import HealthState
 
 REPO = Path(__file__).resolve().parents[1]
 CLIP = REPO / "samples" / "vtest_h264.mp4"

@@ -148,7 +148,8 @@ def build_app(config: AppConfig, options: RunOptions = RunOptions(),
                 host = config.metrics.host
             else:  # the page alone: this machine only unless the config lets others in
                 host = "0.0.0.0" if config.web.allow_remote else "127.0.0.1"
-            web = _web_ui(config, hub, options.config_path) if hub is not None else None
+            web = _web_ui(config, hub, options.config_path, health) if hub is not None \
+                else None
             port = config.metrics.port if options.metrics_port is None else options.metrics_port
             try:
                 server = Server(health, host, port, registry, web)
@@ -185,8 +186,8 @@ def _preview_hub(config: AppConfig, scenes: dict[str, CameraScene]) -> PreviewHu
                       quality=preview.quality, render=render)
 
 
-def _web_ui(config: AppConfig, hub: PreviewHub, config_path: str | None) -> WebUI:
-
+def _web_ui(config: AppConfig, hub: PreviewHub, config_path: str | None,
+            health: HealthState | None = None) -> WebUI:
     from crowdwatch.web.access import check_web_config
     from crowdwatch.web.editor import ConfigEditor
     from crowdwatch.web.ui import web_ui_from_config
@@ -199,7 +200,7 @@ def _web_ui(config: AppConfig, hub: PreviewHub, config_path: str | None) -> WebU
             log.warning("the zone editor needs a config file (--config); not serving /editor")
         else:
             editor = ConfigEditor(config_path, hub.latest_image)
-    return web_ui_from_config(web, hub, editor)
+    return web_ui_from_config(web, hub, editor, health)
 
 
 @dataclass

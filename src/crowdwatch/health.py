@@ -20,6 +20,8 @@ class SourceStatus:
     frames_dropped: int = 0
     frames_skipped: int = 0
     reconnects: int = 0
+    # Why a source delivers no frames ("cannot open: connection refused ..."), for the page.
+    reason: str = ""
 
 
 class HealthState:

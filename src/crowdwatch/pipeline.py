@@ -102,7 +102,8 @@ class CameraWorker:
     def _report_source(self) -> None:
         s = self.source
         self.run.health.report(self.camera_id, SourceStatus(s.up, s.frames_dropped,
-                                                            s.frames_skipped, s.reconnects))
+                                                            s.frames_skipped, s.reconnects,
+                                                            s.why))
 
     def _report_ended(self) -> None:
         """The source ended (end of file, or max_frames reached): it delivers no more frames

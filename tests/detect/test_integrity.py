@@ -102,11 +102,11 @@ def test_the_known_sums_are_the_manifests() -> None:
 
 
 def test_build_info_names_the_loaded_model_and_its_checksum(workdir: Path) -> None:
-    from crowdwatch.web.health import HealthState
     from prometheus_client import generate_latest
 
     from crowdwatch.config import DetectorConfig, quick_config
     from crowdwatch.detect import create_detector
+    from crowdwatch.health import HealthState
     from crowdwatch.outputs.metrics import MetricsSink
 
     create_detector(DetectorConfig())

@@ -491,3 +491,37 @@ def test_zones_drawn_in_crowdwatch_zones_pass_check_and_count(
     assert run.returncode == 0, run.stderr
     counts = [json.loads(line)["zones"]["plaza"]["people"] for line in run.stdout.splitlines()]
     assert len(counts) == 20 and max(counts) > 0
+
+
+@pytest.mark.parametrize(("state", "text", "note"), [
+    ("finished", "stale: the source ended — last frame", "preview frozen: the source ended"),
+    ("down", "down: cannot open: connection refused", "no preview: camera down (cannot open"),
+])
+def test_the_page_greys_out_counts_that_are_not_live(browser: Any, state: str, text: str,
+                                                      note: str) -> None:
+    from crowdwatch.health import HealthState, SourceStatus
+
+    hub = PreviewHub(["cam0"])
+    hub.offer("cam0", np.zeros((48, 64, 3), np.uint8), FrameResult("cam0", 0, 0.0, 0.0, 7, 7))
+    health = HealthState(["cam0"])
+    health.report("cam0", SourceStatus(False, reason="cannot open: connection refused by "
+                                       "127.0.0.1:8554"))
+    if state == "finished":
+        health.finish("cam0")
+    server = WebServer(make_web_app(_base, WebUI(AccessGuard(None), hub, health=health)))
+    page = browser.new_page()
+    try:
+        page.goto(server.url + "/")
+        page.wait_for_selector("#camera-cam0 .count[data-people='7']")
+        card = page.locator("#camera-cam0")
+        assert card.get_attribute("data-state") == ("stale" if state == "finished" else "down")
+        assert "not-live" in (card.get_attribute("class") or "")
+        assert text in card.locator(".state").inner_text()
+        assert note in card.locator(".preview-note").inner_text()
+        opacity = page.evaluate("getComputedStyle(document.querySelector("
+                                "'#camera-cam0 .count')).opacity")
+        assert float(opacity) < 1  # greyed
+    finally:
+        page.close()
+        hub.close()
+        server.close()

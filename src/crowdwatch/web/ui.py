@@ -27,9 +27,11 @@ from ruamel.yaml import YAML
 
 from crowdwatch.config.web import WebConfig
 from crowdwatch.errors import SourceError
+from crowdwatch.health import HealthState
 from crowdwatch.web.access import HostPolicy, Sessions, Throttle, check_token
 from crowdwatch.web.editor import ConfigEditor, EditorError
 from crowdwatch.web.http import HttpServer, StreamSlots
+from crowdwatch.web.liveness import camera_states
 from crowdwatch.web.preview import BOUNDARY, PreviewHub
 
 log = logging.getLogger("crowdwatch.web")
@@ -152,9 +154,10 @@ class WebUI:
 
     def __init__(self, guard: AccessGuard, hub: PreviewHub | None = None,
                  editor: ConfigEditor | None = None, preview: bool = True,
-                 live_page: bool = True) -> None:
+                 live_page: bool = True, health: HealthState | None = None) -> None:
         self.guard = guard
         self.hub = hub
+        self.health = health  # live / stale / down per camera on the page
         self.editor = editor
         self.preview = preview and hub is not None
         self.live_page = live_page and hub is not None
@@ -220,8 +223,8 @@ class WebUI:
             return self._static(start_response, path)
         if path == "/api/status" and method == "GET":
             assert self.hub is not None
-            status = {**self.hub.status(), "preview": self.preview,
-                      "editor": self.editor is not None}
+            status = {**camera_states(self.hub.status(), self.health),
+                      "preview": self.preview, "editor": self.editor is not None}
             return _json(start_response, "200 OK", status)
         if path == "/api/config":
             return self._config(environ, start_response, method)
@@ -319,7 +322,8 @@ def make_web_app(base: WSGIApp, web: WebUI) -> WSGIApp:
 
 
 def web_ui_from_config(config: WebConfig, hub: PreviewHub | None,
-                       editor: ConfigEditor | None) -> WebUI:
+                       editor: ConfigEditor | None,
+                       health: HealthState | None = None) -> WebUI:
     """The WebUI the config asks for (token from the environment variable it names)."""
     guard = AccessGuard.from_env(config.token_env, config.allow_remote, config.hosts)
     if guard.token is None:
@@ -328,7 +332,7 @@ def web_ui_from_config(config: WebConfig, hub: PreviewHub | None,
                     config.token_env or "CROWDWATCH_TOKEN")
     return WebUI(guard, hub if config.enabled else None,
                  editor if config.enabled and config.editor else None,
-                 preview=config.preview.enabled)
+                 preview=config.preview.enabled, health=health)
 
 
 class WebServer:

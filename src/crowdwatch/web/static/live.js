@@ -20,6 +20,12 @@ function card(camera, preview) {
     img.src = "/cameras/" + encodeURIComponent(camera.id) + "/preview.mjpg";
     el.append(img);
   }
+  const note = document.createElement("p");
+  note.className = "preview-note";
+  el.append(note);
+  const state = document.createElement("div");
+  state.className = "state";
+  el.append(state);
   const count = document.createElement("div");
   count.className = "count";
   el.append(count);
@@ -35,8 +41,19 @@ function render(status) {
   document.getElementById("editor-link").hidden = !status.editor;
   for (const camera of status.cameras) {
     const el = card(camera, status.preview);
+    // Never an old number as if it were now: live, stale (greyed, with its age) or down.
+    el.dataset.state = camera.state;
+    el.classList.toggle("not-live", camera.state !== "live");
+    const state = el.querySelector(".state");
+    const age = camera.age_s === null ? "" : " — last frame " + camera.age_s.toFixed(1) + " s ago";
+    state.textContent = camera.state === "live" ? "live"
+      : camera.state + (camera.reason ? ": " + camera.reason : "") + (camera.state === "waiting" ? "" : age);
+    el.querySelector(".preview-note").textContent = camera.state === "live" ? ""
+      : camera.state === "stale" ? "preview frozen: " + camera.reason
+      : camera.state === "down" ? "no preview: camera down (" + camera.reason + ")"
+      : "no preview yet: waiting for the first frame";
     const count = el.querySelector(".count");
-    count.textContent = camera.people === null ? "waiting for frames" : camera.people + (camera.people === 1 ? " person" : " people");
+    count.textContent = camera.people === null ? (camera.state === "down" ? "no count: camera down" : "waiting for frames") : camera.people + (camera.people === 1 ? " person" : " people");
     count.dataset.people = camera.people === null ? "" : String(camera.people);
     const list = el.querySelector(".zones");
     list.replaceChildren(...camera.zones.map((zone) => {
