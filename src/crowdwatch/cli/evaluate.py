@@ -71,7 +71,7 @@ def eval_command(
     from crowdwatch.tools.groundtruth import load_ground_truth
     from crowdwatch.tools.headpoints import is_points_file
     from crowdwatch.tools.scoring import format_table
-    from crowdwatch.tools.settings import BASELINE_HELP
+    from crowdwatch.tools.settings import BASELINE, BASELINE_HELP
 
     def log(message: str) -> None:
         typer.echo(f"crowdwatch: eval: {message}", err=True)
@@ -104,7 +104,7 @@ def eval_command(
     for setting in evaluation.settings:
         timed = evaluation.passes[setting.name].sequence
         typer.echo(f"  {describe_setting(setting, timed)}")
-    if not no_baseline:
+    if any(setting.name == BASELINE for setting in evaluation.settings):
         typer.echo(f"  ({BASELINE_HELP})")
     typer.echo("  precision/recall: boxes matched one-to-one at IoU >= 0.5\n")
     typer.echo(format_table([row.result for row in evaluation.report.rows]))

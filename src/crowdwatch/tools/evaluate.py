@@ -27,7 +27,14 @@ from crowdwatch.tools.scoring import (
     count_errors,
     people_in_zone,
 )
-from crowdwatch.tools.settings import BASELINE_HELP, PRIMARY, Setting, build_settings
+from crowdwatch.tools.settings import (
+    BASELINE_HELP,
+    BASELINE_MISSING,
+    PRIMARY,
+    Setting,
+    baseline_available,
+    build_settings,
+)
 from crowdwatch.types import FrameResult
 
 EXIT_THRESHOLD = 3
@@ -217,6 +224,9 @@ def evaluate(config: AppConfig, truth: GroundTruth, compare: Sequence[str] = (),
              changes: Sequence[str] = ()) -> Evaluation:
     """Run and score the config (see eval_config) with its --set changes, each --compare
     entry and the baseline."""
+    if baseline and not baseline_available():
+        baseline = False
+        (log or (lambda _message: None))(BASELINE_MISSING)
     settings = build_settings(config, compare, baseline, name, changes)
     passes = run_settings(settings, start_frame, max_frames, detect_factory, log)
     flows = [f for s in settings

@@ -12,7 +12,7 @@ import numpy as np
 from crowdwatch.tools.flow import TrackingQuality
 from crowdwatch.tools.groundtruth import GroundTruth
 from crowdwatch.tools.replay import Pass
-from crowdwatch.tools.settings import Setting
+from crowdwatch.tools.settings import Setting, installed
 
 FLOW_BASELINE_HELP = ("peers' line counting (Ultralytics ObjectCounter): box centre, each "
                       "track id counted once per line, on the same tracks")
@@ -40,18 +40,20 @@ class FlowScore:
 
     setting: str
     lines: list[LineScore]
-    tracking: TrackingQuality
+    tracking: TrackingQuality | None  # None: motmetrics is not installed
 
     def to_dict(self) -> dict[str, Any]:
         t = self.tracking
+        tracking = None if t is None else {"idf1": round(t.idf1, 4),
+                                           "id_switches": t.id_switches,
+                                           "mota": round(t.mota, 4)}
         return {
             "setting": self.setting,
             "lines": [{"line": s.line, "truth": dict(zip(("in", "out"), s.truth, strict=True)),
                        "counted": dict(zip(("in", "out"), s.counted, strict=True)),
                        "baseline": dict(zip(("in", "out"), s.baseline, strict=True))}
                       for s in self.lines],
-            "tracking": {"idf1": round(t.idf1, 4), "id_switches": t.id_switches,
-                         "mota": round(t.mota, 4)},
+            "tracking": tracking,
         }
 
 
@@ -94,7 +96,9 @@ def score_flow(setting: Setting, done: Pass, truth: GroundTruth) -> FlowScore | 
         scores.append(LineScore(line.name, gt_crossings(gt, line),
                                 (total.people_in, total.people_out),
                                 baseline_crossings(tracked, line)))
-    return FlowScore(setting.name, scores, tracking_quality(gt, predicted))
+    # IDF1 and MOTA need motmetrics (the dev extra); line counts do not.
+    quality = tracking_quality(gt, predicted) if installed("motmetrics") else None
+    return FlowScore(setting.name, scores, quality)
 
 
 def format_flow(flows: Sequence[FlowScore]) -> str:
@@ -112,7 +116,9 @@ def format_flow(flows: Sequence[FlowScore]) -> str:
                 f"{peers[2]:+d}")
         t = flow.tracking
         lines.append(f"{flow.setting:<14} tracking: IDF1 {t.idf1:.3f}, ID switches "
-                     f"{t.id_switches}, MOTA {t.mota:.3f}")
+                     f"{t.id_switches}, MOTA {t.mota:.3f}" if t is not None else
+                     f"{flow.setting:<14} tracking: not scored (IDF1 and MOTA need "
+                     "motmetrics: pip install motmetrics)")
     return "\n".join(lines)
 
 

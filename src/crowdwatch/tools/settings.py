@@ -28,6 +28,25 @@ BASELINE_OVERRIDES: dict[str, object] = {
     "counting.smoothing": "none",
     "counting.window": 1,
 }
+BASELINE_MISSING = ("baseline left out: raw YOLO runs through ultralytics, which this "
+                    'install lacks (pip install "crowdwatch[ultralytics]" adds it)')
+
+
+def installed(module: str) -> bool:
+    """The module can be imported (an optional extra is installed)."""
+    from importlib.util import find_spec
+
+    try:
+        return find_spec(module) is not None
+    except ValueError:  # a module blocked with None in sys.modules
+        return False
+
+
+def baseline_available() -> bool:
+    """The raw-YOLO baseline runs ultralytics' predict(): the [ultralytics] extra."""
+    return installed("ultralytics")
+
+
 BASELINE_HELP = ("baseline = raw YOLO: the same model through ultralytics' predict() at its "
                  "defaults (square 640 input, confidence 0.25, NMS IoU 0.7), every frame, "
                  "no smoothing")
