@@ -176,6 +176,40 @@ def threshold_failures(result: EvalResult, max_mae: float | None,
     return failures
 
 
+def truth_mismatch(source: str, truth: GroundTruth) -> list[str]:
+    """Why the ground truth may belong to another clip: a different frame count, boxes
+    beyond the frame. Scores against another dataset's truth would look like real errors."""
+    import cv2
+
+    path = Path(source)
+    if path.is_dir():
+        from crowdwatch.sources.files import IMAGE_EXTENSIONS
+
+        images = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+        first = cv2.imread(str(images[0])) if images else None
+        count = len(images)
+        size = None if first is None else (first.shape[1], first.shape[0])
+    else:
+        capture = cv2.VideoCapture(source)
+        try:
+            count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+            size = (int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)),
+                    int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+        finally:
+            capture.release()
+    problems = []
+    if count > 0 and count != truth.num_frames:
+        problems.append(f"the clip has {count} frames and the ground truth {truth.num_frames}; "
+                        "only frames in both are scored: check that it is this clip's truth")
+    boxes = truth.tracks()[2]
+    if size is not None and size[0] > 0 and len(boxes):
+        right, bottom = float(boxes[:, 2].max()), float(boxes[:, 3].max())
+        if right > size[0] * 1.05 or bottom > size[1] * 1.05:
+            problems.append(f"ground-truth boxes reach x {right:.0f}, y {bottom:.0f} in a "
+                            f"{size[0]}x{size[1]} clip: truth of another resolution or clip?")
+    return problems
+
+
 def eval_config(config: AppConfig | None, video: Path, camera_id: str | None = None,
                 model: str | None = None) -> AppConfig:
     """The config to evaluate: one camera reading `video`, unpaced, not looping."""
@@ -224,6 +258,8 @@ def evaluate(config: AppConfig, truth: GroundTruth, compare: Sequence[str] = (),
              changes: Sequence[str] = ()) -> Evaluation:
     """Run and score the config (see eval_config) with its --set changes, each --compare
     entry and the baseline."""
+    for warning in truth_mismatch(str(config.cameras[0].source), truth):
+        (log or (lambda _message: None))(f"warning: {warning}")
     if baseline and not baseline_available():
         baseline = False
         (log or (lambda _message: None))(BASELINE_MISSING)
