@@ -106,9 +106,59 @@ def test_an_encoder_failure_is_reported_by_close(tmp_path: Path) -> None:
     recorder = VideoRecorder(tmp_path / "x.mp4", encoder_factory=broken)
     recorder.write(_frame(0), _result(0))
     time.sleep(0.1)
-    assert not recorder.write(_frame(1), _result(1))
+    recorder.write(_frame(1), _result(1))  # taken, and skipped while the disk is full
     with pytest.raises(RuntimeError, match="disk full"):
         recorder.close()
+    assert (recorder.frames_written, recorder.frames_skipped) == (0, 2)
+    assert list(tmp_path.iterdir()) == []  # no .part left behind
+
+
+class FileEncoder:
+    """Writes one line per frame into its file; fails while `disk["full"]`."""
+
+    def __init__(self, path: Path, disk: dict[str, bool]) -> None:
+        self.path, self.disk, self.frames = path, disk, 0
+        path.write_text("")
+
+    def encode(self, image: np.ndarray, pts_ms: int) -> None:
+        if self.disk["full"]:
+            raise OSError(28, "No space left on device")
+        self.frames += 1
+
+    def close(self) -> None:
+        self.path.write_text("frame\n" * self.frames)
+
+
+def test_recording_resumes_in_a_new_file_when_space_returns(tmp_path: Path) -> None:
+    disk = {"full": False}
+    now = [0.0]
+    recorder = VideoRecorder(tmp_path / "cam-20260101-120000.mp4", queue_size=64,
+                             encoder_factory=lambda path, w, h: FileEncoder(path, disk),
+                             retry_s=5.0, clock=lambda: now[0])
+
+    def write(index: int) -> None:
+        recorder.write(_frame(index), _result(index))
+        deadline = time.monotonic() + 5
+        while recorder._queue.qsize() and time.monotonic() < deadline:  # written in order
+            time.sleep(0.01)
+        time.sleep(0.05)
+
+    for index in range(3):
+        write(index)
+    disk["full"] = True
+    write(3)        # fails: the first file is finished with its 3 frames
+    disk["full"] = False
+    write(4)        # within the retry interval: skipped
+    now[0] = 6.0
+    write(5)
+    write(6)
+    with pytest.raises(RuntimeError, match="No space left"):
+        recorder.close()  # reported, so the run ends non-zero
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert files == ["cam-20260101-120000-2.mp4", "cam-20260101-120000.mp4"]
+    assert (tmp_path / "cam-20260101-120000.mp4").read_text() == "frame\n" * 3
+    assert (tmp_path / "cam-20260101-120000-2.mp4").read_text() == "frame\n" * 2
+    assert (recorder.frames_written, recorder.frames_skipped) == (5, 2)
 
 
 def test_recording_path_is_safe(tmp_path: Path) -> None:

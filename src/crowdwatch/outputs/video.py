@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import queue
 import re
@@ -76,6 +77,19 @@ class PyAVEncoder:
 EncoderFactory = Callable[[Path, int, int], Encoder]
 
 
+# After a write failure (disk full), a new file is tried this often; frames in between are
+# skipped and counted.
+RETRY_S = 5.0
+
+
+def _next_part(path: Path) -> Path:
+    """cam-20260101-120000.mp4 -> cam-20260101-120000-2.mp4 -> ...-3.mp4"""
+    stem, _, number = path.stem.rpartition("-")
+    if number.isdigit() and len(number) < 6 and stem:
+        return path.with_name(f"{stem}-{int(number) + 1}{path.suffix}")
+    return path.with_name(f"{path.stem}-2{path.suffix}")
+
+
 def recording_path(directory: str | Path, camera: str, started: float | None = None) -> Path:
     """<directory>/<camera>-<YYYYmmdd-HHMMSS>.mp4 with unsafe characters replaced."""
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(started or time.time()))
@@ -97,8 +111,11 @@ class VideoRecorder:
     def __init__(self, path: str | Path, *, fps: float = 25.0, crf: int = 26,
                  preset: str = "veryfast", width: int | None = None, queue_size: int = 8,
                  render: Render | None = None,
-                 encoder_factory: EncoderFactory | None = None) -> None:
+                 encoder_factory: EncoderFactory | None = None, retry_s: float = RETRY_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.path = Path(path)
+        self.retry_s = retry_s
+        self._clock = clock
         self.frames_written = 0
         self.frames_skipped = 0
         self.error: BaseException | None = None
@@ -122,7 +139,7 @@ class VideoRecorder:
 
         The image is kept by reference: the caller must not modify it afterwards.
         """
-        if self._closed or self.error is not None:
+        if self._closed:
             with self._lock:
                 self.frames_skipped += 1
             return False
@@ -160,43 +177,68 @@ class VideoRecorder:
         size: tuple[int, int] | None = None
         last_pts = -1
         start: float | None = None
+        retry_at = -math.inf  # after a failure, no new file before this time
         try:
             while True:
                 item = self._queue.get()
                 if item is None:
                     break
                 image, result = item
-                if self._render is not None:
-                    image = self._render(image, result)
-                if encoder is None:
-                    size = self._size(image)
-                    self.path.parent.mkdir(parents=True, exist_ok=True)
-                    encoder = self._factory(self.part_path, *size)
-                assert size is not None
-                if (image.shape[1], image.shape[0]) != size:
-                    image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-                now = media_time(result)
-                start = now if start is None else start
-                # Strictly increasing pts even if the clock steps back (live wall clock).
-                pts = max(round((now - start) * 1000), last_pts + 1)
-                encoder.encode(np.ascontiguousarray(image), pts)
-                last_pts = pts
-                self.frames_written += 1
+                if encoder is None and self._clock() < retry_at:
+                    with self._lock:
+                        self.frames_skipped += 1  # the disk is still full, say
+                    continue
+                try:
+                    if self._render is not None:
+                        image = self._render(image, result)
+                    if encoder is None:
+                        size = self._size(image)
+                        self.path.parent.mkdir(parents=True, exist_ok=True)
+                        encoder = self._factory(self.part_path, *size)
+                        if self.error is not None:
+                            log.warning("recording %s: writing again (into %s)", self.path.stem,
+                                        self.path.name)
+                    assert size is not None
+                    if (image.shape[1], image.shape[0]) != size:
+                        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+                    now = media_time(result)
+                    start = now if start is None else start
+                    # Strictly increasing pts even if the clock steps back (live wall clock).
+                    pts = max(round((now - start) * 1000), last_pts + 1)
+                    encoder.encode(np.ascontiguousarray(image), pts)
+                    last_pts = pts
+                    self.frames_written += 1
+                except Exception as error:  # disk full, encoder error: counting carries on
+                    with self._lock:
+                        self.frames_skipped += 1
+                    if self.error is None:
+                        log.error("recording %s failed: %s; frames are skipped and counted, "
+                                  "trying again every %g s", self.path, error, self.retry_s)
+                    self.error = self.error or error
+                    self._finish(encoder)  # what was written stays playable, or goes
+                    encoder, start, last_pts = None, None, -1
+                    retry_at = self._clock() + self.retry_s
+                    self.path = _next_part(self.path)  # a new file after the gap
         except BaseException as error:  # reported by close(); the counting loop carries on
             log.error("recording %s failed: %s", self.path, error)
             self.error = error
             self._drain()
         finally:
-            if encoder is not None:
-                try:
-                    encoder.close()
-                    if self.error is None and self.part_path.exists():
-                        os.replace(self.part_path, self.path)
-                except BaseException as error:
-                    self.error = self.error or error
-            if self.error is not None:  # no unplayable .part left behind
-                with contextlib.suppress(OSError):
-                    self.part_path.unlink(missing_ok=True)
+            self._finish(encoder)
+
+    def _finish(self, encoder: Encoder | None) -> None:
+        """Close the encoder and give the file its final name; remove it if it cannot be
+        closed (no unplayable .part is left behind)."""
+        if encoder is None:
+            return
+        try:
+            encoder.close()
+            if self.part_path.exists():
+                os.replace(self.part_path, self.path)
+        except Exception as error:
+            self.error = self.error or error
+            with contextlib.suppress(OSError):
+                self.part_path.unlink(missing_ok=True)
 
     def _drain(self) -> None:
         # After a failure: count what is still queued as skipped and let close() through.
