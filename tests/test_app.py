@@ -99,7 +99,7 @@ def test_page_without_metrics_listens_on_this_machine_only(tmp_path: Path) -> No
     app = build_app(config, RunOptions(max_frames=1), detector=ThreePeople())
     try:
         assert app.url is None and app.web_url is not None
-        assert app._server._httpd.server_address[0] == "127.0.0.1"  # type: ignore[union-attr]
+        assert app._server._http.host == "127.0.0.1"  # type: ignore[union-attr]
     finally:
         app.close()
 

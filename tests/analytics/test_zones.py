@@ -158,9 +158,6 @@ def test_levels_are_tracked_per_zone() -> None:
 @pytest.mark.parametrize(
     ("polygon", "normalized", "fragment"),
     [
-        ([(800, 0), (900, 0), (900, 100)], False,
-         "zone z: polygon bounds x 800..900, y 0..100 in the 640x480 frame lie outside"),
-        ([(-50, -50), (-1, -50), (-1, -1)], False, "x -50..-1, y -50..-1 in the 640x480 frame lie outside"),
         ([(0, 0), (0.5, 0), (0.5, 1), (0, 1)], False, "look like 0-1 fractions; add `normalized: true`"),
         ([(0, 0), (640, 0), (640, 480)], False, None),          # inside
         ([(600, 400), (700, 400), (700, 500)], False, None),    # partly inside counts
@@ -183,6 +180,22 @@ def test_zone_frame_problems(polygon: list, normalized: bool, fragment: str | No
         (problem,) = problems
         assert problem.startswith("camera gate, zone z: ")
         assert fragment in problem
+
+
+@pytest.mark.parametrize(("polygon", "fragment"), [
+    ([(800, 0), (900, 0), (900, 100)], "(x 800..900, y 0..100)"),
+    ([(-50, -50), (-1, -50), (-1, -1)], "(x -50..-1, y -50..-1)"),
+])
+def test_a_zone_outside_the_frame_is_an_error(polygon: list, fragment: str) -> None:
+    from crowdwatch.analytics.zones import check_zones_in_frame
+    from crowdwatch.errors import ConfigError
+
+    camera = CameraConfig(id="gate", source="x", zones=[ZoneConfig(name="z", polygon=polygon)])
+    with pytest.raises(ConfigError) as error:
+        check_zones_in_frame(camera, "cameras[0]", 640, 480)
+    assert str(error.value).startswith(
+        "cameras[0].zones[0] (z): the zone lies outside the 640x480 frame ")
+    assert fragment in str(error.value)
 
 
 @pytest.mark.parametrize(("side", "flagged"), [(2, False), (3, True)])

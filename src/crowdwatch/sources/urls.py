@@ -79,7 +79,8 @@ def check_url(source: str) -> None:
             if "@" in after_host:
                 # "rtsp://user:123/pw@host/x" parses as host "user", port 123: the password
                 # held a '/', '?' or '#' that ended the host part early.
-                problem = ("an '@' after the host: the password holds '/', '?' or '#' "
+                # No '@' in the words: redact() would hide the message up to it.
+                problem = ("an at sign after the host: the password holds '/', '?' or '#' "
                            "unencoded; percent-encode them (%2F %3F %23)")
             elif not parts.hostname:
                 problem = "no host"
