@@ -32,6 +32,11 @@ def main() -> None:
     except ImportError:  # pragma: no cover
         from click import exceptions as click_errors  # type: ignore[no-redef]
 
+    from crowdwatch import native_log
+
+    # FFmpeg's and libjpeg's own stderr lines in crowdwatch's format (and damaged frames
+    # noticed); before logging is set up, which then writes to the real stderr.
+    native_log.install()
     argv = _verbose_first(sys.argv[1:])
     try:
         code = app(args=argv, prog_name="crowdwatch", standalone_mode=False)
