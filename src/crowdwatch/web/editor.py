@@ -14,10 +14,6 @@ from __future__ import annotations
 import hashlib
 import io
 import math
-import os
-import shutil
-import stat
-import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -26,14 +22,17 @@ from typing import Any
 from pydantic import ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import CommentMark
-from ruamel.yaml.tokens import CommentToken
 
 from crowdwatch.config import ZoneConfig, format_validation_error, parse_config
 from crowdwatch.config.base import MAX_COORDINATE, MAX_POINTS
 from crowdwatch.config.camera import IgnoreRegion
 from crowdwatch.errors import ConfigError
 from crowdwatch.types import Image
+from crowdwatch.web.configfile import (
+    ConfigFileError,
+    delete_keeping_next_comment,
+    write_with_backup,
+)
 
 FrameFor = Callable[[str], Image | None]
 _NAME_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.:-")
@@ -202,7 +201,11 @@ class ConfigEditor:
                 errors.extend(_check_whole(doc, str(self.path)))
             if errors:
                 raise EditorError(422, {"errors": errors})
-            _write(self.path, _dump(doc), self.backup_path)
+            try:
+                write_with_backup(self.path, _dump(doc), self.backup_path)
+            except ConfigFileError as error:
+                raise EditorError(409, {"errors": [{"kind": "config",
+                                                    "message": str(error)}]}) from None
             return {"ok": True, "path": str(self.path), "backup": str(self.backup_path)
                     if self.backup_path.exists() else None}
 
@@ -363,45 +366,12 @@ def _replace_items(cam: CommentedMap, kind: str, existing: Any,
             # Same order: delete and append in place so comments on kept items stay put.
             for index in reversed(range(len(existing))):
                 if not any(existing[index] is i for i in kept):
-                    _delete_keeping_next_comment(existing, index)
+                    delete_keeping_next_comment(existing, index)
             for item in new_items[len(kept):]:
                 existing.append(item)
             return
     seq = CommentedSeq(new_items)
     cam[kind] = seq
-
-
-def _last_comment_slot(node: Any) -> tuple[dict[Any, Any], Any, int] | None:
-    """Where ruamel keeps the comment after a node's last element: (ca.items, key, slot)."""
-    if not isinstance(node, CommentedMap | CommentedSeq) or not node:
-        return None
-    key = list(node.keys())[-1] if isinstance(node, CommentedMap) else len(node) - 1
-    value = node[key]
-    if isinstance(value, CommentedMap | CommentedSeq) and value and not value.fa.flow_style():
-        return _last_comment_slot(value)
-    return node.ca.items, key, 2 if isinstance(node, CommentedMap) else 0
-
-
-def _delete_keeping_next_comment(seq: CommentedSeq, index: int) -> None:
-    """del seq[index], keeping the comment lines above the next item: ruamel stores them
-    on the deleted item's last line, and they would go with it."""
-    carried = None
-    slot = _last_comment_slot(seq[index])
-    if slot is not None and index + 1 < len(seq):
-        items, key, position = slot
-        entry = items.get(key)
-        token = entry[position] if entry and len(entry) > position else None
-        if token is not None:
-            own_line, _, rest = token.value.partition("\n")
-            if rest.strip():
-                carried = [line for line in rest.splitlines() if line.strip()]
-                token.value = own_line + "\n"
-    del seq[index]
-    if carried:
-        column = len(carried[0]) - len(carried[0].lstrip())
-        entry = seq.ca.items.setdefault(index, [None, None, None, None])
-        entry[1] = [CommentToken(line.strip() + "\n", CommentMark(column), None)
-                    for line in carried] + (entry[1] or [])
 
 
 _BUILDERS = {"zones": _zone_entry, "lines": _line_entry, "ignore": _ignore_entry}
@@ -421,57 +391,6 @@ def _check_whole(doc: CommentedMap, origin: str) -> list[dict[str, Any]]:
     except ConfigError as error:
         return [{"kind": "config", "message": str(error)}]
     return []
-
-
-def _check_writable(path: Path) -> None:
-    """EditorError (409) with the fix when the editor must not or cannot write `path`.
-
-    A config that is a symbolic link is refused: writing through it would let whoever
-    placed the link choose which file a save replaces; edit the target with --config."""
-    try:
-        info = path.lstat()
-    except FileNotFoundError:
-        return
-    if stat.S_ISLNK(info.st_mode):
-        raise EditorError(409, {"errors": [{"kind": "config", "message":
-                          f"{path} is a symbolic link; the editor writes only a regular file: "
-                          f"start it with --config {os.path.realpath(path)}"}]})
-    if not info.st_mode & stat.S_IWUSR:
-        # Root may replace a read-only file; the mode says its owner does not want that.
-        raise EditorError(409, {"errors": [{"kind": "config", "message":
-                          f"{path} is read-only (mode {stat.S_IMODE(info.st_mode):04o}); make "
-                          "it writable (chmod u+w) to save from the editor"}]})
-
-
-def _write(path: Path, text: str, backup: Path) -> None:
-    """Write `text` to `path` and the previous content to `backup`, each atomically (a new
-    file renamed over): a planted link at either name is replaced, never followed."""
-    _check_writable(path)
-    try:
-        if path.exists():
-            _replace_with(backup, path.read_bytes(), path)
-        _replace_with(path, text.encode("utf-8"), path if path.exists() else None)
-    except OSError as error:
-        raise EditorError(409, {"errors": [{"kind": "config", "message":
-                          f"cannot write {error.filename or path} ({error.strerror or error}); "
-                          "the config folder must be writable to save from the editor"}]}
-                          ) from None
-
-
-def _replace_with(target: Path, data: bytes, mode_of: Path | None) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if mode_of is not None:
-            shutil.copymode(mode_of, tmp)
-        # Atomic: readers see the old file or the new one, never a half-written one.
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _dump(doc: CommentedMap) -> str:
