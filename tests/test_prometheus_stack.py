@@ -276,7 +276,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory, model_path: Path, sample_cli
                 # Enough samples for every rate() window of the dashboard.
                 samples = api.query(
                     f'count_over_time(crowdwatch_frames_processed_total{{job="crowdwatch"}}[{RATE_INTERVAL}])')
-                return bool(samples) and float(samples[0]["value"][1]) >= 3
+                # The zone series appear with the first analysed frame, which a loaded machine
+                # delays past the first scrapes of the (declared) frame counter.
+                zones = api.query(f'crowdwatch_zone_people{{job="crowdwatch",camera="{CAMERA}"}}')
+                return bool(samples) and float(samples[0]["value"][1]) >= 3 and len(zones) == 3
 
             wait_for("Prometheus to scrape a few seconds of the run", scraped_enough)
             yield Stack(camera, crowdwatch, crowdwatch_port, folder / "crowdwatch.log", api)
