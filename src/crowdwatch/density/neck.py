@@ -1,0 +1,170 @@
+"""The detector's own neck features as extra outputs of its compiled OpenVINO model.
+
+One backbone pass serves boxes and density: the YOLO11 detect IR gets its P3 (stride 8) and
+P4 (stride 16) neck outputs (ultralytics' model.16 and model.19) added as outputs, and the
+density head (see head.py) is spliced onto them, so one infer request returns the detection
+output and the density map together. The frame goes in exactly as the openvino backend feeds
+it: letterboxed by detect.yolo.Letterbox into the input size input_shape_for picks, uint8 BGR
+converted inside the graph. The training code extracts its features through this same module,
+so training sees what the runtime sees.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+
+from crowdwatch.detect.yolo import Letterbox, input_shape_for
+from crowdwatch.errors import ModelError
+
+if TYPE_CHECKING:
+    import openvino as ov
+
+Image = npt.NDArray[np.uint8]
+
+# The neck blocks whose outputs feed the YOLO11 detect head at strides 8 and 16.
+NECK_BLOCKS = {"p3": "__module.model.16.cv2.conv/aten::_convolution/Add",
+               "p4": "__module.model.19.cv2.conv/aten::_convolution/Add"}
+NECK_STRIDES = {"p3": 8, "p4": 16}
+# The density map's cell size in model-input pixels (P3's stride).
+DENSITY_STRIDE = 8
+
+
+def neck_outputs(model: ov.Model) -> dict[str, ov.Output]:
+    """The activated outputs of the P3/P4 neck blocks, as the detect head consumes them.
+
+    Each block ends in a convolution, a SiLU and, in an INT8 IR, a FakeQuantize: the
+    FakeQuantize's output is what the next layers read (and what the CPU plugin keeps in
+    INT8), so it is taken when present.
+    """
+    by_name = {op.get_friendly_name(): op for op in model.get_ordered_ops()}
+    found = {}
+    for key, name in NECK_BLOCKS.items():
+        op = by_name.get(name)
+        if op is None:
+            raise ModelError(f"the detector model has no {name} node: the density counter "
+                             "needs the YOLO11n detector it was trained on")
+        output = op.output(0)
+        for kind in ("Swish", "FakeQuantize"):
+            consumers = [t.get_node() for t in output.get_target_inputs()]
+            step = [c for c in consumers if c.get_type_name() == kind]
+            if not step:
+                if kind == "Swish":
+                    raise ModelError(f"the detector model's {name} is not followed by a SiLU")
+                break
+            output = step[0].output(0)
+        found[key] = output
+    return found
+
+
+def splice_head(model: ov.Model, head: ov.Model | None) -> ov.Model:
+    """The detector with either its neck outputs (head=None) or the head's density added.
+
+    Outputs, in order: the detection output, then p3 and p4 (no head) or the density map
+    (head given; its parameters named p3 and p4 are replaced by the neck outputs).
+    """
+    import openvino as ov
+
+    neck = neck_outputs(model)
+    if head is None:
+        extra = [neck["p3"], neck["p4"]]
+    else:
+        for parameter in head.get_parameters():
+            key = parameter.get_friendly_name()
+            if key not in neck:
+                raise ModelError(f"the density head has an input {key!r}; expected p3 and p4")
+            for target in list(parameter.output(0).get_target_inputs()):
+                target.replace_source_output(neck[key])
+        extra = [head.output(0)]
+    return ov.Model([model.output(0), *extra], model.get_parameters(), "yolo_density")
+
+
+@dataclass(frozen=True, slots=True)
+class NeckPass:
+    """One frame's pass: the detection output, the extra outputs and the letterbox used."""
+
+    detection: npt.NDArray[np.float32]
+    extra: tuple[npt.NDArray[np.float32], ...]
+    letterbox: Letterbox
+
+
+class NeckModel:
+    """The detector IR compiled per input size with extra outputs (neck features or density).
+
+    Synchronous and thread-safe (one infer request per compiled size, under a lock): for
+    standalone use, evaluation and training-feature extraction.
+    """
+
+    def __init__(self, detector_xml: Path, head: ov.Model | None = None, *,
+                 imgsz: int = 640, input_shape: str = "stream", threads: int = 0,
+                 core: ov.Core | None = None) -> None:
+        import openvino as ov
+
+        self.detector_xml = detector_xml
+        self.imgsz = imgsz
+        self.input_shape = input_shape
+        self._head = head
+        self._threads = threads
+        self._core = core or ov.Core()
+        self._lock = threading.Lock()
+        self._compiled: dict[tuple[int, int], tuple[ov.InferRequest, Image]] = {}
+
+    def input_hw(self, frame_hw: tuple[int, int]) -> tuple[int, int]:
+        """The model input size the openvino backend would use for this frame size."""
+        return input_shape_for(frame_hw, self.imgsz, self.input_shape)
+
+    def _compile(self, input_hw: tuple[int, int]) -> tuple[ov.InferRequest, Image]:
+        import openvino as ov
+        from openvino.preprocess import ColorFormat, PrePostProcessor
+
+        from crowdwatch.detect.openvino import reshape_yolo_ir
+
+        try:
+            model = self._core.read_model(self.detector_xml)
+        except RuntimeError as error:
+            raise ModelError(f"cannot load model {self.detector_xml}: {error}") from None
+        shape = model.get_parameters()[0].get_partial_shape()
+        native = (shape[2].get_length(), shape[3].get_length()) if shape.is_static else None
+        if native is None:
+            model.reshape([1, 3, *input_hw])
+        elif tuple(native) != input_hw:
+            reshape_yolo_ir(model, input_hw)
+        # A head is spliced into a copy: one head model may serve several input sizes.
+        head = self._head.clone() if self._head is not None else None
+        model = splice_head(model, head)
+        ppp = PrePostProcessor(model)
+        ppp.input().tensor().set_element_type(ov.Type.u8).set_layout(
+            ov.Layout("NHWC")).set_color_format(ColorFormat.BGR)
+        ppp.input().model().set_layout(ov.Layout("NCHW"))
+        ppp.input().preprocess().convert_element_type(ov.Type.f32).convert_color(
+            ColorFormat.RGB).scale(255.0)
+        model = ppp.build()
+        config: dict[str, object] = {"PERFORMANCE_HINT": "LATENCY"}
+        if self._threads:
+            config["INFERENCE_NUM_THREADS"] = self._threads
+        try:
+            compiled = self._core.compile_model(model, "CPU", config)
+        except RuntimeError as error:
+            raise ModelError(f"cannot compile the density model at {input_hw}: {error}") from None
+        request = compiled.create_infer_request()
+        return request, request.get_input_tensor(0).data[0]
+
+    def run(self, image: Image, input_hw: tuple[int, int] | None = None) -> NeckPass:
+        """Letterbox image into the input (the backend's size unless given) and infer."""
+        frame_hw = (int(image.shape[0]), int(image.shape[1]))
+        input_hw = input_hw or self.input_hw(frame_hw)
+        with self._lock:
+            if input_hw not in self._compiled:
+                self._compiled[input_hw] = self._compile(input_hw)
+            request, buffer = self._compiled[input_hw]
+            letterbox = Letterbox.fit(frame_hw, input_hw)
+            letterbox.fill(image, buffer, padded=False)
+            request.infer()
+            outputs = [request.get_output_tensor(i).data[0].copy()
+                       for i in range(len(request.model_outputs))]
+        return NeckPass(outputs[0], tuple(outputs[1:]), letterbox)
