@@ -1,0 +1,240 @@
+"""Train the density head on cached neck features, log learning curves, export the IR.
+
+    python -m training.density --shared ../shared --out src/crowdwatch/models/yolo11n_density_head
+
+Reproducible: fixed seeds, deterministic data order; a run resumes from its checkpoint
+(--work) after an interruption. Validation (never trained on): shb-train 350-399 and
+mall-tune 600-799, at the runtime's input size; learning curves go to <work>/curve.csv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import csv
+import json
+import logging
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from crowdwatch.density.neck import DENSITY_STRIDE
+from training.features import PLAN, extract
+from training.head import DensityHead
+
+log = logging.getLogger("training.density")
+
+
+@dataclass
+class Settings:
+    design: str = "reduce"
+    width: int = 32
+    epochs: int = 10                    # an "epoch" here is steps_per_epoch steps, then val
+    steps_per_epoch: int = 40
+    batch: int = 16
+    crop: int = 32                      # cells (x8 input pixels)
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    sigma: float = 1.0                  # Gaussian target smoothing, cells
+    scale: float = 100.0                # training target scale
+    count_weight: float = 0.01          # L1 on crop counts, relative to the map loss
+    ema: float = 0.95
+    seed: int = 0
+    train: list[str] = field(default_factory=lambda: [
+        "shb-train-640", "shb-train-640-flip", "shb-train-512", "shb-train-768-flip",
+        "sha-train-640", "sha-train-640-flip", "sha-train-512-flip", "sha-train-768",
+        "mall-train-640", "mall-train-640-flip", "mall-train-512", "mall-train-768-flip"])
+    # Relative sampling weight of each dataset's crops per epoch.
+    mix: dict[str, float] = field(default_factory=lambda: {"shb": 1.0, "sha": 0.5, "mall": 0.5})
+
+
+def density_target(points: np.ndarray, grid_hw: tuple[int, int], sigma: float) -> np.ndarray:
+    """People per stride-8 cell, Gaussian-smoothed with the sum preserved at the borders."""
+    h, w = grid_hw
+    counts = np.zeros((h, w), np.float32)
+    if len(points):
+        cells = np.floor(points / DENSITY_STRIDE).astype(np.int64)
+        cx = np.clip(cells[:, 0], 0, w - 1)
+        cy = np.clip(cells[:, 1], 0, h - 1)
+        np.add.at(counts, (cy, cx), 1.0)
+    if sigma <= 0:
+        return counts
+    size = int(2 * round(3 * sigma) + 1)
+
+    def blur(a: np.ndarray) -> np.ndarray:
+        return cv2.GaussianBlur(a, (size, size), sigma, borderType=cv2.BORDER_CONSTANT)
+
+    # A cell near the border keeps only part of its kernel: divide by that part first.
+    kept = blur(np.ones((h, w), np.float32))
+    return blur(counts / kept)
+
+
+@dataclass
+class Item:
+    dataset: str
+    p3: torch.Tensor      # (64, H, W) fp16
+    p4: torch.Tensor      # (128, H/2, W/2) fp16
+    target: torch.Tensor  # (H, W) people per cell
+    weight: torch.Tensor  # (H, W) 1 where the loss counts (ROI)
+    count: int
+
+
+def load_folder(folder: Path, sigma: float) -> list[Item]:
+    items = []
+    dataset = folder.name.split("-")[0]
+    for path in sorted(folder.glob("*[0-9].npz")):
+        with np.load(path) as data:
+            p3 = torch.from_numpy(data["p3"])
+            grid = tuple(p3.shape[1:])
+            target = density_target(data["points"], grid, sigma)
+            weight = data["roi"].astype(np.float32) if "roi" in data else np.ones(grid, np.float32)
+            items.append(Item(dataset, p3, torch.from_numpy(data["p4"]),
+                              torch.from_numpy(target * weight), torch.from_numpy(weight),
+                              int(data["count"])))
+    return items
+
+
+def random_crop(item: Item, crop: int, rng: random.Random) -> tuple[torch.Tensor, ...]:
+    """A crop x crop cell window (even offsets, so P4 stays aligned), zero-padded if small."""
+    _, h, w = item.p3.shape
+    y = 2 * rng.randrange(max(h - crop, 0) // 2 + 1)
+    x = 2 * rng.randrange(max(w - crop, 0) // 2 + 1)
+    p3 = item.p3[:, y:y + crop, x:x + crop].float()
+    p4 = item.p4[:, y // 2:(y + crop) // 2, x // 2:(x + crop) // 2].float()
+    target = item.target[y:y + crop, x:x + crop]
+    weight = item.weight[y:y + crop, x:x + crop]
+    if p3.shape[1:] != (crop, crop):
+        dh, dw = crop - p3.shape[1], crop - p3.shape[2]
+        p3, target, weight = (F.pad(t, (0, dw, 0, dh)) for t in (p3, target, weight))
+        p4 = F.pad(p4, (0, dw // 2, 0, dh // 2))
+    return p3, p4, target, weight
+
+
+@torch.no_grad()
+def evaluate(model: DensityHead, items: list[Item]) -> dict[str, float]:
+    """MAE / RMSE of whole-image counts (inside the ROI where there is one)."""
+    model.eval()
+    errors = []
+    for item in items:
+        pred = model(item.p3[None].float(), item.p4[None].float())[0, 0] / model.scale
+        errors.append(float((pred * item.weight).sum()) - item.count)
+    e = np.asarray(errors)
+    return {"mae": float(np.abs(e).mean()), "rmse": float(np.sqrt((e ** 2).mean())),
+            "bias": float(e.mean())}
+
+
+def train(settings: Settings, cache: Path, work: Path) -> DensityHead:
+    torch.set_num_threads(2)
+    random.seed(settings.seed)
+    np.random.seed(settings.seed)
+    torch.manual_seed(settings.seed)
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "settings.json").write_text(json.dumps(asdict(settings), indent=1))
+    started = time.perf_counter()
+    data = [item for name in settings.train for item in load_folder(cache / name, settings.sigma)]
+    # Every validation image of shb, every 4th Mall frame (consecutive frames look alike) while
+    # training; the final figures come from the runtime on all of them (training/evaluate.py).
+    val = {"shb": load_folder(cache / "shb-val-640", settings.sigma),
+           "mall": load_folder(cache / "mall-val-640", settings.sigma)[::4]}
+    log.info("loaded %d training samples in %.0f s", len(data), time.perf_counter() - started)
+
+    model = DensityHead(settings.design, settings.width, settings.scale)
+    ema = copy.deepcopy(model)
+    optimizer = torch.optim.AdamW(model.parameters(), settings.lr,
+                                  weight_decay=settings.weight_decay)
+    steps_per_epoch = settings.steps_per_epoch
+    total = steps_per_epoch * settings.epochs
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, settings.lr, total_steps=total, pct_start=0.1)
+    start_epoch = 0
+    checkpoint = work / "checkpoint.pt"
+    if checkpoint.exists():
+        state = torch.load(checkpoint, weights_only=False)
+        model.load_state_dict(state["model"])
+        ema.load_state_dict(state["ema"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start_epoch = state["epoch"]
+        log.info("resumed after epoch %d", start_epoch)
+    weights = [settings.mix.get(i.dataset, 1.0) for i in data]
+    curve = work / "curve.csv"
+    if start_epoch == 0:
+        with curve.open("w", newline="") as file:
+            csv.writer(file).writerow(["epoch", "seconds", "lr", "train_loss", "shb_val_mae",
+                                       "shb_val_rmse", "mall_val_mae", "mall_val_bias"])
+    for epoch in range(start_epoch, settings.epochs):
+        # The epoch's own seed: a resumed run draws the same crops as an uninterrupted one.
+        rng = random.Random(settings.seed * 1000 + epoch)
+        torch.manual_seed(settings.seed * 1000 + epoch)
+        order = rng.choices(range(len(data)), weights, k=steps_per_epoch * settings.batch)
+        model.train()
+        losses = []
+        t0 = time.perf_counter()
+        for step in range(steps_per_epoch):
+            batch = [random_crop(data[i], settings.crop, rng)
+                     for i in order[step * settings.batch:(step + 1) * settings.batch]]
+            p3, p4, target, weight = (torch.stack(t) for t in zip(*batch, strict=True))
+            pred = model(p3, p4)[:, 0] * weight
+            target = target * settings.scale
+            map_loss = ((pred - target) ** 2).sum() / len(batch)
+            count_loss = (pred.sum((1, 2)) - target.sum((1, 2))).abs().mean()
+            loss = map_loss + settings.count_weight * settings.scale * count_loss
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            losses.append(float(loss.detach()))
+            with torch.no_grad():
+                for e, m in zip(ema.state_dict().values(), model.state_dict().values(),
+                                strict=True):
+                    if e.dtype.is_floating_point:
+                        e.mul_(settings.ema).add_(m.detach(), alpha=1 - settings.ema)
+                    else:
+                        e.copy_(m)
+        shb, mall = evaluate(ema, val["shb"]), evaluate(ema, val["mall"])
+        seconds = time.perf_counter() - t0
+        row = [epoch + 1, round(seconds, 1), f"{scheduler.get_last_lr()[0]:.2e}",
+               round(float(np.mean(losses)), 2), round(shb["mae"], 2), round(shb["rmse"], 2),
+               round(mall["mae"], 3), round(mall["bias"], 3)]
+        with curve.open("a", newline="") as file:
+            csv.writer(file).writerow(row)
+        log.info("epoch %d %.0fs loss %.1f shb MAE %.2f RMSE %.2f mall MAE %.3f bias %+.3f",
+                 epoch + 1, seconds, row[3], shb["mae"], shb["rmse"], mall["mae"], mall["bias"])
+        torch.save({"model": model.state_dict(), "ema": ema.state_dict(),
+                    "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                    "epoch": epoch + 1}, work / "checkpoint.tmp")
+        (work / "checkpoint.tmp").replace(checkpoint)
+    return ema
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--shared", type=Path, default=Path("../shared"))
+    parser.add_argument("--out", type=Path, help="export the head IR into this folder")
+    parser.add_argument("--cache", type=Path, default=Path("/tmp/crowdwatch-density-cache"))
+    parser.add_argument("--work", type=Path, default=Path("/tmp/crowdwatch-density-runs/default"))
+    parser.add_argument("--settings", type=str, default="{}",
+                        help='JSON overrides of the training settings, e.g. {"epochs": 10}')
+    parser.add_argument("--no-extract", action="store_true",
+                        help="train on the cached features only (skip missing extraction)")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    settings = Settings(**json.loads(args.settings))
+    if not args.no_extract:
+        extract(args.shared, args.cache, PLAN, threads=2)
+    head = train(settings, args.cache, args.work)
+    if args.out:
+        from training.export import export
+
+        export(head, args.out, settings, args.work)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""The density head in torch: the detector's P3 and P4 neck features -> people per cell.
+
+P4 (stride 16) is brought to stride 8 and joined with P3; a few convolutions map them to a
+non-negative map whose sum is the count. Exported to OpenVINO (export.py) with inputs named
+p3 and p4, which crowdwatch.density.neck splices onto the detector's own outputs.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+P3_CHANNELS, P4_CHANNELS = 64, 128
+
+
+def conv_bn(cin: int, cout: int, kernel: int, dilation: int = 1) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, kernel, padding=dilation * (kernel // 2), dilation=dilation,
+                  bias=False),
+        nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class DensityHead(nn.Module):
+    """design "concat": P4 upsampled and concatenated with P3 (192 channels), then 3x3 convs.
+    design "reduce": each level first reduced by a 1x1 conv (P4 at its own stride), summed."""
+
+    def __init__(self, design: str = "reduce", width: int = 64, scale: float = 1.0) -> None:
+        super().__init__()
+        self.design = design
+        # Trained on targets x scale (cells hold fractions of a person); export divides.
+        self.scale = scale
+        if design == "concat":
+            self.stem = conv_bn(P3_CHANNELS + P4_CHANNELS, width, 3)
+        elif design == "reduce":
+            self.p3_in = conv_bn(P3_CHANNELS, width, 1)
+            self.p4_in = conv_bn(P4_CHANNELS, width, 1)
+            self.stem = conv_bn(width, width, 3)
+        else:
+            raise ValueError(f"unknown design {design!r}")
+        self.body = nn.Sequential(conv_bn(width, width, 3, dilation=2),
+                                  conv_bn(width, width // 2, 3))
+        self.out = nn.Conv2d(width // 2, 1, 1)
+
+    def forward(self, p3: torch.Tensor, p4: torch.Tensor) -> torch.Tensor:
+        if self.design == "concat":
+            up = F.interpolate(p4, scale_factor=2.0, mode="nearest")
+            x = self.stem(torch.cat([p3, up], 1))
+        else:
+            up = F.interpolate(self.p4_in(p4), scale_factor=2.0, mode="bilinear",
+                               align_corners=False)
+            x = self.stem(self.p3_in(p3) + up)
+        # Softplus, not ReLU: most cells are empty, and a ReLU output pushed below zero
+        # everywhere stops learning for good.
+        return F.softplus(self.out(self.body(x)))
+
+
+class ExportedHead(nn.Module):
+    """The head as shipped: eval mode, people per cell (the training scale divided out)."""
+
+    def __init__(self, head: DensityHead) -> None:
+        super().__init__()
+        self.head = head.eval()
+
+    def forward(self, p3: torch.Tensor, p4: torch.Tensor) -> torch.Tensor:
+        return self.head(p3, p4) / self.head.scale
