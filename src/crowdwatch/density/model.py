@@ -1,0 +1,89 @@
+"""Where the density head is found, and its load with the shipped sums checked.
+
+The head ships inside the package beside the detector it was trained on
+(crowdwatch/models/yolo11n_density_head/; sha256 in models/manifest.yaml, repeated below).
+A name is searched like a detector model (detect.models.model_search_dirs), the package last.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from crowdwatch.detect.models import EMBEDDED_DIR, model_search_dirs
+from crowdwatch.errors import ModelError
+
+if TYPE_CHECKING:
+    import openvino as ov
+
+DEFAULT_HEAD = "yolo11n_density_head"
+# The detector whose neck features the head reads: another detector's features mean nothing
+# to it, even one of the same architecture trained again.
+HEAD_DETECTOR = "yolo11n_int8_openvino_model"
+HEAD_XML = "density_head.xml"
+EMBEDDED_HEADS: dict[str, dict[str, str]] = {
+    DEFAULT_HEAD: {
+        "density_head.xml": "",
+        "density_head.bin": "",
+    },
+}
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def resolve_head(name: str = DEFAULT_HEAD) -> Path:
+    """The head's .xml: a path to it or its folder, or a name in the model folders."""
+    given = Path(name).expanduser()
+    if given.exists():
+        candidates = [given]
+    elif given.is_absolute() or len(given.parts) > 1:
+        raise ModelError(f"density model {name!r} not found; check the path, or reinstall "
+                         "crowdwatch for the shipped one")
+    else:
+        candidates = [d / name for d in model_search_dirs()]
+    for path in candidates:
+        if not path.exists():
+            continue
+        xml = path / HEAD_XML if path.is_dir() else path
+        if path.parent == EMBEDDED_DIR and path.name in EMBEDDED_HEADS:
+            verify_embedded_head(path)
+        if not xml.is_file() or xml.suffix != ".xml":
+            raise ModelError(f"density model {path} holds no {HEAD_XML}")
+        return xml
+    raise ModelError(f"density model {name!r} not found in "
+                     f"{', '.join(str(d) for d in model_search_dirs())}; reinstall crowdwatch "
+                     "for the shipped one or give its path")
+
+
+def verify_embedded_head(folder: Path) -> None:
+    """ModelError unless every file of the shipped head has its recorded sha256."""
+    for file_name, expected in EMBEDDED_HEADS[folder.name].items():
+        file = folder / file_name
+        if not file.is_file() or _sha256(file) != expected:
+            raise ModelError(
+                f"the density model shipped with crowdwatch is damaged ({file} is missing or "
+                "its sha256 differs); reinstall crowdwatch (pip install --force-reinstall "
+                "crowdwatch)")
+
+
+def load_head(xml: Path, core: ov.Core | None = None) -> ov.Model:
+    """The head as an OpenVINO model with inputs p3 and p4 and one density output."""
+    import openvino as ov
+
+    try:
+        model = (core or ov.Core()).read_model(xml)
+    except RuntimeError as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else "unreadable"
+        raise ModelError(f"cannot load density model {xml}: {first}") from None
+    names = sorted(p.get_friendly_name() for p in model.get_parameters())
+    if names != ["p3", "p4"] or len(model.outputs) != 1:
+        raise ModelError(f"{xml} is not a crowdwatch density head (inputs p3 and p4, one "
+                         "output)")
+    return model
