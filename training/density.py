@@ -167,7 +167,8 @@ def train(settings: Settings, cache: Path, work: Path) -> DensityHead:
     if start_epoch == 0:
         with curve.open("w", newline="") as file:
             csv.writer(file).writerow(["epoch", "seconds", "lr", "train_loss", "shb_val_mae",
-                                       "shb_val_rmse", "mall_val_mae", "mall_val_bias"])
+                                       "shb_val_rmse", "shb_val_bias", "mall_val_mae",
+                                       "mall_val_bias"])
     for epoch in range(start_epoch, settings.epochs):
         # The epoch's own seed: a resumed run draws the same crops as an uninterrupted one.
         rng = random.Random(settings.seed * 1000 + epoch)
@@ -201,11 +202,12 @@ def train(settings: Settings, cache: Path, work: Path) -> DensityHead:
         seconds = time.perf_counter() - t0
         row = [epoch + 1, round(seconds, 1), f"{scheduler.get_last_lr()[0]:.2e}",
                round(float(np.mean(losses)), 2), round(shb["mae"], 2), round(shb["rmse"], 2),
-               round(mall["mae"], 3), round(mall["bias"], 3)]
+               round(shb["bias"], 2), round(mall["mae"], 3), round(mall["bias"], 3)]
         with curve.open("a", newline="") as file:
             csv.writer(file).writerow(row)
-        log.info("epoch %d %.0fs loss %.1f shb MAE %.2f RMSE %.2f mall MAE %.3f bias %+.3f",
-                 epoch + 1, seconds, row[3], shb["mae"], shb["rmse"], mall["mae"], mall["bias"])
+        log.info("epoch %d %.0fs loss %.1f shb MAE %.2f RMSE %.2f bias %+.2f mall MAE %.3f "
+                 "bias %+.3f", epoch + 1, seconds, row[3], shb["mae"], shb["rmse"], shb["bias"],
+                 mall["mae"], mall["bias"])
         torch.save({"model": model.state_dict(), "ema": ema.state_dict(),
                     "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                     "epoch": epoch + 1}, work / "checkpoint.tmp")

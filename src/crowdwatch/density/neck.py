@@ -62,14 +62,18 @@ def neck_outputs(model: ov.Model) -> dict[str, ov.Output]:
     return found
 
 
-def splice_head(model: ov.Model, head: ov.Model | None) -> ov.Model:
+def splice_head(model: ov.Model, head: ov.Model | None, with_neck: bool = True) -> ov.Model:
     """The detector with either its neck outputs (head=None) or the head's density added.
 
     Outputs, in order: the detection output, then p3 and p4 (no head) or the density map
-    (head given; its parameters named p3 and p4 are replaced by the neck outputs).
+    (head given; its parameters named p3 and p4 are replaced by the neck outputs). No head
+    and with_neck=False: the detector alone (the baseline the cost of density is measured
+    against).
     """
     import openvino as ov
 
+    if head is None and not with_neck:
+        return model
     neck = neck_outputs(model)
     if head is None:
         extra = [neck["p3"], neck["p4"]]
@@ -102,13 +106,14 @@ class NeckModel:
 
     def __init__(self, detector_xml: Path, head: ov.Model | None = None, *,
                  imgsz: int = 640, input_shape: str = "stream", threads: int = 0,
-                 core: ov.Core | None = None) -> None:
+                 core: ov.Core | None = None, with_neck: bool = True) -> None:
         import openvino as ov
 
         self.detector_xml = detector_xml
         self.imgsz = imgsz
         self.input_shape = input_shape
         self._head = head
+        self._with_neck = with_neck
         self._threads = threads
         self._core = core or ov.Core()
         self._lock = threading.Lock()
@@ -136,7 +141,7 @@ class NeckModel:
             reshape_yolo_ir(model, input_hw)
         # A head is spliced into a copy: one head model may serve several input sizes.
         head = self._head.clone() if self._head is not None else None
-        model = splice_head(model, head)
+        model = splice_head(model, head, self._with_neck)
         ppp = PrePostProcessor(model)
         ppp.input().tensor().set_element_type(ov.Type.u8).set_layout(
             ov.Layout("NHWC")).set_color_format(ColorFormat.BGR)

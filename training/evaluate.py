@@ -1,0 +1,138 @@
+"""Score a density head through the runtime (OpenVINO, no torch): the validation images as
+the detector sees them, plus the cost of density per 1024x768 frame.
+
+    python -m training.evaluate --shared ../shared --head src/crowdwatch/models/yolo11n_density_head
+
+Counts: shb-train 350-399 (whole image), mall-tune 600-799 (inside the dataset's ROI),
+PETS2009 S2.L1 every 5th frame (sparse; whole frame). Cost: the detector alone vs the
+detector with the head spliced on, alternated, medians; memory: each in a fresh process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from crowdwatch.density.counter import DensityCounter
+from crowdwatch.density.neck import NeckModel
+from crowdwatch.density.zones import ZoneIntegrator
+from training.data import SPLITS, pets_samples, samples
+from training.features import DETECTOR
+
+
+def roi_polygons(roi: np.ndarray) -> list:
+    """The ROI mask as shapely polygons (its outer contours)."""
+    import shapely
+
+    contours, _ = cv2.findContours(roi.astype(np.uint8), cv2.RETR_EXTERNAL,
+                                   cv2.CHAIN_APPROX_NONE)
+    return [shapely.Polygon(c[:, 0, :].astype(float)).buffer(0) for c in contours
+            if len(c) >= 3]
+
+
+def score(errors: list[float]) -> dict[str, float]:
+    e = np.asarray(errors)
+    return {"n": len(e), "mae": round(float(np.abs(e).mean()), 3),
+            "rmse": round(float(np.sqrt((e ** 2).mean())), 3), "bias": round(float(e.mean()), 3)}
+
+
+def counts(counter: DensityCounter, shared: Path) -> dict[str, dict[str, float]]:
+    results = {}
+    errors = [counter.count(cv2.imread(str(s.path))) - len(s.points)
+              for s in samples(shared, "shb", SPLITS["shb"]["val"])]
+    results["shb_val"] = score(errors)
+    mall = list(samples(shared, "mall", SPLITS["mall"]["val"]))
+    roi = ZoneIntegrator(roi_polygons(mall[0].roi))
+    errors = []
+    boxes_errors = []
+    for sample in mall:
+        result = counter.run(cv2.imread(str(sample.path)))
+        errors.append(float(roi.counts(result.density).sum()) - len(sample.points))
+        boxes_errors.append(len(result.detections.scores) - len(sample.points))
+    results["mall_val"] = score(errors)
+    results["mall_val_boxes_whole_frame"] = score(boxes_errors)
+    pets, pets_boxes = [], []
+    for _, image, truth in pets_samples(shared, step=5):
+        result = counter.run(image)
+        pets.append(result.density.total() - truth)
+        pets_boxes.append(len(result.detections.scores) - truth)
+    results["pets_every_5th"] = score(pets)
+    results["pets_every_5th_boxes"] = score(pets_boxes)
+    return results
+
+
+def cost(head: Path, repeats: int) -> dict[str, float]:
+    """ms per 1024x768 frame: detector alone vs detector + neck outputs + head (1 thread each
+    so the two cores' noise is shared alike), alternated; medians and their difference."""
+    from crowdwatch.density.model import load_head
+
+    image = np.random.default_rng(0).integers(0, 255, (768, 1024, 3), np.uint8)
+    plain = NeckModel(DETECTOR, with_neck=False, threads=1)
+    dense = NeckModel(DETECTOR, load_head(head / "density_head.xml"), threads=1)
+    for model in (plain, dense):
+        model.run(image)
+    times: dict[str, list[float]] = {"plain": [], "density": []}
+    for _ in range(repeats):
+        for name, model in (("plain", plain), ("density", dense)):
+            started = time.perf_counter()
+            model.run(image)
+            times[name].append(1000 * (time.perf_counter() - started))
+    plain_ms, dense_ms = statistics.median(times["plain"]), statistics.median(times["density"])
+    return {"detector_ms": round(plain_ms, 2), "detector_with_density_ms": round(dense_ms, 2),
+            "density_extra_ms": round(dense_ms - plain_ms, 2),
+            "ratio": round(dense_ms / plain_ms, 3)}
+
+
+def resident_mb(head: Path | None) -> float:
+    """Peak resident MB of a fresh process that compiles and runs one 1024x768 frame."""
+    code = (
+        "import resource, numpy as np, sys\n"
+        "from pathlib import Path\n"
+        "from crowdwatch.density.neck import NeckModel\n"
+        "from crowdwatch.density.model import load_head\n"
+        "from training.features import DETECTOR\n"
+        f"head = {str(head / 'density_head.xml') if head else ''!r}\n"
+        "m = NeckModel(DETECTOR, load_head(Path(head)) if head else None, with_neck=bool(head),"
+        " threads=1)\n"
+        "image = np.zeros((768, 1024, 3), np.uint8)\n"
+        "for _ in range(5): m.run(image)\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--shared", type=Path, default=Path("../shared"))
+    parser.add_argument("--head", type=Path, required=True, help="folder with density_head.xml")
+    parser.add_argument("--imgsz", type=int, default=640)
+    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--skip-counts", action="store_true")
+    parser.add_argument("--skip-cost", action="store_true")
+    args = parser.parse_args()
+    report: dict[str, object] = {"head": str(args.head), "imgsz": args.imgsz}
+    if not args.skip_counts:
+        counter = DensityCounter(DETECTOR, args.head / "density_head.xml", imgsz=args.imgsz,
+                                 threads=2)
+        report["counts"] = counts(counter, args.shared)
+        print(json.dumps(report["counts"]), flush=True)
+    if not args.skip_cost:
+        report["cost_1024x768"] = cost(args.head, args.repeats)
+        plain, dense = resident_mb(None), resident_mb(args.head)
+        report["peak_rss_mb"] = {"detector": round(plain, 1), "with_density": round(dense, 1),
+                                 "delta": round(dense - plain, 1)}
+    print(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()
