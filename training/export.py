@@ -43,8 +43,10 @@ def export(head: DensityHead, out: Path, settings: Any, work: Path) -> dict[str,
         "command": "python -m training.density --shared ../shared --out "
                    "src/crowdwatch/models/yolo11n_density_head",
         "validation_at_end_of_training": {k: last[k] for k in last if "val" in k},
-        "data": "ShanghaiTech Part B train 0-349, Part A train 0-299, Mall frames 0-599; "
-                "research-use licences, see models/README.md",
+        "data": {"trained_on": sorted({name.split("-")[0] for name in settings.train}),
+                 "images": "shb-train 0-349, sha-train 0-299, mall-tune 0-599 (of those named)",
+                 "licence": "ShanghaiTech and Mall are released for research use only; "
+                            "see models/README.md"},
     }
     (out / "metadata.yaml").write_text(yaml.safe_dump(metadata, sort_keys=False))
 
@@ -59,7 +61,7 @@ def export_checkpoint(work: Path, out: Path) -> dict[str, str]:
     from training.density import Settings
 
     settings = Settings(**json.loads((work / "settings.json").read_text()))
-    head = DensityHead(settings.design, settings.width, settings.scale)
+    head = DensityHead(settings.design, settings.width, settings.scale, settings.norm)
     head.load_state_dict(torch.load(work / "checkpoint.pt", weights_only=False)["ema"])
     return export(head, out, settings, work)
 

@@ -7,6 +7,8 @@ p3 and p4, which crowdwatch.density.neck splices onto the detector's own outputs
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -14,32 +16,38 @@ from torch.nn import functional as F
 P3_CHANNELS, P4_CHANNELS = 64, 128
 
 
-def conv_bn(cin: int, cout: int, kernel: int, dilation: int = 1) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(cin, cout, kernel, padding=dilation * (kernel // 2), dilation=dilation,
-                  bias=False),
-        nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+def conv_bn(cin: int, cout: int, kernel: int, dilation: int = 1,
+            norm: bool = True) -> nn.Sequential:
+    conv = nn.Conv2d(cin, cout, kernel, padding=dilation * (kernel // 2), dilation=dilation,
+                     bias=not norm)
+    if not norm:
+        return nn.Sequential(conv, nn.ReLU(inplace=True))
+    return nn.Sequential(conv, nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
 
 class DensityHead(nn.Module):
     """design "concat": P4 upsampled and concatenated with P3 (192 channels), then 3x3 convs.
     design "reduce": each level first reduced by a 1x1 conv (P4 at its own stride), summed."""
 
-    def __init__(self, design: str = "reduce", width: int = 64, scale: float = 1.0) -> None:
+    def __init__(self, design: str = "reduce", width: int = 64, scale: float = 1.0,
+                 norm: bool = True) -> None:
         super().__init__()
+        # BatchNorm's running statistics follow the last batches' mix of datasets (Mall,
+        # streets, dense photos differ): norm=False trains without it.
+        layer = partial(conv_bn, norm=norm)
         self.design = design
         # Trained on targets x scale (cells hold fractions of a person); export divides.
         self.scale = scale
         if design == "concat":
-            self.stem = conv_bn(P3_CHANNELS + P4_CHANNELS, width, 3)
+            self.stem = layer(P3_CHANNELS + P4_CHANNELS, width, 3)
         elif design == "reduce":
-            self.p3_in = conv_bn(P3_CHANNELS, width, 1)
-            self.p4_in = conv_bn(P4_CHANNELS, width, 1)
-            self.stem = conv_bn(width, width, 3)
+            self.p3_in = layer(P3_CHANNELS, width, 1)
+            self.p4_in = layer(P4_CHANNELS, width, 1)
+            self.stem = layer(width, width, 3)
         else:
             raise ValueError(f"unknown design {design!r}")
-        self.body = nn.Sequential(conv_bn(width, width, 3, dilation=2),
-                                  conv_bn(width, width // 2, 3))
+        self.body = nn.Sequential(layer(width, width, 3, dilation=2),
+                                  layer(width, width // 2, 3))
         self.out = nn.Conv2d(width // 2, 1, 1)
 
     def forward(self, p3: torch.Tensor, p4: torch.Tensor) -> torch.Tensor:

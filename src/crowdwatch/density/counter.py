@@ -72,8 +72,8 @@ class DensityCounter:
     """
 
     def __init__(self, detector_xml: Path, head_xml: Path, *, imgsz: int = 640,
-                 input_shape: str = "stream", confidence: float = 0.25, iou: float = 0.7,
-                 max_det: int = 300, threads: int = 0) -> None:
+                 input_shape: str = "stream", confidence: float = 0.15, iou: float = 0.45,
+                 max_det: int = 1000, threads: int = 0) -> None:
         import openvino as ov
 
         core = ov.Core()

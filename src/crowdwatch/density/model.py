@@ -24,8 +24,9 @@ HEAD_DETECTOR = "yolo11n_int8_openvino_model"
 HEAD_XML = "density_head.xml"
 EMBEDDED_HEADS: dict[str, dict[str, str]] = {
     DEFAULT_HEAD: {
-        "density_head.xml": "",
-        "density_head.bin": "",
+        "density_head.xml": "fdee071ad99fef7ca19e25403f1d709c7017542b3db107f1670539e04b8031cc",
+        "density_head.bin": "cf62e89418198f5e203e5e55944f81c67e02884b152e62052ca9ab4a47872940",
+        "metadata.yaml": "5a026577de022dc5ad4c502dab33da248939f28dd10cc87722606cedd7948f8b",
     },
 }
 

@@ -1,0 +1,99 @@
+"""The density head: found like a detector model, hash-checked when shipped, loaded with
+one-line errors for a missing, damaged or wrong file."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from crowdwatch.density import model as density_model
+from crowdwatch.density.model import (
+    DEFAULT_HEAD,
+    EMBEDDED_HEADS,
+    HEAD_XML,
+    load_head,
+    resolve_head,
+    verify_embedded_head,
+)
+from crowdwatch.detect.models import EMBEDDED_DIR
+from crowdwatch.errors import ModelError
+
+SHIPPED = EMBEDDED_DIR / DEFAULT_HEAD
+
+
+@pytest.fixture
+def bare_machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.delenv("CROWDWATCH_MODEL_DIR", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_the_shipped_head_is_found_checked_and_loads(bare_machine: Path) -> None:
+    xml = resolve_head()
+    assert xml == SHIPPED / HEAD_XML
+    head = load_head(xml)
+    assert sorted(p.get_friendly_name() for p in head.get_parameters()) == ["p3", "p4"]
+
+
+def test_the_shipped_head_is_small() -> None:
+    assert sum(f.stat().st_size for f in SHIPPED.iterdir()) <= 5 * 1024 * 1024
+
+
+@pytest.mark.parametrize(("damage", "file_name"), [
+    ("flip", "density_head.bin"),
+    ("flip", "density_head.xml"),
+    ("delete", "density_head.bin"),
+    ("delete", "metadata.yaml"),
+])
+def test_a_damaged_shipped_head_fails_with_one_line(
+        bare_machine: Path, monkeypatch: pytest.MonkeyPatch, damage: str, file_name: str) -> None:
+    package = bare_machine / "package"
+    shutil.copytree(SHIPPED, package / DEFAULT_HEAD)
+    target = package / DEFAULT_HEAD / file_name
+    if damage == "flip":
+        data = bytearray(target.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        target.write_bytes(bytes(data))
+    else:
+        target.unlink()
+    monkeypatch.setattr(density_model, "EMBEDDED_DIR", package)
+    monkeypatch.setattr(density_model, "model_search_dirs", lambda: [package])
+    with pytest.raises(ModelError, match="damaged") as error:
+        resolve_head()
+    assert "\n" not in str(error.value) and "reinstall" in str(error.value)
+
+
+def test_every_shipped_file_has_a_sum() -> None:
+    assert sorted(EMBEDDED_HEADS[DEFAULT_HEAD]) == sorted(p.name for p in SHIPPED.iterdir())
+    verify_embedded_head(SHIPPED)
+
+
+@pytest.mark.parametrize("name", ["no_such_head", "/nowhere/head.xml", "dir/head"])
+def test_a_missing_head_is_named_in_one_line(bare_machine: Path, name: str) -> None:
+    with pytest.raises(ModelError, match=r"density model .* not found") as error:
+        resolve_head(name)
+    assert "\n" not in str(error.value)
+
+
+def test_a_users_copy_by_path_is_not_hash_checked(bare_machine: Path) -> None:
+    mine = bare_machine / "mine"
+    shutil.copytree(SHIPPED, mine)
+    (mine / "metadata.yaml").write_text("edited: true\n")
+    assert resolve_head(str(mine)) == mine / HEAD_XML
+
+
+def test_an_unreadable_head_fails_to_load_in_one_line(tmp_path: Path) -> None:
+    xml = tmp_path / HEAD_XML
+    xml.write_text("<net><layers>")
+    with pytest.raises(ModelError, match="cannot load density model") as error:
+        load_head(xml)
+    assert "\n" not in str(error.value)
+
+
+def test_a_model_that_is_not_a_head_is_refused() -> None:
+    detector = EMBEDDED_DIR / "yolo11n_int8_openvino_model" / "yolo11n.xml"
+    with pytest.raises(ModelError, match="not a crowdwatch density head"):
+        load_head(detector)
