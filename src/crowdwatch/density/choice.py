@@ -1,0 +1,74 @@
+"""Boxes or density: which count a camera reports, chosen from what its frames show.
+
+Each frame votes. Density when the scene is a crowd (the density map sees at least
+crowd_people) and the boxes evidently miss people (density exceeds the box count by at least
+min_gap people and by missing_share of the density count), or the people are small (median
+box height under small_box_share of the frame height). Boxes when the density map sees fewer
+than sparse_people (a density head over-counts empty scenes: PETS, docs/ACCURACY.md) or the
+two agree within min_gap. In between, no vote. The method changes only after switch_frames
+votes in a row for the other one, so a camera does not flicker between the two.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+Method = Literal["boxes", "density"]
+
+
+@dataclass(frozen=True, slots=True)
+class ChoiceRule:
+    """Thresholds of the automatic choice (the defaults: docs/ACCURACY.md)."""
+
+    crowd_people: float = 25.0
+    sparse_people: float = 15.0
+    min_gap: float = 5.0
+    missing_share: float = 0.25
+    small_box_share: float = 0.05
+    switch_frames: int = 10
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.sparse_people <= self.crowd_people:
+            raise ValueError("sparse_people must be between 0 and crowd_people")
+        if self.switch_frames < 1:
+            raise ValueError("switch_frames must be at least 1")
+
+
+def vote(rule: ChoiceRule, box_heights: npt.NDArray[np.floating], density_count: float,
+         frame_height: int) -> Method | None:
+    """One frame's vote, or None when it shows nothing decisive."""
+    boxes = len(box_heights)
+    gap = density_count - boxes
+    if density_count < rule.sparse_people or abs(gap) < rule.min_gap:
+        return "boxes"
+    if density_count < rule.crowd_people:
+        return None
+    missing = gap >= rule.missing_share * density_count
+    small = boxes > 0 and float(np.median(box_heights)) < rule.small_box_share * frame_height
+    return "density" if missing or small else None
+
+
+@dataclass
+class MethodChooser:
+    """A camera's current method, switched with hysteresis (switch_frames votes in a row)."""
+
+    rule: ChoiceRule = field(default_factory=ChoiceRule)
+    method: Method = "boxes"
+    _streak: int = 0
+
+    def update(self, box_heights: npt.NDArray[np.floating], density_count: float,
+               frame_height: int) -> Method:
+        """The method for this frame, after its vote."""
+        choice = vote(self.rule, box_heights, density_count, frame_height)
+        if choice is None or choice == self.method:
+            self._streak = 0
+            return self.method
+        self._streak += 1
+        if self._streak >= self.rule.switch_frames:
+            self.method = choice
+            self._streak = 0
+        return self.method

@@ -1,0 +1,53 @@
+"""The automatic choice between boxes and density: each frame's vote, and the hysteresis."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from crowdwatch.density.choice import ChoiceRule, MethodChooser, vote
+
+RULE = ChoiceRule(crowd_people=25, sparse_people=15, min_gap=5, missing_share=0.25,
+                  small_box_share=0.05, switch_frames=3)
+
+
+def heights(count: int, height: float) -> np.ndarray:
+    return np.full(count, height, np.float32)
+
+
+@pytest.mark.parametrize(("boxes", "height", "density", "expected"), [
+    # PETS-like: 6 people, density over-counts an empty-ish scene: sparse, boxes.
+    (6, 120.0, 14.0, "boxes"),
+    # A crowd the boxes see fully: they agree within 5 people.
+    (40, 60.0, 43.0, "boxes"),
+    # A street crowd with half the people missed: 60 of 120 (gap 60 >= 25 % of 120).
+    (60, 40.0, 120.0, "density"),
+    # The Mall: 20 boxes of 31 people (gap 11 >= 7.75).
+    (20, 50.0, 31.0, "density"),
+    # A crowd, some missed but under the share, boxes tall: undecided.
+    (100, 80.0, 120.0, None),
+    # The same with small people (median 20 px of 480 < 5 %): density.
+    (100, 20.0, 120.0, "density"),
+    # Between sparse and crowd with a gap: undecided.
+    (5, 50.0, 20.0, None),
+])
+def test_each_frame_votes_from_what_it_shows(boxes, height, density, expected) -> None:
+    assert vote(RULE, heights(boxes, height), density, 480) == expected
+
+
+def test_the_method_changes_only_after_enough_votes_in_a_row() -> None:
+    chooser = MethodChooser(RULE)
+    crowd, sparse, unsure = (heights(60, 40), 120.0), (heights(6, 120), 10.0), (heights(5, 50), 20.0)
+    seen = [chooser.update(*frame, 480) for frame in
+            [crowd, crowd, sparse, crowd, crowd, crowd, crowd, unsure, sparse, sparse, sparse]]
+    assert seen == ["boxes", "boxes", "boxes",          # a sparse frame breaks the streak
+                    "boxes", "boxes", "density",        # third crowd vote in a row: switch
+                    "density", "density",               # undecided frames keep it
+                    "density", "density", "boxes"]
+
+
+def test_a_rule_with_inconsistent_thresholds_is_refused() -> None:
+    with pytest.raises(ValueError, match="sparse_people"):
+        ChoiceRule(crowd_people=10, sparse_people=20)
+    with pytest.raises(ValueError, match="switch_frames"):
+        ChoiceRule(switch_frames=0)
