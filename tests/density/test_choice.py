@@ -35,15 +35,25 @@ def test_each_frame_votes_from_what_it_shows(boxes, height, density, expected) -
     assert vote(RULE, heights(boxes, height), density, 480) == expected
 
 
+CROWD, SPARSE, UNSURE = (heights(60, 40), 120.0), (heights(6, 120), 10.0), (heights(5, 50), 20.0)
+
+
 def test_the_method_changes_only_after_enough_votes_in_a_row() -> None:
     chooser = MethodChooser(RULE)
-    crowd, sparse, unsure = (heights(60, 40), 120.0), (heights(6, 120), 10.0), (heights(5, 50), 20.0)
     seen = [chooser.update(*frame, 480) for frame in
-            [crowd, crowd, sparse, crowd, crowd, crowd, crowd, unsure, sparse, sparse, sparse]]
-    assert seen == ["boxes", "boxes", "boxes",          # a sparse frame breaks the streak
+            [SPARSE, CROWD, CROWD, SPARSE, CROWD, CROWD, CROWD, CROWD, UNSURE, SPARSE, SPARSE,
+             SPARSE]]
+    assert seen == ["boxes",                            # the first vote sets it
+                    "boxes", "boxes", "boxes",          # a sparse frame breaks the streak
                     "boxes", "boxes", "density",        # third crowd vote in a row: switch
                     "density", "density",               # undecided frames keep it
                     "density", "density", "boxes"]
+
+
+def test_the_first_decisive_vote_chooses_at_once() -> None:
+    chooser = MethodChooser(RULE)
+    assert [chooser.update(*frame, 480) for frame in [UNSURE, UNSURE, CROWD, SPARSE]] == [
+        "boxes", "boxes", "density", "density"]
 
 
 def test_a_rule_with_inconsistent_thresholds_is_refused() -> None:

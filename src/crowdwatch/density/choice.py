@@ -6,7 +6,9 @@ min_gap people and by missing_share of the density count), or the people are sma
 box height under small_box_share of the frame height). Boxes when the density map sees fewer
 than sparse_people (a density head over-counts empty scenes: PETS, docs/ACCURACY.md) or the
 two agree within min_gap. In between, no vote. The method changes only after switch_frames
-votes in a row for the other one, so a camera does not flicker between the two.
+votes in a row for the other one, so a camera does not flicker between the two; the first
+decisive vote sets it at once (boxes until then), so a short source is not counted with the
+wrong method for its first switch_frames frames.
 """
 
 from __future__ import annotations
@@ -57,18 +59,26 @@ class MethodChooser:
     """A camera's current method, switched with hysteresis (switch_frames votes in a row)."""
 
     rule: ChoiceRule = field(default_factory=ChoiceRule)
-    method: Method = "boxes"
+    # None until a frame has voted: counted with boxes meanwhile.
+    chosen: Method | None = None
     _streak: int = 0
+
+    @property
+    def method(self) -> Method:
+        return self.chosen or "boxes"
 
     def update(self, box_heights: npt.NDArray[np.floating], density_count: float,
                frame_height: int) -> Method:
         """The method for this frame, after its vote."""
         choice = vote(self.rule, box_heights, density_count, frame_height)
-        if choice is None or choice == self.method:
+        if self.chosen is None:
+            self.chosen = choice
+            return self.method
+        if choice is None or choice == self.chosen:
             self._streak = 0
             return self.method
         self._streak += 1
         if self._streak >= self.rule.switch_frames:
-            self.method = choice
+            self.chosen = choice
             self._streak = 0
         return self.method
