@@ -113,14 +113,14 @@ def counts(counter: DensityCounter, shared: Path, sha: range) -> dict[str, objec
     return results
 
 
-def cost(head: Path, repeats: int) -> dict[str, float]:
+def cost(head: Path, repeats: int, imgsz: int = 640) -> dict[str, float]:
     """ms per 1024x768 frame: detector alone vs detector + neck outputs + head (1 thread each
     so the two cores' noise is shared alike), alternated; medians and their difference."""
     from crowdwatch.density.model import load_head
 
     image = np.random.default_rng(0).integers(0, 255, (768, 1024, 3), np.uint8)
-    plain = NeckModel(DETECTOR, with_neck=False, threads=1)
-    dense = NeckModel(DETECTOR, load_head(head / "density_head.xml"), threads=1)
+    plain = NeckModel(DETECTOR, with_neck=False, threads=1, imgsz=imgsz)
+    dense = NeckModel(DETECTOR, load_head(head / "density_head.xml"), threads=1, imgsz=imgsz)
     for model in (plain, dense):
         model.run(image)
     times: dict[str, list[float]] = {"plain": [], "density": []}
@@ -174,7 +174,7 @@ def main() -> None:
                                   range(*args.sha) if args.sha else range(0))
         print(json.dumps(report["counts"]), flush=True)
     if not args.skip_cost:
-        report["cost_1024x768"] = cost(args.head, args.repeats)
+        report["cost_1024x768"] = cost(args.head, args.repeats, args.imgsz)
         plain, dense = resident_mb(None), resident_mb(args.head)
         report["peak_rss_mb"] = {"detector": round(plain, 1), "with_density": round(dense, 1),
                                  "delta": round(dense - plain, 1)}
