@@ -21,6 +21,7 @@ from crowdwatch.detect.models import EMBEDDED_DIR
 from crowdwatch.errors import ModelError
 
 SHIPPED = EMBEDDED_DIR / DEFAULT_HEAD
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -97,3 +98,13 @@ def test_a_model_that_is_not_a_head_is_refused() -> None:
     detector = EMBEDDED_DIR / "yolo11n_int8_openvino_model" / "yolo11n.xml"
     with pytest.raises(ModelError, match="not a crowdwatch density head"):
         load_head(detector)
+
+
+def test_the_manifest_lists_the_same_sums() -> None:
+    import yaml
+
+    manifest = yaml.safe_load((REPO / "models" / "manifest.yaml").read_text())
+    entry = next(m for m in manifest["models"] if m["name"] == DEFAULT_HEAD)
+    assert entry["files"] == {f"{DEFAULT_HEAD}/{name}": digest
+                              for name, digest in EMBEDDED_HEADS[DEFAULT_HEAD].items()}
+    assert entry["size_bytes"] == sum(f.stat().st_size for f in SHIPPED.iterdir())
