@@ -18,8 +18,10 @@ def heights(count: int, height: float) -> np.ndarray:
 @pytest.mark.parametrize(("boxes", "height", "density", "expected"), [
     # PETS-like: 6 people, density over-counts an empty-ish scene: sparse, boxes.
     (6, 120.0, 14.0, "boxes"),
-    # A crowd the boxes see fully: they agree within 5 people.
-    (40, 60.0, 43.0, "boxes"),
+    # A crowd the boxes see fully (within 5 people): either will do, no vote.
+    (40, 60.0, 43.0, None),
+    # Not quite a crowd, and the two agree: boxes.
+    (18, 60.0, 20.0, "boxes"),
     # A street crowd with half the people missed: 60 of 120 (gap 60 >= 25 % of 120).
     (60, 40.0, 120.0, "density"),
     # The Mall: 20 boxes of 31 people (gap 11 >= 7.75).
@@ -41,19 +43,24 @@ CROWD, SPARSE, UNSURE = (heights(60, 40), 120.0), (heights(6, 120), 10.0), (heig
 def test_the_method_changes_only_after_enough_votes_in_a_row() -> None:
     chooser = MethodChooser(RULE)
     seen = [chooser.update(*frame, 480) for frame in
-            [SPARSE, CROWD, CROWD, SPARSE, CROWD, CROWD, CROWD, CROWD, UNSURE, SPARSE, SPARSE,
-             SPARSE]]
-    assert seen == ["boxes",                            # the first vote sets it
+            [SPARSE, SPARSE, SPARSE, CROWD, CROWD, SPARSE, CROWD, CROWD, CROWD, UNSURE, SPARSE,
+             SPARSE, SPARSE]]
+    assert seen == ["boxes", "boxes", "boxes",          # the probe: 3 votes for boxes
                     "boxes", "boxes", "boxes",          # a sparse frame breaks the streak
                     "boxes", "boxes", "density",        # third crowd vote in a row: switch
-                    "density", "density",               # undecided frames keep it
+                    "density",                          # an undecided frame keeps it
                     "density", "density", "boxes"]
 
 
-def test_the_first_decisive_vote_chooses_at_once() -> None:
+@pytest.mark.parametrize(("frames", "expected"), [
+    # During the probe: the majority so far, boxes on a tie or with no vote yet.
+    ([UNSURE, UNSURE, CROWD, SPARSE], ["boxes", "boxes", "density", "density"]),
+    ([SPARSE, CROWD, CROWD, SPARSE], ["boxes", "boxes", "density", "density"]),
+    ([CROWD, SPARSE, SPARSE, CROWD], ["density", "boxes", "boxes", "boxes"]),
+])
+def test_the_probe_takes_the_majority_so_far(frames, expected) -> None:
     chooser = MethodChooser(RULE)
-    assert [chooser.update(*frame, 480) for frame in [UNSURE, UNSURE, CROWD, SPARSE]] == [
-        "boxes", "boxes", "density", "density"]
+    assert [chooser.update(*frame, 480) for frame in frames] == expected
 
 
 def test_a_rule_with_inconsistent_thresholds_is_refused() -> None:

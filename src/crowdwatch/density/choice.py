@@ -4,11 +4,13 @@ Each frame votes. Density when the scene is a crowd (the density map sees at lea
 crowd_people) and the boxes evidently miss people (density exceeds the box count by at least
 min_gap people and by missing_share of the density count), or the people are small (median
 box height under small_box_share of the frame height). Boxes when the density map sees fewer
-than sparse_people (a density head over-counts empty scenes: PETS, docs/ACCURACY.md) or the
-two agree within min_gap. In between, no vote. The method changes only after switch_frames
-votes in a row for the other one, so a camera does not flicker between the two; the first
-decisive vote sets it at once (boxes until then), so a short source is not counted with the
-wrong method for its first switch_frames frames.
+than sparse_people (a density head over-counts empty scenes: PETS, docs/ACCURACY.md), or
+fewer than crowd_people and the two agree within min_gap. Otherwise no vote.
+
+For its first switch_frames frames (the probe) a camera uses the majority of the votes so
+far (boxes on a tie or none), so a short source gets the choice a longer one would; after
+that the method changes only after switch_frames votes in a row for the other one, so a
+camera does not flicker between the two.
 """
 
 from __future__ import annotations
@@ -45,40 +47,43 @@ def vote(rule: ChoiceRule, box_heights: npt.NDArray[np.floating], density_count:
     """One frame's vote, or None when it shows nothing decisive."""
     boxes = len(box_heights)
     gap = density_count - boxes
-    if density_count < rule.sparse_people or abs(gap) < rule.min_gap:
+    if density_count < rule.sparse_people:
         return "boxes"
     if density_count < rule.crowd_people:
-        return None
-    missing = gap >= rule.missing_share * density_count
+        return "boxes" if abs(gap) < rule.min_gap else None
+    # A crowd: density if the boxes evidently miss people or the people are small; a crowd
+    # the boxes see as well keeps whichever method is in use.
+    missing = gap >= max(rule.min_gap, rule.missing_share * density_count)
     small = boxes > 0 and float(np.median(box_heights)) < rule.small_box_share * frame_height
     return "density" if missing or small else None
 
 
 @dataclass
 class MethodChooser:
-    """A camera's current method, switched with hysteresis (switch_frames votes in a row)."""
+    """A camera's current method: the probe's majority, then switched with hysteresis."""
 
     rule: ChoiceRule = field(default_factory=ChoiceRule)
-    # None until a frame has voted: counted with boxes meanwhile.
-    chosen: Method | None = None
+    method: Method = "boxes"
+    _probed: int = 0
+    _tally: dict[str, int] = field(default_factory=lambda: {"boxes": 0, "density": 0})
     _streak: int = 0
-
-    @property
-    def method(self) -> Method:
-        return self.chosen or "boxes"
 
     def update(self, box_heights: npt.NDArray[np.floating], density_count: float,
                frame_height: int) -> Method:
         """The method for this frame, after its vote."""
         choice = vote(self.rule, box_heights, density_count, frame_height)
-        if self.chosen is None:
-            self.chosen = choice
+        if self._probed < self.rule.switch_frames:
+            self._probed += 1
+            if choice is not None:
+                self._tally[choice] += 1
+            self.method = ("density" if self._tally["density"] > self._tally["boxes"]
+                           else "boxes")
             return self.method
-        if choice is None or choice == self.chosen:
+        if choice is None or choice == self.method:
             self._streak = 0
             return self.method
         self._streak += 1
         if self._streak >= self.rule.switch_frames:
-            self.chosen = choice
+            self.method = choice
             self._streak = 0
         return self.method
