@@ -56,6 +56,9 @@ def eval_command(
     max_zone_mae: Annotated[Optional[float], typer.Option(  # noqa: UP045
         "--max-zone-mae", min=0, help="Exit 3 if any zone's count MAE (config's own "
         "setting) is above this.")] = None,
+    density: Annotated[bool, typer.Option(
+        "--density", help="Points only: also score the density counter (the detector's "
+        "density head): count MAE, RMSE and GAME(2) inside the ROI.")] = False,
 ) -> None:
     """Score counts and detections against ground truth; compare settings side by side."""
     from crowdwatch.config import load_config
@@ -81,10 +84,12 @@ def eval_command(
             raise fail("head-point ground truth scores one setting over the whole frame: drop "
                        "--compare and --max-zone-mae, and run eval once per setting with --set")
         _eval_points(video, gt, roi, config_path, camera, model, list(changes or ()), name,
-                     start_frame, max_frames, split, report, max_mae)
+                     start_frame, max_frames, split, report, max_mae, density)
         return
     if roi is not None:
         raise fail("--roi applies to head-point ground truth (--gt-format points) only")
+    if density:
+        raise fail("--density applies to head-point ground truth (--gt-format points) only")
     try:
         truth = load_ground_truth(gt, gt_format)
         loaded = None if config_path is None else load_config(config_path)
@@ -122,8 +127,9 @@ def eval_command(
 def _eval_points(video: Path, gt: Path, roi: str | None, config_path: Path | None,
                  camera: str | None, model: str | None, changes: list[str], name: str,
                  start_frame: int, max_frames: int | None, split: int | None,
-                 report: Path | None, max_mae: float | None) -> None:
-    """`crowdwatch eval` against head points: count errors and point-matched detections."""
+                 report: Path | None, max_mae: float | None, density: bool = False) -> None:
+    """`crowdwatch eval` against head points: count errors and point-matched detections
+    (and, with density, the density counter's count errors and GAME(2))."""
     from crowdwatch.config import load_config
     from crowdwatch.tools.evaluate import EXIT_THRESHOLD, eval_config, write_report
     from crowdwatch.tools.headpoints import evaluate_points, format_points_table
@@ -139,11 +145,18 @@ def _eval_points(video: Path, gt: Path, roi: str | None, config_path: Path | Non
         whole = evaluation.rows[0]
         failures = ([f"count MAE {whole.mae:.3f} > --max-mae {max_mae}"]
                     if max_mae is not None and whole.mae > max_mae else [])
+        density_row = None
+        if density:
+            from crowdwatch.tools.densityeval import evaluate_density
+
+            density_row = evaluate_density(config, gt, roi, start_frame, max_frames)
         if report is not None:
             write_report(report, {"video": str(video), "gt": str(gt), "roi": roi,
                                   "config": None if config_path is None else str(config_path),
                                   "filter": evaluation.filter,
                                   "rows": [r.to_dict() for r in evaluation.rows],
+                                  "density": None if density_row is None
+                                  else density_row.to_dict(),
                                   "failures": failures})
     except CrowdwatchError as error:
         raise fail(str(error)) from None
@@ -154,6 +167,11 @@ def _eval_points(video: Path, gt: Path, roi: str | None, config_path: Path | Non
     typer.echo("  precision/recall: each head point matched one-to-one to a box whose upper "
                "40% holds it\n")
     typer.echo(format_points_table(evaluation.rows))
+    if density_row is not None:
+        typer.echo(f"\ndensity counter ({density_row.frames} frames, "
+                   f"{density_row.seconds:.1f} s, no count filter): MAE {density_row.mae:.3f} "
+                   f"RMSE {density_row.rmse:.3f} bias {density_row.bias:+.3f} "
+                   f"GAME(2) {density_row.game2:.3f}")
     for failure in failures:
         typer.echo(f"crowdwatch: eval: FAILED: {failure}", err=True)
     if failures:
