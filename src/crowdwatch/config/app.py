@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from crowdwatch.config.base import Strict, check_name, require_unique
 from crowdwatch.config.camera import CameraConfig
 from crowdwatch.config.detector import DetectorConfig
 from crowdwatch.config.flow import DwellConfig, TrackerConfig
+from crowdwatch.config.integrations import (
+    MqttConfig,
+    SiteConfig,
+    StateConfig,
+    WebhookConfig,
+    check_sites,
+)
 from crowdwatch.config.web import RecordingConfig, WebConfig
 from crowdwatch.config.zones import LevelThresholds
 
@@ -70,12 +77,26 @@ class AppConfig(Strict):
                                    description="the tracker behind lines and dwell")
     dwell: DwellConfig = Field(default_factory=DwellConfig,
                                description="how visits to zones with dwell: true are delimited")
+    mqtt: MqttConfig | None = Field(None, description="publish to an MQTT broker (off unless set)")
+    webhooks: list[WebhookConfig] = Field(default_factory=list, max_length=32,
+                                          description="signed POSTs on level changes")
+    sites: list[SiteConfig] = Field(default_factory=list, max_length=256,
+                                    description="occupancy and people across cameras")
+    state: StateConfig = Field(default_factory=StateConfig,
+                               description="line totals and site occupancy across restarts")
 
     @field_validator("cameras")
     @classmethod
     def _unique_cameras(cls, cameras: list[CameraConfig]) -> list[CameraConfig]:
         require_unique("camera ids", [c.id for c in cameras])
         return cameras
+
+    @field_validator("sites")
+    @classmethod
+    def _sites_exist(cls, sites: list[SiteConfig], info: ValidationInfo) -> list[SiteConfig]:
+        if "cameras" in info.data:  # else the cameras' own error is reported
+            check_sites(sites, info.data["cameras"])
+        return sites
 
     @model_validator(mode="after")
     def _tracking_possible(self) -> AppConfig:

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from crowdwatch.config.app import AppConfig, MetricsConfig
 from crowdwatch.config.camera import CameraConfig
 from crowdwatch.config.detector import DetectorConfig
+from crowdwatch.config.integrations import check_secrets_from_environment
 from crowdwatch.config.zones import WHOLE_FRAME, ZoneConfig
 from crowdwatch.errors import ConfigError
 
@@ -76,7 +77,10 @@ def resolve_paths(config: AppConfig, folder: Path) -> AppConfig:
     # A bare name is looked up in the model folders (detect/models.py); a path is a path.
     if len(Path(model).parts) > 1:
         detector = detector.model_copy(update={"model": resolved(model)})
-    return config.model_copy(update={"cameras": cameras, "detector": detector})
+    update: dict[str, Any] = {"cameras": cameras, "detector": detector}
+    if config.state.path is not None:
+        update["state"] = config.state.model_copy(update={"path": resolved(config.state.path)})
+    return config.model_copy(update=update)
 
 
 def format_validation_error(error: ValidationError, limit: int = 3) -> str:
@@ -129,6 +133,9 @@ def load_config(path: str | Path) -> AppConfig:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(error, "problem", None) or "invalid YAML"
         raise ConfigError(f"{path}: YAML syntax error{where}: {problem}") from None
+    problem = check_secrets_from_environment(data)
+    if problem is not None:
+        raise ConfigError(f"{path}: {problem}")
     config = parse_config(expand_env(data, str(path)), str(path))
     return resolve_paths(config, path.parent)
 
