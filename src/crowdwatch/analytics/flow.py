@@ -5,6 +5,8 @@ Only confirmed tracks (tracker_id >= 0) count; the tracker itself runs in the pi
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import numpy.typing as npt
 
@@ -29,6 +31,14 @@ class PeopleFlow:
         self.lines: dict[str, LineTotals] = {
             line.name: LineTotals(0, 0) for line in lines}
         self.dwell: dict[str, ZoneDwell] = {name: ZoneDwell(0, 0.0) for name in names}
+
+    def resume(self, totals: Mapping[str, tuple[int, int]]) -> None:
+        """Line totals go on from saved (in, out) values (the state file, at start)."""
+        if self._lines is None:
+            return
+        self._lines.resume(totals)
+        self.lines = {line.name: LineTotals(int(i), int(o)) for line, i, o in zip(
+            self._lines.lines, self._lines.total_in, self._lines.total_out, strict=True)}
 
     def update(self, detections: Detections, membership: npt.NDArray[np.bool_],
                timestamp: float) -> None:

@@ -12,7 +12,7 @@ positive side, `out` the reverse. Robust to jitter and broken tracks:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -175,6 +175,13 @@ class LineCounter:
     ) -> LineCounts:
         """update() with foot points taken from xyxy boxes."""
         return self.update(tracker_id, foot_points(xyxy), timestamp)
+
+    def resume(self, totals: Mapping[str, tuple[int, int]]) -> None:
+        """Start the totals from saved (in, out) values (the state file); unknown names are
+        ignored, lines not in `totals` keep theirs."""
+        for i, line in enumerate(self.lines):
+            if line.name in totals:
+                self.total_in[i], self.total_out[i] = totals[line.name]
 
     def reset(self) -> None:
         """Zero the totals and forget every track."""
