@@ -133,6 +133,20 @@ class FlowResult:
 
 
 @dataclass(frozen=True, slots=True)
+class SiteStats:
+    """One site across cameras now (analytics/sites.py). people: None without zones (or
+    before one was seen); occupancy: None without entrances; ratio and level: None without
+    capacity."""
+
+    people: int | None
+    occupancy: int | None
+    ratio: float | None
+    level: Level | None
+    # People the occupancy was clamped by (at 0) since counting began, restarts included.
+    drift: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class FrameResult:
     """Everything the outputs need about one processed frame of one camera.
 
@@ -155,6 +169,9 @@ class FrameResult:
     stage_seconds: dict[str, float] = field(default_factory=dict)
     # Line crossings and dwell; None on cameras without tracking.
     flow: FlowResult | None = None
+    # The sites across cameras this camera feeds (config sites:), after this frame; empty
+    # for a camera that feeds none.
+    sites: dict[str, SiteStats] = field(default_factory=dict)
     # The next analytic's member goes here, e.g. `density: DensityResult | None = None`
     # (per-zone counts of a density estimate and its map), filled by analytics/camera.py.
     # perf_counter() when analysis ended: the export stage runs from here.

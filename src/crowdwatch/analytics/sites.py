@@ -23,20 +23,7 @@ import numpy as np
 from crowdwatch.analytics.levels import LevelTracker
 from crowdwatch.config.integrations import SiteConfig
 from crowdwatch.config.zones import LevelThresholds
-from crowdwatch.types import Level, LineTotals, ZoneStats
-
-
-@dataclass(frozen=True, slots=True)
-class SiteStats:
-    """One site now. people: None without zones (or before one was seen); occupancy: None
-    without entrances; ratio and level: None without capacity."""
-
-    people: int | None
-    occupancy: int | None
-    ratio: float | None
-    level: Level | None
-    # People the occupancy was clamped by (at 0) since counting began, restarts included.
-    drift: int = 0
+from crowdwatch.types import Level, LineTotals, SiteStats, ZoneStats
 
 
 @dataclass(frozen=True, slots=True)
