@@ -110,3 +110,14 @@ def mall_dir() -> Path:
     default = SHARED / "datasets" / "mall-tune"
     return _need(Path(value) if value else default, "Mall crowd data (mall-tune)",
                  "CROWDWATCH_MALL_DIR")
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[object]:
+    """A running Debian mosquitto on a free loopback port (tests/mqtt_broker.py)."""
+    from mqtt_broker import Mosquitto, need_mosquitto
+
+    broker = Mosquitto(need_mosquitto(), tmp_path)
+    broker.start()
+    yield broker
+    broker.stop()
