@@ -161,8 +161,14 @@ def test_dashboard_layout_and_variables() -> None:
                    "crowdwatch_source_up", "crowdwatch_source_reconnects_total",
                    "crowdwatch_last_frame_timestamp_seconds",
                    "crowdwatch_frames_processed_total", "crowdwatch_frames_dropped_total",
-                   "crowdwatch_stage_duration_seconds_bucket"):
+                   "crowdwatch_stage_duration_seconds_bucket",
+                   # issue 21: the Sites row
+                   "crowdwatch_site_occupancy", "crowdwatch_site_people",
+                   "crowdwatch_site_occupancy_ratio", "crowdwatch_site_level",
+                   "crowdwatch_site_occupancy_drift_total"):
         assert metric in exprs, metric
+    rows = [panel["title"] for panel in board["panels"] if panel["type"] == "row"]
+    assert "Sites" in rows
 
 
 def test_dashboard_thresholds_match_the_alerts() -> None:

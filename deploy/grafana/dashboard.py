@@ -193,6 +193,41 @@ def flow_panels() -> list[Panel]:
     ]
 
 
+def site_panels() -> list[Panel]:
+    """Sites across cameras (config sites:): every site, whatever the camera filter."""
+    occupancy_steps = _steps((None, "green"), (WARNING_RATIO, "orange"),
+                             (CRITICAL_RATIO, "red"))
+    return [
+        _graph("Site occupancy",
+               "People inside each site: in minus out over its entrance lines (restored "
+               "across restarts, never below 0), and people seen in its zones.", "short",
+               _query("crowdwatch_site_occupancy", "{{site}} inside"),
+               _query("crowdwatch_site_people", "{{site}} in zones", ref="B")),
+        _graph("Site occupancy against capacity",
+               "Occupancy divided by the site's capacity; the site-over-capacity alert fires "
+               "while its level stays critical.", "percentunit",
+               _query("crowdwatch_site_occupancy_ratio", "{{site}}"))
+        .thresholds(occupancy_steps)
+        .thresholds_style(GraphThresholdsStyleConfig().mode(common.GraphTresholdsStyleMode.DASHED)),
+        stat.Panel().title("Site level now").datasource(DATASOURCE)
+        .description("ok / warning / critical of each site with a capacity, with the "
+                     "hysteresis of the config's levels.")
+        .mappings(_levels_mapping())
+        .thresholds(_steps((None, "green"), (1, "orange"), (2, "red")))
+        .color_mode(common.BigValueColorMode.BACKGROUND)
+        .graph_mode(common.BigValueGraphMode.NONE)
+        .reduce_options(ReduceDataOptions().calcs(["lastNotNull"]).values(False))
+        .span(12).height(6)
+        .with_target(_query("crowdwatch_site_level", "{{site}}", instant=True)),
+        _graph("Site occupancy drift",
+               "People the occupancy had to be clamped by to stay at 0: more people left "
+               "than entered, so crossings were missed at a door.", "short",
+               _query("increase(crowdwatch_site_occupancy_drift_total[$__rate_interval])",
+                      "{{site}}"))
+        .draw_style(common.GraphDrawStyle.BARS).span(12).height(6),
+    ]
+
+
 def processing_panels() -> list[Panel]:
     dropped = f"rate(crowdwatch_frames_dropped_total{{{CAMERA}}}[$__rate_interval])"
     processed = f"rate(crowdwatch_frames_processed_total{{{CAMERA}}}[$__rate_interval])"
@@ -242,7 +277,8 @@ def build() -> Dashboard:
         .with_variable(zone)
     )
     # Rows are markers: an expanded row's panels follow it at the top level.
-    for title, panels in (("Zones", zone_panels()), ("Flow", flow_panels()),
+    for title, panels in (("Zones", zone_panels()), ("Sites", site_panels()),
+                          ("Flow", flow_panels()),
                           ("Cameras", camera_panels()), ("Processing", processing_panels())):
         dashboard = dashboard.with_row(Row(title))
         for panel in panels:
