@@ -147,6 +147,7 @@ def test_home_assistant_discovery_configs_are_valid(mosquitto: Mosquitto) -> Non
         assert {"name", "unique_id", "state_topic", "value_template", "device",
                 "availability"} <= set(config)
         assert config["device"]["identifiers"] and config["device"]["manufacturer"]
+        assert config["default_entity_id"] == f"sensor.{config['unique_id']}"
         for availability in config["availability"]:
             # gate2 has delivered no frame: offline, the others online.
             assert got[availability["topic"]] == (
@@ -170,6 +171,8 @@ def test_home_assistant_discovery_configs_are_valid(mosquitto: Mosquitto) -> Non
         value_json=json.loads(got[c["state_topic"]]))
         for c in configs.values() if c.get("device_class") == "enum"}
     assert levels == {"plaza level": "ok", "campus level": "warning"}
+    assert "sensor.crowdwatch_pets_zone_plaza_level" in {
+        c["default_entity_id"] for c in configs.values()}  # README's example
     sink.close()
     listener.close()
 
@@ -253,6 +256,8 @@ def test_topic_levels(name: str, level: str) -> None:
     assert topic_level(name) == level
 
 
-def test_object_ids_are_unique_for_names_a_slug_would_merge() -> None:
-    assert object_id("Zone A") != object_id("zone-a")
+def test_object_ids_are_readable_and_unique_for_names_a_slug_would_merge() -> None:
+    assert object_id("zone", "plaza") == "zone_plaza"
+    ids = {object_id(name) for name in ("Zone A", "zone-a", "zone_a", "ZONE A")}
+    assert len(ids) == 4 and "zone_a" in ids
     assert object_id("Zone A").startswith("zone_a_")

@@ -56,11 +56,14 @@ def topic_level(name: str) -> str:
 
 
 def object_id(*parts: str) -> str:
-    """A Home Assistant id ([a-z0-9_]) unique for these names: a slug plus a short hash, so
+    """A Home Assistant id ([a-z0-9_]) unique for these names: the names themselves when
+    they already are one ("zone", "plaza" -> zone_plaza), else a slug plus a short hash, so
     'Zone A' and 'zone-a' (or two Unicode names) never share an entity."""
-    raw = "\x1f".join(parts)
+    raw = "_".join(parts)
     slug = _NOT_ID.sub("_", raw.lower()).strip("_")[:48]
-    return f"{slug}_{hashlib.sha1(raw.encode()).hexdigest()[:6]}"
+    if slug == raw:
+        return slug
+    return f"{slug}_{hashlib.sha1(chr(31).join(parts).encode()).hexdigest()[:6]}"
 
 
 @dataclass(slots=True)
@@ -356,7 +359,10 @@ def discovery_messages(config: MqttConfig, cameras: list[CameraConfig],
                **extra: Any) -> tuple[str, dict[str, Any]]:
         uid = f"{p}_{node}_{key}"
         payload: dict[str, Any] = {
-            "name": name, "unique_id": uid, "object_id": uid, "state_topic": state_topic,
+            # default_entity_id replaced object_id (Home Assistant 2025.10; object_id stops
+            # working in 2026.4): sensor.crowdwatch_pets_zone_plaza_people.
+            "name": name, "unique_id": uid, "default_entity_id": f"sensor.{uid}",
+            "state_topic": state_topic,
             "value_template": template, "availability": availability,
             "availability_mode": "all", "device": device, **extra}
         if unit is not None:
