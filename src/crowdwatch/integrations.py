@@ -42,8 +42,8 @@ class Integrations:
 
 
 def build_integrations(config: AppConfig) -> Integrations:
-    """State restored, sites built from it, then the sinks; CrowdwatchError for a mistake
-    the user can fix (an unset webhook secret, an unwritable state folder)."""
+    """The restored state and the sites built from it (no thread, no connection yet: the
+    pipeline takes both when it is built; start_sinks adds the outputs after it)."""
     out = Integrations()
     if config.state.path is not None:
         out.saved = load_state(config.state.path)
@@ -57,6 +57,12 @@ def build_integrations(config: AppConfig) -> Integrations:
         out.sites = SiteTracker(config.sites, config.levels, out.saved.sites,
                                 out.saved.saved_at)
         out.collectors.append(SiteCollector(out.sites))
+    return out
+
+
+def start_sinks(out: Integrations, config: AppConfig) -> None:
+    """The state file, webhooks and MQTT outputs; CrowdwatchError for a mistake the user can
+    fix (an unset webhook secret, an unwritable state folder)."""
     try:
         if config.state.path is not None:
             sites = out.sites
@@ -77,7 +83,6 @@ def build_integrations(config: AppConfig) -> Integrations:
     except BaseException:
         out.close()
         raise
-    return out
 
 
 def resume_line_counters(counter: Counter, saved: SavedState,

@@ -1,13 +1,15 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 from crowdwatch.errors import CrowdwatchError
 from crowdwatch.outputs.events import EventWriter, event_record
-from crowdwatch.types import FrameResult, Level, ZoneStats
+from crowdwatch.types import FrameResult, Level, SiteStats, ZoneStats
 
 RESULT = FrameResult(
     camera="gate", frame_index=7, position_s=0.7, captured_at=1.0e9, people=3,
@@ -18,8 +20,6 @@ RESULT = FrameResult(
 
 
 def test_an_image_folder_event_names_its_file() -> None:
-    from dataclasses import replace
-
     record = event_record(replace(RESULT, source_file="shots/0007.jpg"))
     assert record["source_file"] == "shots/0007.jpg"
     assert "source_file" not in event_record(RESULT)
@@ -32,6 +32,19 @@ def test_event_record_has_the_documented_schema() -> None:
                             "level": "ok"},
                   "plain": {"people": 1, "people_raw": 1}},
     }
+
+
+def test_a_camera_that_feeds_sites_carries_their_values() -> None:
+    sites = {"campus": SiteStats(people=3, occupancy=12, ratio=0.3, level=Level.OK, drift=2),
+             "lawn": SiteStats(people=1, occupancy=None, ratio=None, level=None)}
+    record = event_record(replace(RESULT, sites=sites))
+    assert record["sites"] == {
+        "campus": {"people": 3, "occupancy": 12, "drift": 2, "occupancy_ratio": 0.3,
+                   "level": "ok"},
+        "lawn": {"people": 1}}
+    schema = json.loads((Path(__file__).resolve().parents[2] / "src" / "crowdwatch"
+                         / "outputs" / "events.schema.json").read_text())
+    jsonschema.validate(record, schema)
 
 
 def test_writer_writes_one_json_line_per_frame(tmp_path: Path) -> None:

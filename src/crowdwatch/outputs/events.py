@@ -16,7 +16,7 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, Metric
 
 from crowdwatch.errors import CrowdwatchError
-from crowdwatch.types import FrameResult
+from crowdwatch.types import FrameResult, SiteStats
 
 log = logging.getLogger("crowdwatch.events")
 
@@ -50,6 +50,8 @@ def event_record(result: FrameResult) -> dict[str, Any]:
     if result.flow is not None and result.flow.lines:
         record["lines"] = {name: {"in": t.people_in, "out": t.people_out}
                            for name, t in result.flow.lines.items()}
+    if result.sites:
+        record["sites"] = {name: site_record(site) for name, site in result.sites.items()}
     if result.source_file is not None:
         record["source_file"] = result.source_file
     return record
@@ -64,6 +66,21 @@ def _ends_mid_line(path: str) -> bool:
             return file.read(1) != b"\n"
     except OSError:
         return False
+
+
+def site_record(site: SiteStats) -> dict[str, Any]:
+    """A site's values in an event: only those it has (README: Sites)."""
+    record: dict[str, Any] = {}
+    if site.people is not None:
+        record["people"] = site.people
+    if site.occupancy is not None:
+        record["occupancy"] = site.occupancy
+        record["drift"] = site.drift
+    if site.ratio is not None:
+        record["occupancy_ratio"] = round(site.ratio, 4)
+    if site.level is not None:
+        record["level"] = site.level.label
+    return record
 
 
 class EventWriter:
