@@ -49,8 +49,9 @@ class MqttConfig(Strict):
                        "dropped_total); retained state is sent again after a reconnect")
     keepalive_s: int = Field(30, ge=5, le=3600, description="MQTT keepalive; a dead broker "
                              "is noticed within about 1.5x this")
-    max_backoff_s: float = Field(30.0, ge=1, le=3600, description="longest wait between "
-                                 "reconnect attempts (doubling from 1 s)")
+    max_backoff_s: float = Field(2.0, ge=1, le=3600, description="longest wait between "
+                                 "reconnect attempts (doubling from 1 s): the retained state "
+                                 "is right again at most this long after the broker returns")
     ca_file: str | None = Field(None, description="CA bundle for mqtts:// (default: the "
                                 "system's)")
     camera_timeout_s: float = Field(10.0, gt=0, le=3600, description="a camera with no "
