@@ -108,6 +108,9 @@ def test_reset_at_empties_the_site_once_a_day_local_time() -> None:
     assert tracker.update("pets", {}, {"west": crossing(new_in=1)})["campus"].occupancy == 1
     clock.now = MIDNIGHT + 20 * 3600  # later that day: no second reset
     assert tracker.update("pets", {}, {})["campus"].occupancy == 1
+    # The next day's reset shows at a scrape even while no camera delivers frames.
+    clock.now = MIDNIGHT + 28 * 3600 + 1
+    assert tracker.snapshot()["campus"].occupancy == 0
 
 
 @pytest.mark.parametrize(("now", "expected"), [

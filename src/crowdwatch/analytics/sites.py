@@ -65,6 +65,12 @@ class _Site:
             ratio = None if counted is None else counted / self.config.capacity
         return SiteStats(people, occupancy, ratio, self.level, self.drift)
 
+    def reset_if_due(self, now: float) -> None:
+        if self.next_reset is not None and now >= self.next_reset:
+            self.occupancy = 0
+            self.next_reset = next_reset_after(now, self.config.reset_minutes or 0)
+            self.update_level()
+
     def update_level(self) -> None:
         if self.levels is None:
             return
@@ -132,9 +138,7 @@ class SiteTracker:
             now = self._clock()
             for feed in feeds:
                 site = self._sites[feed.site]
-                if site.next_reset is not None and now >= site.next_reset:
-                    site.occupancy = 0
-                    site.next_reset = next_reset_after(now, site.config.reset_minutes or 0)
+                site.reset_if_due(now)
                 delta = 0
                 for line, sign in feed.entrances:
                     totals = lines.get(line)
@@ -154,8 +158,12 @@ class SiteTracker:
         return out
 
     def snapshot(self) -> dict[str, SiteStats]:
-        """Every site now (metrics read it at scrape time)."""
+        """Every site now (metrics read it at scrape time); a reset that fell due while
+        no camera delivered a frame is applied here too."""
         with self._lock:
+            now = self._clock()
+            for site in self._sites:
+                site.reset_if_due(now)
             return {site.config.name: site.stats() for site in self._sites}
 
     def saved(self) -> dict[str, SavedSite]:
