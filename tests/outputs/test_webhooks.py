@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -26,7 +27,7 @@ class Receiver:
     """An HTTP server on 127.0.0.1 that records each POST; `fail` answers 500 that many
     times first, `hang` keeps every request open until released."""
 
-    def __init__(self, fail: int = 0, hang: bool = False) -> None:
+    def __init__(self, fail: int = 0, hang: bool = False, port: int = 0) -> None:
         self.requests: list[tuple[dict[str, str], bytes]] = []
         self.attempts = 0
         self.delivery_ids: list[str] = []
@@ -54,7 +55,7 @@ class Receiver:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_port}/hooks/crowd"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
@@ -182,7 +183,8 @@ def test_a_receiver_that_answers_500_gets_the_event_again_with_backoff() -> None
 
 def test_a_receiver_that_always_fails_is_given_up_and_counted() -> None:
     failing = Receiver(fail=100)
-    hooks = sink(failing.url, backoff_s=0.01, retries=2)
+    # The clock stands still: no second round after min_interval_s.
+    hooks = sink(failing.url, backoff_s=0.01, retries=2, min_interval_s=60)
     hooks.write(frame(Level.WARNING))
     deadline = time.monotonic() + 10
     while hooks.senders[0].failed == 0:
@@ -191,6 +193,30 @@ def test_a_receiver_that_always_fails_is_given_up_and_counted() -> None:
     assert failing.attempts == 3
     hooks.close()
     failing.close()
+
+
+def test_a_receiver_that_was_down_gets_the_current_level_within_one_interval() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    clock = Clock()
+    hooks = sink(f"http://127.0.0.1:{port}/hooks/crowd", clock, min_interval_s=10, retries=0)
+    sender = hooks.senders[0]
+    hooks.write(frame(Level.WARNING))  # nobody listens: refused
+    deadline = time.monotonic() + 5
+    while sender.failed == 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    hooks.write(frame(Level.CRITICAL))  # the newest level while the receiver is down
+    back = Receiver(port=port)
+    time.sleep(0.3)
+    assert back.requests == []  # not before the interval
+    clock.now = 10.5
+    (body,) = back.wait(1)
+    # The receiver never heard of warning: it learns critical, coming from ok.
+    assert (body["previous_level"], body["level"]) == ("ok", "critical")
+    hooks.close()
+    back.close()
 
 
 def test_a_hanging_receiver_never_blocks_counting_and_the_queue_is_bounded() -> None:

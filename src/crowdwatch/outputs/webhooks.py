@@ -14,7 +14,10 @@ Never blocks counting: a camera thread only compares levels and, on a change, pu
 event in a bounded queue (full: dropped and counted). One worker thread per endpoint holds
 each zone's newest change until min_interval_s has passed since its last event (a level that
 flickers and comes back sends nothing), then POSTs it with a timeout, retrying with a
-doubling backoff on timeouts, connection errors, 5xx, 408 and 429.
+doubling backoff on timeouts, connection errors, 5xx, 408 and 429. An event still not
+delivered stays the zone's pending one and is tried again every min_interval_s (at least
+backoff_s) while it is the newest level, so a receiver that was down learns the current
+levels within one interval of its return.
 """
 
 from __future__ import annotations
@@ -73,6 +76,9 @@ class WebhookSender:
         self._inbox: queue.Queue[tuple[tuple[str, ...], Event]] = queue.Queue(config.queue)
         self._stop = threading.Event()
         self.delivered = self.failed = self.dropped = self.retries = 0
+        self._failing = False
+        # The URL without its query (which may hold a token), for log lines.
+        self._where = config.url.split("?")[0]
         self._thread = threading.Thread(target=self._run, name=f"webhook-{index}", daemon=True)
         self._thread.start()
 
@@ -96,9 +102,14 @@ class WebhookSender:
                 previous = sent_level.get(key, Level.OK.label)
                 if event["level"] == previous:
                     continue  # it came back to what the receiver knows: nothing to say
-                sent_level[key] = event["level"]
-                allowed_at[key] = self._clock() + self.config.min_interval_s
-                self._deliver({**event, "previous_level": previous}, retry=not stopping)
+                delivered = self._deliver({**event, "previous_level": previous},
+                                          retry=not stopping)
+                if delivered:
+                    sent_level[key] = event["level"]
+                else:  # tried again while it is the newest level, so the receiver catches up
+                    pending.setdefault(key, event)
+                allowed_at[key] = self._clock() + max(self.config.min_interval_s,
+                                                      self.config.backoff_s)
             if stopping:
                 return
             try:
@@ -113,7 +124,7 @@ class WebhookSender:
                     break
                 pending[key] = event
 
-    def _deliver(self, event: Event, retry: bool = True) -> None:
+    def _deliver(self, event: Event, retry: bool = True) -> bool:
         body = json.dumps(event, separators=(",", ":")).encode("utf-8")
         headers = {"Content-Type": "application/json",
                    "User-Agent": f"crowdwatch/{__version__}",
@@ -135,7 +146,10 @@ class WebhookSender:
                 with urllib.request.urlopen(request, timeout=self.config.timeout_s) as answer:
                     answer.read(65536)
                 self.delivered += 1
-                return
+                if self._failing:
+                    log.warning("webhook %d (%s) delivers again", self.index, self._where)
+                    self._failing = False
+                return True
             except urllib.error.HTTPError as error:
                 problem = f"HTTP {error.code}"
                 if error.code < 500 and error.code not in RETRY_STATUS:
@@ -145,9 +159,14 @@ class WebhookSender:
             if attempt + 1 >= attempts:
                 break
         self.failed += 1
-        log.warning("webhook %d (%s): %s event not delivered after %d attempt(s): %s",
-                    self.index, self.config.url.split("?")[0], event["event"], attempts,
-                    problem)
+        if not self._failing:  # once per outage, not per event
+            log.warning("webhook %d (%s): %s event not delivered after %d attempt(s): %s; "
+                        "counting goes on, the newest level of each zone is sent again every "
+                        "%g s until it is delivered", self.index, self._where, event["event"],
+                        attempts, problem, max(self.config.min_interval_s,
+                                               self.config.backoff_s))
+            self._failing = True
+        return False
 
     def close(self) -> None:
         """Send what is held back (one try each, no retries), within about one timeout."""
