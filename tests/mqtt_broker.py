@@ -38,13 +38,18 @@ class Mosquitto:
     """mosquitto -c <conf> on 127.0.0.1:port, no persistence: a restart forgets every
     retained message, as a broker that lost its disk would."""
 
-    def __init__(self, program: Path, folder: Path) -> None:
+    def __init__(self, program: Path, folder: Path, extra: str = "") -> None:
+        """extra: more listener settings (TLS files, allow_anonymous false, password_file)."""
         self.program = program
         self.port = free_port()
         self.conf = folder / "mosquitto.conf"
         self.log = folder / "mosquitto.log"
-        self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
-                             "persistence false\n")
+        # As root, mosquitto drops to its own user unless told not to; the test's files are
+        # readable by root only.
+        user = "user root\n" if os.geteuid() == 0 else ""
+        anonymous = "" if "allow_anonymous" in extra else "allow_anonymous true\n"
+        self.conf.write_text(f"{user}persistence false\nlistener {self.port} 127.0.0.1\n"
+                             f"{anonymous}{extra}")
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:

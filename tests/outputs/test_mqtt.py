@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import paho.mqtt.client as paho
 import pytest
 from mqtt_broker import Mosquitto, Subscriber
 
@@ -261,3 +263,75 @@ def test_object_ids_are_readable_and_unique_for_names_a_slug_would_merge() -> No
     ids = {object_id(name) for name in ("Zone A", "zone-a", "zone_a", "ZONE A")}
     assert len(ids) == 4 and "zone_a" in ids
     assert object_id("Zone A").startswith("zone_a_")
+
+
+def openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def test_tls_and_credentials_from_the_environment(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """mqtts:// with a private CA, and a broker that refuses anonymous clients: the config's
+    ${VAR} credentials get in, and nothing is published without them."""
+    from mqtt_broker import need_mosquitto
+
+    if shutil.which("openssl") is None or shutil.which("mosquitto_passwd") is None:
+        pytest.skip("openssl and mosquitto_passwd make the test's certificates and users")
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out",
+            "ca.crt", "-days", "1", "-subj", "/CN=crowdwatch test CA", cwd=tmp_path)
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out",
+            "server.csr", "-subj", "/CN=127.0.0.1", cwd=tmp_path)
+    (tmp_path / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", "server.crt", "-days", "1", "-extfile", "san.ext",
+            cwd=tmp_path)
+    subprocess.run(["mosquitto_passwd", "-b", "-c", str(tmp_path / "passwords"), "cw",
+                    "s3cret"], check=True, capture_output=True)
+    broker = Mosquitto(need_mosquitto(), tmp_path, extra=(
+        f"cafile {tmp_path / 'ca.crt'}\ncertfile {tmp_path / 'server.crt'}\n"
+        f"keyfile {tmp_path / 'server.key'}\nallow_anonymous false\n"
+        f"password_file {tmp_path / 'passwords'}\n"))
+    broker.start()
+    try:
+        path = tmp_path / "c.yaml"
+        path.write_text(
+            "cameras: [{id: pets, source: a.mp4}]\n"
+            f"mqtt: {{url: 'mqtts://127.0.0.1:{broker.port}', ca_file: '{tmp_path}/ca.crt',"
+            " username: '${MQTT_USER}', password: '${MQTT_PASSWORD}', home_assistant: false,"
+            " min_interval_s: 0}\n")
+        monkeypatch.setenv("MQTT_USER", "cw")
+        monkeypatch.setenv("MQTT_PASSWORD", "s3cret")
+        from crowdwatch.config import load_config
+
+        config = load_config(path)
+        assert config.mqtt is not None
+        sink = connected(MqttSink(config.mqtt, config.cameras))
+        sink.write(frame())
+        # Read it back over TLS with the same user.
+        seen: list[bytes] = []
+        reader = paho.Client(paho.CallbackAPIVersion.VERSION2)
+        reader.tls_set(ca_certs=str(tmp_path / "ca.crt"))
+        reader.username_pw_set("cw", "s3cret")
+        reader.on_message = lambda c, u, m: seen.append(m.payload)
+        reader.connect("127.0.0.1", broker.port)
+        reader.subscribe("crowdwatch/cameras/pets/people")
+        reader.loop_start()
+        deadline = time.monotonic() + 10
+        while not seen:
+            assert time.monotonic() < deadline, "nothing arrived over TLS"
+            time.sleep(0.02)
+        assert json.loads(seen[0])["people"] == 3
+        reader.loop_stop()
+        reader.disconnect()
+        sink.close()
+        # A wrong password is refused: the sink never connects, nothing is published.
+        monkeypatch.setenv("MQTT_PASSWORD", "wrong")
+        refused = MqttSink(load_config(path).mqtt, config.cameras)  # type: ignore[arg-type]
+        time.sleep(1.0)
+        assert not refused._connected
+        refused.write(frame())
+        time.sleep(0.3)
+        assert refused.stats.published == 0 and refused.stats.dropped > 0
+        refused.close()
+    finally:
+        broker.stop()

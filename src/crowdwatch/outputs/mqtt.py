@@ -127,6 +127,7 @@ class MqttSink:
         self._last_frame: dict[str, float] = {}
         self._available: dict[str, bool] = {}
         self._connected_once = False
+        self._refused = False
         self.status_topic = f"{self._prefix}/status"
         if config.home_assistant:
             for topic, payload in discovery_messages(config, cameras, list(sites)):
@@ -158,9 +159,13 @@ class MqttSink:
     def _on_connect(self, client: paho.Client, userdata: object, flags: object,
                     reason: Any, properties: object = None) -> None:
         if getattr(reason, "is_failure", False):
-            log.error("the MQTT broker %s:%d refused the connection: %s", self.config.host,
-                      self.config.port, reason)
+            if not self._refused:  # once, not at every reconnect attempt
+                log.error("the MQTT broker %s:%d refused the connection: %s; check "
+                          "mqtt.username and mqtt.password; counting goes on", self.config.host,
+                          self.config.port, reason)
+            self._refused = True
             return
+        self._refused = False
         with self._count_lock:
             self._outstanding = 0  # paho dropped what was not written on the old connection
         if self._connected_once:
