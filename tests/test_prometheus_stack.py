@@ -209,6 +209,10 @@ def crowdwatch_config(path: Path, source: str, port: int) -> None:
     # The stream runs at 20x the clip's pace: stays last fractions of a (wall) second, so
     # visits start and end at once and the dwell panels get data within the test's wait.
     config["dwell"] = {"enter_s": 0, "leave_s": 0}
+    # A site over the west line and the plaza, for the dashboard's Sites row.
+    config["sites"] = [{"name": "campus", "capacity": 1,
+                        "entrances": [{"camera": CAMERA, "line": "west"}],
+                        "zones": [{"camera": CAMERA, "zone": "plaza"}]}]
     config["metrics"] = {"host": "127.0.0.1", "port": port}
     path.write_text(yaml.safe_dump(config))
 
