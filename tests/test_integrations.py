@@ -94,8 +94,17 @@ def test_a_run_publishes_to_mosquitto_posts_signed_webhooks_and_counts_the_site(
     config = pets_config(tmp_path, mosquitto, receiver.url)
     with Crowdwatch(tmp_path, config, model_path, "--keep-serving") as cw:
         wait_for(lambda: "still serving" in cw.text(), 240, "the clip to end")
-        metrics = cw.scrape()
         last = events(cw)[-1]
+        final = {("crowdwatch_line_crossings_total", (("camera", "pets"), ("direction", d),
+                                                      ("line", name))): float(t[d])
+                 for name, t in last["lines"].items() for d in ("in", "out")}
+
+        def counters_caught_up() -> dict[Any, float] | None:
+            # The counters move with the state file's saves (every 0.5 s here).
+            scraped = cw.scrape()
+            return scraped if all(scraped[k] == v for k, v in final.items()) else None
+
+        metrics = wait_for(counters_caught_up, 10, "the line counters to reach the totals")
         cw.terminate()
     state = json.loads((tmp_path / "state" / "crowdwatch.json").read_text())
     got = listener.wait(lambda m: m.get("crowdwatch/status") == b"offline")
@@ -163,11 +172,18 @@ def test_kill_9_then_restart_goes_on_from_the_state_file(tmp_path: Path,
     with Crowdwatch(first, config, model_path) as cw:
         wait_for(saved_crossings, 120, "crossings in the state file")
         time.sleep(3 * STATE_INTERVAL_S)
+        exported = cw.scrape()
         os.kill(cw.pid, signal.SIGKILL)
         assert cw.process is not None
         cw.process.wait(10)
         before = events(cw)
     saved = json.loads(state_path.read_text())
+    # The counters never ran ahead of the file: a restart cannot make them go back.
+    for name, totals in saved["lines"]["pets"].items():
+        for direction in ("in", "out"):
+            key = ("crowdwatch_line_crossings_total",
+                   (("camera", "pets"), ("direction", direction), ("line", name)))
+            assert exported[key] <= totals[direction]
     # The file is at most one save interval (and a frame) behind the last analysed frame.
     last = before[-1]
     recent = [e for e in before

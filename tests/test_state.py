@@ -104,3 +104,20 @@ def test_line_counter_resumes_from_saved_totals() -> None:
     assert counter.total_in.tolist() == [12, 0] and counter.total_out.tolist() == [4, 0]
     counts = counter.update(np.array([], np.int64), np.zeros((0, 2)), 0.0)
     assert counts.totals() == {"west": (12, 4), "east": (0, 0)}
+
+
+def test_each_save_is_handed_to_the_exporters_and_sites_read_as_saved(tmp_path: Path) -> None:
+    live = {"campus": SavedSite(occupancy=3, drift=0)}
+    saved = SavedState({}, {"campus": SavedSite(occupancy=9, drift=4)}, 1.0)
+    store = StateStore(tmp_path / "state.json", interval_s=3600, saved=saved,
+                       sites=lambda: live)
+    seen: list[dict[str, object]] = []
+    store.on_saved.append(seen.append)
+    assert store.saved_sites() == saved.sites  # before the first save: as restored
+    store.write(result("pets", west=(2, 1)))
+    assert store.save()
+    assert store.saved_sites() == live
+    assert seen == [{"lines": {"pets": {"west": {"in": 2, "out": 1}}},
+                     "sites": {"campus": {"occupancy": 3, "drift": 0}}}]
+    store.close()
+    assert len(seen) == 1  # nothing changed since

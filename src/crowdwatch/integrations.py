@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import Counter
 from prometheus_client.registry import Collector
@@ -29,6 +30,7 @@ class Integrations:
 
     saved: SavedState = field(default_factory=SavedState)
     sites: SiteTracker | None = None
+    state: StateStore | None = None
     sinks: list[Sink] = field(default_factory=list)
     # Series for the metrics registry (sites, MQTT, webhooks), read at scrape time.
     collectors: list[Collector] = field(default_factory=list)
@@ -52,11 +54,8 @@ def build_integrations(config: AppConfig) -> Integrations:
             log.info("restored %d line total(s) and site occupancies from %s (saved at %s)",
                      restored, config.state.path, out.saved.saved_at)
     if config.sites:
-        from crowdwatch.outputs.site_metrics import SiteCollector
-
         out.sites = SiteTracker(config.sites, config.levels, out.saved.sites,
                                 out.saved.saved_at)
-        out.collectors.append(SiteCollector(out.sites))
     return out
 
 
@@ -64,10 +63,19 @@ def start_sinks(out: Integrations, config: AppConfig) -> None:
     """The state file, webhooks and MQTT outputs; CrowdwatchError for a mistake the user can
     fix (an unset webhook secret, an unwritable state folder)."""
     try:
+        store = None
         if config.state.path is not None:
             sites = out.sites
-            out.sinks.append(StateStore(config.state.path, config.state.interval_s, out.saved,
-                                        sites.saved if sites is not None else None))
+            store = StateStore(config.state.path, config.state.interval_s, out.saved,
+                               sites.saved if sites is not None else None)
+            out.state = store
+            out.sinks.append(store)
+        if out.sites is not None:
+            from crowdwatch.outputs.site_metrics import SiteCollector
+
+            # The drift counter as of the file, for the same reason as the line counters.
+            out.collectors.append(SiteCollector(
+                out.sites, store.saved_sites if store is not None else None))
         if config.webhooks:
             from crowdwatch.outputs.webhooks import WebhookSink
 
@@ -85,15 +93,29 @@ def start_sinks(out: Integrations, config: AppConfig) -> None:
         raise
 
 
-def resume_line_counters(counter: Counter, saved: SavedState,
-                         lines: Iterable[tuple[str, str]]) -> None:
-    """Start crowdwatch_line_crossings_total from the restored totals, so the counter stays
-    monotonic across a restart (a restart without a state file is an ordinary counter reset,
-    which rate() and increase() handle)."""
-    for camera, line in lines:
-        totals = saved.lines.get(camera, {}).get(line)
-        if totals is None:
-            continue
-        for direction, value in zip(("in", "out"), totals, strict=True):
-            if value:
-                counter.labels(camera, line, direction).inc(value)
+class LineCountersFromState:
+    """crowdwatch_line_crossings_total as of the state file: it starts from the restored
+    totals and moves on with each save (at most state.interval_s behind the frames), so it
+    never runs ahead of what a restart resumes from and stays monotonic across a restart or
+    a kill (a counter that went back would read to Prometheus as a reset, and rate() would
+    count the whole total again). Without a state file a restart is an ordinary reset."""
+
+    def __init__(self, counter: Counter, saved: SavedState,
+                 lines: Iterable[tuple[str, str]]) -> None:
+        self._counter = counter
+        self._lines = frozenset(lines)
+        self._exported: dict[tuple[str, str, str], int] = {}
+        self({"lines": {camera: {line: {"in": i, "out": o} for line, (i, o) in totals.items()}
+                        for camera, totals in saved.lines.items()}})
+
+    def __call__(self, content: dict[str, Any]) -> None:
+        for camera, totals in content["lines"].items():
+            for line, values in totals.items():
+                if (camera, line) not in self._lines:
+                    continue  # kept in the file for a later config, not exported
+                for direction in ("in", "out"):
+                    key = (camera, line, direction)
+                    delta = values[direction] - self._exported.get(key, 0)
+                    if delta > 0:
+                        self._counter.labels(camera, line, direction).inc(delta)
+                        self._exported[key] = values[direction]

@@ -4,8 +4,12 @@ A small JSON file, replaced atomically (written beside it, fsynced, renamed over
 thread at most every `state.interval_s` while something changed, and once more at close, so
 a kill -9 loses at most one interval. At start it is read back: the line counters and the
 Prometheus line counters resume from the saved totals (counters stay monotonic across a
-restart), sites resume their occupancy and drift. A damaged file is reported, renamed
-aside (`<path>.damaged-<time>`) and counting starts from zero; it is never a crash.
+restart), sites resume their occupancy and drift. With a state file the counters
+(crowdwatch_line_crossings_total, crowdwatch_site_occupancy_drift_total) are exported as of
+the last save: a counter that ran ahead of the file would go back after a kill, and
+Prometheus would read that as a reset and count the whole total again. A damaged file is
+reported, renamed aside (`<path>.damaged-<time>`) and counting starts from zero; it is never
+a crash.
 """
 
 from __future__ import annotations
@@ -138,6 +142,10 @@ class StateStore:
         self._kept: LineTotalsByCamera = {c: dict(lines) for c, lines in saved.lines.items()}
         self._newest: dict[str, Mapping[str, LineTotals]] = {}
         self._last: dict[str, Any] | None = None
+        self._saved_sites = dict(saved.sites)
+        # Called with each saved content (the exporters of counters that must never run
+        # ahead of the file: see LineCountersFromState).
+        self.on_saved: list[Callable[[dict[str, Any]], None]] = []
         self._failing = False
         self._lock = threading.Lock()  # one save at a time (the thread, close)
         self._stop = threading.Event()
@@ -179,8 +187,16 @@ class StateStore:
                 log.warning("writing the state file %s again", self.path)
             self._failing = False
             self._last = content
+            self._saved_sites = {n: SavedSite(v["occupancy"], v["drift"])
+                                 for n, v in content["sites"].items()}
             self.saves += 1
+            for callback in self.on_saved:
+                callback(content)
             return True
+
+    def saved_sites(self) -> dict[str, SavedSite]:
+        """The sites as the file holds them now (the restored ones before the first save)."""
+        return self._saved_sites
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval):

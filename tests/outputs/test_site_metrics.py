@@ -44,3 +44,22 @@ def test_site_series() -> None:
     assert after[("crowdwatch_site_level", "hall")] == 1  # 0.9: warning
     assert after[("crowdwatch_site_people", "hall")] == 6
     assert after[("crowdwatch_site_people", "lawn")] == 1
+
+
+def test_with_a_state_file_the_drift_counter_is_exported_as_saved() -> None:
+    hall = SiteConfig.model_validate({"name": "hall",
+                                      "entrances": [{"camera": "gate", "line": "door"}]})
+    tracker = SiteTracker([hall], LevelThresholds())
+    saved = {"hall": SavedSite(0, 2)}
+    registry = CollectorRegistry()
+    registry.register(SiteCollector(tracker, lambda: saved))
+    tracker.update("gate", {}, {"door": LineTotals(0, 0, 0, 5)})  # 5 clamped, not saved yet
+
+    def drift() -> float:
+        text = generate_latest(registry).decode()
+        return next(s.value for f in text_string_to_metric_families(text) for s in f.samples
+                    if s.name == "crowdwatch_site_occupancy_drift_total")
+
+    assert drift() == 2
+    saved["hall"] = SavedSite(0, 5)
+    assert drift() == 5

@@ -129,6 +129,8 @@ class MetricsSink:
                     "model_path": str(model.path) if model else "",
                     "model_sha256": model.sha256 if model else ""})
         self.registry.register(_SourceCollector(health))
+        # False: line_crossings is fed by someone else (the state file's exporter, issue 21).
+        self.count_lines = True
         self._declare_series(config)
 
     def _declare_series(self, config: AppConfig) -> None:
@@ -183,7 +185,7 @@ class MetricsSink:
         self.frame_age.labels(cid).observe(max(self._clock() - result.captured_at, 0.0))
 
     def _write_flow(self, cid: str, flow: FlowResult) -> None:
-        for name, line in flow.lines.items():
+        for name, line in flow.lines.items() if self.count_lines else ():
             if line.new_in:
                 self.line_crossings.labels(cid, name, "in").inc(line.new_in)
             if line.new_out:

@@ -3,20 +3,24 @@ nothing runs per frame."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from crowdwatch.analytics.sites import SiteTracker
+from crowdwatch.analytics.sites import SavedSite, SiteTracker
 
 
 class SiteCollector(Collector):
     """crowdwatch_site_* series. A value a site does not have (people without zones,
     occupancy without entrances, ratio and level without capacity) has no series."""
 
-    def __init__(self, sites: SiteTracker) -> None:
+    def __init__(self, sites: SiteTracker,
+                 saved: Callable[[], Mapping[str, SavedSite]] | None = None) -> None:
+        """saved: the sites as the state file holds them; the drift counter is exported
+        from there, so it never runs ahead of what a restart resumes from."""
         self._sites = sites
+        self._saved = saved
 
     def collect(self) -> Iterator[Metric]:
         label = ["site"]
@@ -38,12 +42,15 @@ class SiteCollector(Collector):
             "crowdwatch_site_occupancy_drift", "People the occupancy was clamped by to stay "
             "at 0 (more out than in: crossings missed at a door)", labels=label)
         capacities = self._sites.capacities()
+        saved = self._saved() if self._saved is not None else {}
         for name, stats in self._sites.snapshot().items():
             if stats.people is not None:
                 people.add_metric([name], stats.people)
             if stats.occupancy is not None:
                 occupancy.add_metric([name], stats.occupancy)
-                drift.add_metric([name], stats.drift)
+                kept = saved.get(name)
+                drift.add_metric([name], kept.drift if kept is not None
+                                 else 0 if self._saved is not None else stats.drift)
             if stats.ratio is not None:
                 ratio.add_metric([name], stats.ratio)
             if stats.level is not None:
