@@ -13,12 +13,12 @@ import pytest
 from crowdwatch.analytics.lines import Line, LineCounter
 from crowdwatch.analytics.sites import SavedSite
 from crowdwatch.state import SavedState, StateStore, load_state
-from crowdwatch.types import FrameResult, LineTotals
+from crowdwatch.types import FlowResult, FrameResult, LineTotals
 
 
 def result(camera: str, **lines: tuple[int, int]) -> FrameResult:
     return FrameResult(camera, 0, 0.0, 0.0, 0, 0,
-                       lines={n: LineTotals(i, o) for n, (i, o) in lines.items()})
+                       flow=FlowResult({n: LineTotals(i, o) for n, (i, o) in lines.items()}))
 
 
 def test_saves_line_totals_and_sites_and_reads_them_back(tmp_path: Path) -> None:

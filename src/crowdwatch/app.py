@@ -21,6 +21,8 @@ from crowdwatch.types import FrameResult
 
 if TYPE_CHECKING:  # the visual outputs import OpenCV, PyAV and ruamel only when turned on
     from crowdwatch.analytics.scene import CameraScene
+    from crowdwatch.integrations import Integrations
+    from crowdwatch.outputs.metrics import MetricsSink
     from crowdwatch.web.preview import PreviewHub
     from crowdwatch.web.ui import WebUI
 
@@ -114,19 +116,26 @@ def build_app(config: AppConfig, options: RunOptions = RunOptions(),
     from crowdwatch.analytics.zones import check_geometry
     from crowdwatch.build import build_chains, camera_scenes
     from crowdwatch.detect import create_detector
+    from crowdwatch.integrations import build_integrations, site_collector
     from crowdwatch.outputs.registry import OutputContext, build_sinks
 
     check_geometry(config)
     detector = detector or create_detector(config.detector)
     health = HealthState(c.id for c in config.cameras)
     scenes = camera_scenes(config)
-    pipeline = Pipeline(build_chains(config, detector, scenes=scenes), (), health,
-                        options.max_frames)
+    # The state file and the sites first: each camera's line totals and sites start there.
+    integrations = build_integrations(config)
+    pipeline = Pipeline(build_chains(config, detector, scenes=scenes,
+                                     integrations=integrations), (), health, options.max_frames)
     sinks: list[Sink] = []
     server = None
     try:
-        context = OutputContext(config, health, scenes, events=options.events)
+        context = OutputContext(config, health, scenes, events=options.events,
+                                integrations=integrations)
         sinks.extend(build_sinks(context))
+        sites = site_collector(integrations)
+        if sites is not None:
+            context.collectors.append(sites)
         sinks.extend(extra_sinks)
         hub = _preview_hub(config, scenes) if options.serve and config.web.enabled else None
         if hub is not None:
@@ -142,6 +151,7 @@ def build_app(config: AppConfig, options: RunOptions = RunOptions(),
                 metrics = MetricsSink(config, health)
                 for collector in context.collectors:
                     metrics.registry.register(collector)
+                _follow_state_file(config, metrics, integrations)
                 registry = metrics.registry
                 # Last, so that its export stage covers every other output.
                 sinks.append(metrics)
@@ -169,6 +179,19 @@ def build_app(config: AppConfig, options: RunOptions = RunOptions(),
     for sink in sinks:
         pipeline.attach(sink)
     return App(config, pipeline, health, sinks, url, server, web_url)
+
+
+def _follow_state_file(config: AppConfig, metrics: MetricsSink,
+                       integrations: Integrations) -> None:
+    """With a state file the line counters move with its saves (LineCountersFromState)."""
+    from crowdwatch.integrations import LineCountersFromState
+
+    if integrations.state is None:
+        return
+    metrics.count_lines = False
+    integrations.state.on_saved.append(LineCountersFromState(
+        metrics.line_crossings, integrations.saved,
+        [(c.id, line.name) for c in config.cameras for line in c.lines]))
 
 
 def _preview_hub(config: AppConfig, scenes: dict[str, CameraScene]) -> PreviewHub:

@@ -8,6 +8,7 @@ with their own sources (a replay, a clip) and their own extra sinks.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from crowdwatch.analytics.camera import CameraAnalysis
 from crowdwatch.analytics.counting import PeopleCounter
@@ -23,6 +24,9 @@ from crowdwatch.pipeline import CameraChain, Pipeline
 from crowdwatch.sources import FrameSource, close_all, open_source
 from crowdwatch.track import build_tracker
 
+if TYPE_CHECKING:
+    from crowdwatch.integrations import Integrations
+
 SourceOpener = Callable[[CameraConfig], FrameSource]
 
 
@@ -32,8 +36,10 @@ def camera_scenes(config: AppConfig) -> dict[str, CameraScene]:
 
 
 def build_chain(camera: CameraConfig, config: AppConfig, source: FrameSource,
-                detector: Detector, scene: CameraScene) -> CameraChain:
-    """One camera's chain over `detector` (the shared one, or the camera's FairShare lane)."""
+                detector: Detector, scene: CameraScene,
+                integrations: Integrations | None = None) -> CameraChain:
+    """One camera's chain over `detector` (the shared one, or the camera's FairShare lane);
+    with integrations, its line totals start from the state file and it feeds the sites."""
     # Tiling wraps the shared detector per camera: in auto mode each camera's own whole-frame
     # passes decide whether it shows a crowd of people small enough for tiles.
     tiling = config.detector.tiling
@@ -46,17 +52,23 @@ def build_chain(camera: CameraConfig, config: AppConfig, source: FrameSource,
         # The source's own frame rate, when it tells (files), is the Kalman filter's step.
         tracker = build_tracker(config.tracker, source.fps or None)
 
-        def flow(geometry: SceneGeometry) -> PeopleFlow:
-            return PeopleFlow(camera, geometry.lines, config.tracker.relink, config.dwell)
+        restored = integrations.saved.lines.get(camera.id, {}) if integrations else {}
 
-    analysis = CameraAnalysis(camera.id, scene, counter, tracker, flow)
+        def flow(geometry: SceneGeometry) -> PeopleFlow:
+            made = PeopleFlow(camera, geometry.lines, config.tracker.relink, config.dwell)
+            made.resume(restored)
+            return made
+
+    sites = integrations.sites if integrations is not None else None
+    analysis = CameraAnalysis(camera.id, scene, counter, tracker, flow, sites)
     return CameraChain(camera.id, source, tiler or detector, analysis, tiler,
                        config.detector.detect_every)
 
 
 def build_chains(config: AppConfig, detector: Detector,
                  source_opener: SourceOpener = open_source,
-                 scenes: Mapping[str, CameraScene] | None = None) -> list[CameraChain]:
+                 scenes: Mapping[str, CameraScene] | None = None,
+                 integrations: Integrations | None = None) -> list[CameraChain]:
     """Open every camera's source (in config order: a bad path fails before anything runs)
     and build its chain; with several cameras they share the detector through a FairShare."""
     scenes = scenes or camera_scenes(config)
@@ -70,7 +82,8 @@ def build_chains(config: AppConfig, detector: Detector,
             source = source_opener(camera)
             try:
                 lane = detector if share is None else share.lane(camera.id)
-                chains.append(build_chain(camera, config, source, lane, scenes[camera.id]))
+                chains.append(build_chain(camera, config, source, lane, scenes[camera.id],
+                                          integrations))
             except BaseException:
                 close_all([source])
                 raise

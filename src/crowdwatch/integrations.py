@@ -1,9 +1,10 @@
-"""Builds the integrations of a config (issue 21): the restored state, the sites across
-cameras, and the outputs that reach other systems (state file, MQTT, webhooks).
+"""The integrations of a config (issue 21) that come before the outputs: the state restored
+from the state file and the sites across cameras built from it, and the metrics that must
+follow the state file.
 
-The pipeline feeds the sites (each camera updates the sites it feeds and puts them in its
-FrameResult) and starts its line counters from the restored totals; the sinks here are
-attached like any other output.
+Each camera's chain starts its line counters from the restored totals and feeds the sites
+(crowdwatch.build); the outputs that reach other systems (state file, webhooks, MQTT) are
+registered in outputs/registry.py like any other.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from prometheus_client.registry import Collector
 
 from crowdwatch.analytics.sites import SiteTracker
 from crowdwatch.config import AppConfig
-from crowdwatch.outputs.base import Sink
 from crowdwatch.state import SavedState, StateStore, load_state
 
 log = logging.getLogger("crowdwatch")
@@ -26,26 +26,19 @@ log = logging.getLogger("crowdwatch")
 
 @dataclass
 class Integrations:
-    """What a config's integrations add to a run."""
+    """What a config's integrations add to a run before its outputs: the restored state and
+    the sites built from it. The cameras' chains take both (crowdwatch.build); the outputs
+    (state file, webhooks, MQTT) are registered in outputs/registry.py and read them from
+    their OutputContext."""
 
     saved: SavedState = field(default_factory=SavedState)
     sites: SiteTracker | None = None
+    # Set by the state file's output once built: the metrics follow its saves.
     state: StateStore | None = None
-    sinks: list[Sink] = field(default_factory=list)
-    # Series for the metrics registry (sites, MQTT, webhooks), read at scrape time.
-    collectors: list[Collector] = field(default_factory=list)
-
-    def close(self) -> None:
-        for sink in self.sinks:
-            try:
-                sink.close()
-            except Exception as error:  # one failing output must not keep the others open
-                log.error("closing an output failed: %s", error)
 
 
 def build_integrations(config: AppConfig) -> Integrations:
-    """The restored state and the sites built from it (no thread, no connection yet: the
-    pipeline takes both when it is built; start_sinks adds the outputs after it)."""
+    """The restored state (a damaged file is logged and set aside) and the sites."""
     out = Integrations()
     if config.state.path is not None:
         out.saved = load_state(config.state.path)
@@ -59,38 +52,14 @@ def build_integrations(config: AppConfig) -> Integrations:
     return out
 
 
-def start_sinks(out: Integrations, config: AppConfig) -> None:
-    """The state file, webhooks and MQTT outputs; CrowdwatchError for a mistake the user can
-    fix (an unset webhook secret, an unwritable state folder)."""
-    try:
-        store = None
-        if config.state.path is not None:
-            sites = out.sites
-            store = StateStore(config.state.path, config.state.interval_s, out.saved,
-                               sites.saved if sites is not None else None)
-            out.state = store
-            out.sinks.append(store)
-        if out.sites is not None:
-            from crowdwatch.outputs.site_metrics import SiteCollector
+def site_collector(out: Integrations) -> Collector | None:
+    """The crowdwatch_site_* series; the drift counter as of the state file when there is
+    one (for the same reason as LineCountersFromState)."""
+    if out.sites is None:
+        return None
+    from crowdwatch.outputs.site_metrics import SiteCollector
 
-            # The drift counter as of the file, for the same reason as the line counters.
-            out.collectors.append(SiteCollector(
-                out.sites, store.saved_sites if store is not None else None))
-        if config.webhooks:
-            from crowdwatch.outputs.webhooks import WebhookSink
-
-            hooks = WebhookSink.from_config(config.webhooks)
-            out.sinks.append(hooks)
-            out.collectors.append(hooks)  # type: ignore[arg-type]
-        if config.mqtt is not None:
-            from crowdwatch.outputs.mqtt import MqttSink
-
-            mqtt = MqttSink(config.mqtt, config.cameras, config.sites, out.saved.lines)
-            out.sinks.append(mqtt)
-            out.collectors.append(mqtt)  # type: ignore[arg-type]
-    except BaseException:
-        out.close()
-        raise
+    return SiteCollector(out.sites, out.state.saved_sites if out.state is not None else None)
 
 
 class LineCountersFromState:

@@ -154,8 +154,8 @@ class StateStore:
         self._thread.start()
 
     def write(self, result: FrameResult) -> None:
-        if result.lines:
-            self._newest[result.camera] = result.lines
+        if result.flow is not None and result.flow.lines:
+            self._newest[result.camera] = result.flow.lines
 
     def _content(self) -> dict[str, Any]:
         lines = {c: {n: {"in": i, "out": o} for n, (i, o) in kept.items()}

@@ -18,7 +18,7 @@ from mqtt_broker import Mosquitto, Subscriber
 from crowdwatch.config import CameraConfig
 from crowdwatch.config.integrations import MqttConfig, SiteConfig
 from crowdwatch.outputs.mqtt import MqttSink, discovery_messages, object_id, topic_level
-from crowdwatch.types import FrameResult, Level, LineTotals, SiteStats, ZoneStats
+from crowdwatch.types import FlowResult, FrameResult, Level, LineTotals, SiteStats, ZoneStats
 
 REPO = Path(__file__).resolve().parents[2]
 CAMERAS = [
@@ -47,7 +47,7 @@ def frame(people: int = 3, plaza: int = 3, line: tuple[int, int] = (0, 0),
         "pets", 0, None, captured_at, people, people,
         zones={"plaza": ZoneStats(plaza, plaza, None, plaza / 10, Level.OK),
                "Café / bar": ZoneStats(1, 1)},
-        lines={"west": LineTotals(*line)},
+        flow=FlowResult({"west": LineTotals(*line)}),
         sites={"campus": site} if site else {})
 
 

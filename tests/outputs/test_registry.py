@@ -32,7 +32,7 @@ def _context(config: AppConfig, events: str | None = None) -> OutputContext:
 
 
 def test_the_built_in_outputs_are_registered() -> None:
-    assert SINKS.names() == ["events", "recording"]
+    assert SINKS.names() == ["events", "mqtt", "recording", "state", "webhooks"]
 
 
 def test_nothing_is_built_unless_asked(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from crowdwatch.analytics.scene import CameraScene, SceneGeometry
 from crowdwatch.types import TRACK_STAGE, Detections, FlowResult, Frame, FrameResult
 
 if TYPE_CHECKING:
+    from crowdwatch.analytics.sites import SiteTracker
     from crowdwatch.track import Tracker
 
 # Builds a camera's people flow for the geometry of a frame size (None: not tracked).
@@ -28,13 +29,16 @@ class CameraAnalysis:
     """One camera's analytics; not thread-safe (its camera loop is the only caller)."""
 
     def __init__(self, camera_id: str, scene: CameraScene, counter: PeopleCounter,
-                 tracker: Tracker | None = None, flow: FlowFactory | None = None) -> None:
+                 tracker: Tracker | None = None, flow: FlowFactory | None = None,
+                 sites: SiteTracker | None = None) -> None:
+        """sites: the sites across cameras (analytics/sites.py) this camera feeds, if any."""
         self.camera_id = camera_id
         self.scene = scene
         self._counter = counter
         self._tracker = tracker
         self._make_flow = flow
         self._flow: PeopleFlow | None = None
+        self._sites = sites if sites is not None and camera_id in sites.cameras() else None
         self._geometry: SceneGeometry | None = None
         self._last = Detections.empty()
         self._last_ts: float | None = None
@@ -47,7 +51,10 @@ class CameraAnalysis:
         if geometry is not self._geometry:
             self._geometry = geometry
             if self._tracker is not None and self._make_flow is not None:
-                self._flow = self._make_flow(geometry)
+                old, self._flow = self._flow, self._make_flow(geometry)
+                if old is not None:  # a new frame size keeps the totals counted so far
+                    self._flow.resume({n: (t.people_in, t.people_out)
+                                       for n, t in old.lines.items()})
         tracker, flow = self._tracker, self._flow
         timestamp = frame.captured_at if frame.position_s is None else frame.position_s
         if tracker is not None and self._last_ts is not None and timestamp < self._last_ts:
@@ -79,6 +86,9 @@ class CameraAnalysis:
                 flow_result = flow.result()
             else:
                 flow_result = flow.carried()
+        sites = (self._sites.update(self.camera_id, counts.zones,
+                                    flow_result.lines if flow_result is not None else {})
+                 if self._sites is not None else {})
         t2 = time.perf_counter()
         stage_seconds["zones"] = t2 - t1
         return FrameResult(
@@ -92,6 +102,7 @@ class CameraAnalysis:
             detections=detections,
             stage_seconds=stage_seconds,
             flow=flow_result,
+            sites=sites,
             analysed_at=t2,
             tiles=tiles,
             image=frame.image,

@@ -213,7 +213,8 @@ class MqttSink:
     def write(self, result: FrameResult) -> None:
         """Leave the newest values for the publisher (never waits for the broker)."""
         now = self._clock()
-        update = _Update(result.captured_at, now, result.people, result.zones, result.lines)
+        lines = result.flow.lines if result.flow is not None else {}
+        update = _Update(result.captured_at, now, result.people, result.zones, lines)
         with self._inbox_lock:
             self._inbox[result.camera] = update
             for name, stats in result.sites.items():

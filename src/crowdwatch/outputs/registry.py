@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from prometheus_client.registry import Collector
 
     from crowdwatch.analytics.scene import CameraScene
+    from crowdwatch.integrations import Integrations
 
 
 @dataclass
@@ -40,6 +41,8 @@ class OutputContext:
     events: str | None = None
     # Prometheus collectors an output adds for /metrics (e.g. the recorder's own counters).
     collectors: list[Collector] = field(default_factory=list)
+    # The restored state and the sites (crowdwatch.integrations); None: none of them.
+    integrations: Integrations | None = None
 
 
 SinkFactory = Callable[[OutputContext], Sink | None]
@@ -103,5 +106,42 @@ def _recording(context: OutputContext) -> Sink | None:
                              render=render)
 
     sink = RecordingSink(recorder_for)
+    context.collectors.append(sink)
+    return sink
+
+
+@SINKS.register("state")
+def _state(context: OutputContext) -> Sink | None:
+    state, out = context.config.state, context.integrations
+    if state.path is None or out is None:
+        return None
+    from crowdwatch.state import StateStore
+
+    store = StateStore(state.path, state.interval_s, out.saved,
+                       out.sites.saved if out.sites is not None else None)
+    out.state = store
+    return store
+
+
+@SINKS.register("webhooks")
+def _webhooks(context: OutputContext) -> Sink | None:
+    if not context.config.webhooks:
+        return None
+    from crowdwatch.outputs.webhooks import WebhookSink
+
+    sink = WebhookSink.from_config(context.config.webhooks)
+    context.collectors.append(sink)
+    return sink
+
+
+@SINKS.register("mqtt")
+def _mqtt(context: OutputContext) -> Sink | None:
+    config = context.config
+    if config.mqtt is None:
+        return None
+    from crowdwatch.outputs.mqtt import MqttSink
+
+    saved = context.integrations.saved.lines if context.integrations is not None else None
+    sink = MqttSink(config.mqtt, config.cameras, config.sites, saved)
     context.collectors.append(sink)
     return sink
