@@ -25,10 +25,10 @@ _ENV_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _HAS_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 
 
-# The values meant to come from the environment: camera sources (URLs with credentials).
-# Nowhere else: a ${VAR} in a zone name would publish the variable (a token, a password) in
-# metrics labels, events and the page.
-ENV_KEYS = ("cameras[].source",)
+# The values meant to come from the environment: camera sources (URLs with credentials) and
+# the MQTT credentials, which are never published. Nowhere else: a ${VAR} in a zone name would
+# publish the variable (a token, a password) in metrics labels, events and the page.
+ENV_KEYS = ("cameras[].source", "mqtt.username", "mqtt.password")
 
 
 def expand_env(data: Any, origin: str) -> Any:
@@ -42,7 +42,13 @@ def expand_env(data: Any, origin: str) -> Any:
             where = f"cameras[{index}].source"
             camera = {**camera, "source": _expand(camera["source"], origin, where)}
         cameras.append(camera)
-    return {**data, "cameras": cameras}
+    expanded = {**data, "cameras": cameras}
+    mqtt = data.get("mqtt")
+    if isinstance(mqtt, dict):
+        expanded["mqtt"] = {key: _expand(value, origin, f"mqtt.{key}")
+                            if key in ("username", "password") and isinstance(value, str)
+                            else value for key, value in mqtt.items()}
+    return expanded
 
 
 def _expand(text: str, origin: str, path: str) -> str:
