@@ -243,6 +243,19 @@ def processing_panels() -> list[Panel]:
                _query(f"{dropped} / ({processed} + {dropped})", "{{camera}}"))
         .max(1).thresholds(_steps((None, "green"), (0.1, "red")))
         .thresholds_style(GraphThresholdsStyleConfig().mode(common.GraphTresholdsStyleMode.DASHED)),
+        _graph("Received and analysed vs the stream's rate",
+               "Per camera, frames received and analysed per second as a share of the "
+               "frame rate its stream declares: received well below 1 means decoding or the "
+               "network falls behind; analysed is what the detector keeps up with (or "
+               "analysis_fps). The camera-behind alert fires when received stays below 80 %.",
+               "percentunit",
+               _query(f"rate(crowdwatch_source_frames_received_total{{{CAMERA}}}"
+                      f"[$__rate_interval]) / crowdwatch_source_nominal_frames_per_second"
+                      f"{{{CAMERA}}}", "{{camera}} received"),
+               _query(f"{processed} / crowdwatch_source_nominal_frames_per_second{{{CAMERA}}}",
+                      "{{camera}} analysed", ref="B"))
+        .min(0).thresholds(_steps((None, "red"), (0.8, "green")))
+        .thresholds_style(GraphThresholdsStyleConfig().mode(common.GraphTresholdsStyleMode.DASHED)),
         _graph("Stage latency (p95)", "95th percentile time per frame in each pipeline stage.",
                "s",
                _query("histogram_quantile(0.95, sum by (camera, stage, le) "

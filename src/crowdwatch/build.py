@@ -21,6 +21,7 @@ from crowdwatch.detect.tiling import tiled
 from crowdwatch.health import HealthState
 from crowdwatch.outputs.base import Sink
 from crowdwatch.pipeline import CameraChain, Pipeline
+from crowdwatch.rates import RateMonitor
 from crowdwatch.sources import FrameSource, close_all, open_source
 from crowdwatch.track import build_tracker
 
@@ -61,8 +62,9 @@ def build_chain(camera: CameraConfig, config: AppConfig, source: FrameSource,
 
     sites = integrations.sites if integrations is not None else None
     analysis = CameraAnalysis(camera.id, scene, counter, tracker, flow, sites)
+    monitor = RateMonitor(camera.id, camera.min_analysis_fps, camera.min_received_ratio)
     return CameraChain(camera.id, source, tiler or detector, analysis, tiler,
-                       config.detector.detect_every)
+                       config.detector.detect_every, camera.analysis_fps, monitor)
 
 
 def build_chains(config: AppConfig, detector: Detector,

@@ -22,6 +22,10 @@ class SourceStatus:
     reconnects: int = 0
     # Why a source delivers no frames ("cannot open: connection refused ..."), for the page.
     reason: str = ""
+    # Frames the source delivered (analysed, skipped by analysis_fps or replaced by newer).
+    frames_received: int = 0
+    # The stream's nominal frame rate as its decoder reports it; None when unknown.
+    stream_fps: float | None = None
 
 
 class HealthState:
@@ -47,7 +51,8 @@ class HealthState:
         with self._lock:
             old = self._status.get(camera, SourceStatus())
         self.report(camera, SourceStatus(up, old.frames_dropped, old.frames_skipped,
-                                         old.reconnects))
+                                         old.reconnects, frames_received=old.frames_received,
+                                         stream_fps=old.stream_fps))
 
     def finish(self, camera: str) -> None:
         """The camera's file source ended normally: no longer expected to beat."""

@@ -19,7 +19,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from crowdwatch.analytics.camera import CameraAnalysis
@@ -27,6 +27,7 @@ from crowdwatch.detect.base import Detector, Pending
 from crowdwatch.detect.tiling import TiledDetector
 from crowdwatch.health import HealthState, SourceStatus
 from crowdwatch.outputs.base import Sink
+from crowdwatch.rates import RateGate, RateMonitor
 from crowdwatch.sources.base import FrameSource, close_all
 from crowdwatch.types import DETECT_STAGES, Frame
 
@@ -69,8 +70,12 @@ class CameraChain:
     analysis: CameraAnalysis
     # The tiler, to read the tiles each frame ran on (FrameResult.tiles); None when off.
     tiler: TiledDetector | None = None
-    # Run the detector on every k-th frame; the others reuse its people.
+    # Run the detector on every k-th analysed frame; the others reuse its people.
     detect_every: int = 1
+    # Analyse at most this many frames a second (camera.analysis_fps); None: every frame.
+    analysis_fps: float | None = None
+    # Warns while the camera is analysed or receives too little (None: no warning).
+    monitor: RateMonitor | None = None
 
 
 @dataclass
@@ -82,6 +87,8 @@ class RunState:
     max_frames: int | None = None
     stop: threading.Event = field(default_factory=threading.Event)
     errors: list[BaseException] = field(default_factory=list)
+    # Monotonic seconds for the rate monitors; tests inject one.
+    clock: Callable[[], float] = time.monotonic
 
 
 class CameraWorker:
@@ -93,25 +100,50 @@ class CameraWorker:
         self.source = chain.source
         self.run = run
         self.processed = 0
+        self.received = 0  # frames read from the source, analysed or not
+        self.gated = 0  # frames skipped before the detector by analysis_fps
+        self.gate = RateGate(chain.analysis_fps) if chain.analysis_fps else None
         # Frames that reuse people ride along, so PIPELINE_DEPTH detections stay in flight.
         self.depth = PIPELINE_DEPTH * chain.detect_every
         self._started = 0
         self.thread = threading.Thread(target=self._run, name=f"camera-{chain.camera_id}",
                                        daemon=True)
 
-    def _report_source(self) -> None:
+    def _status(self, up: bool, reason: str = "") -> SourceStatus:
         s = self.source
-        self.run.health.report(self.camera_id, SourceStatus(s.up, s.frames_dropped,
-                                                            s.frames_skipped, s.reconnects,
-                                                            s.why))
+        # Received: frames read here plus those the source replaced by newer ones unread.
+        return SourceStatus(up, s.frames_dropped, s.frames_skipped, s.reconnects,
+                            reason=reason, frames_received=self.received + s.frames_dropped,
+                            stream_fps=s.stream_fps)
+
+    def _report_source(self) -> None:
+        status = self._status(self.source.up, self.source.why)
+        self.run.health.report(self.camera_id, status)
+        monitor = self.chain.monitor
+        if monitor is not None:
+            if status.up:
+                monitor.observe(self.run.clock(), status.frames_received, self.processed,
+                                status.stream_fps)
+            else:
+                monitor.reset()
 
     def _report_ended(self) -> None:
         """The source ended (end of file, or max_frames reached): it delivers no more frames
         (source_up 0) and is no longer expected to (/readyz: finished), the same either way."""
-        s = self.source
-        self.run.health.report(self.camera_id, SourceStatus(False, s.frames_dropped,
-                                                            s.frames_skipped, s.reconnects))
+        self.run.health.report(self.camera_id, self._status(False))
         self.run.health.finish(self.camera_id)
+
+    def _wanted(self, frame: Frame) -> bool:
+        """analysis_fps: whether this frame is analysed, by its own time (position in a
+        file, capture time of a live frame)."""
+        self.received += 1
+        if self.gate is None:
+            return True
+        t = frame.position_s if frame.position_s is not None else frame.captured_at
+        if self.gate.admit(t):
+            return True
+        self.gated += 1
+        return False
 
     def _run(self) -> None:
         in_flight: deque[_InFlight] = deque()
@@ -126,8 +158,10 @@ class CameraWorker:
                 started = time.perf_counter()
                 frame = self.source.read(POLL_S if in_flight else READ_TIMEOUT_S)
                 if frame is not None:
+                    wanted = self._wanted(frame)
                     self._report_source()
-                    in_flight.append(self._start(frame, time.perf_counter() - started))
+                    if wanted:
+                        in_flight.append(self._start(frame, time.perf_counter() - started))
                 elif in_flight:
                     if self.source.finished:  # nothing more to read: wait for the results
                         self._finish(in_flight.popleft())

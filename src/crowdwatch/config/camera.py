@@ -62,6 +62,26 @@ class CameraConfig(Strict):
                                   description="a live source with no frame this long is down")
     max_backoff_s: float = Field(30.0, ge=0.1, le=3600,
                                  description="longest wait between reconnect attempts")
+    analysis_fps: float | None = Field(
+        None, gt=0, le=120, description="analyse at most this many frames per second of the "
+        "camera; the others are still decoded (the newest frame stays fresh) but skipped "
+        "before the detector. detector.detect_every then applies to the analysed frames: the "
+        "detector runs analysis_fps / detect_every times a second. None: every frame it gets")
+    min_analysis_fps: float | None = Field(
+        1.0, gt=0, le=120, description="log a warning while this camera is analysed fewer "
+        "frames per second than this (over the last 30 s; once until it recovers); None: "
+        "no warning")
+    min_received_ratio: float = Field(
+        0.8, ge=0, le=1, description="log a warning while a live camera receives less than "
+        "this fraction of its stream's nominal frame rate; 0: no warning")
+
+    @model_validator(mode="after")
+    def _minimum_below_cap(self) -> CameraConfig:
+        if (self.analysis_fps is not None and self.min_analysis_fps is not None
+                and self.min_analysis_fps > self.analysis_fps):
+            raise ValueError(f"min_analysis_fps ({self.min_analysis_fps:g}) is above "
+                             f"analysis_fps ({self.analysis_fps:g}): lower it or leave it out")
+        return self
 
     @field_validator("zones")
     @classmethod

@@ -53,12 +53,23 @@ class _SourceCollector(Collector):
         reconnects = CounterMetricFamily(
             "crowdwatch_source_reconnects", "Successful reopenings of a failed source",
             labels=["camera"])
+        received = CounterMetricFamily(
+            "crowdwatch_source_frames_received", "Frames the source delivered: analysed, "
+            "skipped by analysis_fps, or replaced by a newer one before analysis",
+            labels=["camera"])
+        nominal = GaugeMetricFamily(
+            "crowdwatch_source_nominal_frames_per_second", "The frame rate the stream "
+            "declares (absent while unknown): what the camera should receive",
+            labels=["camera"])
         for camera, status in self._health.sources().items():
             up.add_metric([camera], 1 if status.up else 0)
             dropped.add_metric([camera], status.frames_dropped)
             skipped.add_metric([camera], status.frames_skipped)
             reconnects.add_metric([camera], status.reconnects)
-        yield from (up, dropped, skipped, reconnects)
+            received.add_metric([camera], status.frames_received)
+            if status.stream_fps is not None:
+                nominal.add_metric([camera], status.stream_fps)
+        yield from (up, dropped, skipped, reconnects, received, nominal)
 
 
 class MetricsSink:

@@ -20,6 +20,9 @@ class FrameSource:
     # The nominal frame rate the source declares (files, folders): the tracker's Kalman step.
     # None for live sources, whose declared rate is often wrong.
     fps: float | None = None
+    # The stream's nominal frame rate as its decoder reports it (live streams too, for the
+    # received-rate warning and metrics); None when unknown.
+    stream_fps: float | None = None
     # The frames show one scene at real times; False for an image folder of unrelated
     # pictures, which smoothing must not carry people across.
     sequence: bool = True

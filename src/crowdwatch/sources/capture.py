@@ -13,7 +13,6 @@ import cv2
 from crowdwatch.sources.urls import is_url
 from crowdwatch.types import Image
 
-
 # OpenCV's FFmpeg backend opens one capture at a time (a process-wide lock held through
 # avformat_find_stream_info, which reads the live stream until it has seen enough of it: 2.4 s
 # of a 10 frames/s H.264 stream with B-frames). 16 cameras took 40 s to all connect, the last
@@ -49,6 +48,16 @@ def configure_opencv() -> None:
         # OpenCV's own warnings repeat what crowdwatch logs (in one line, credentials
         # redacted) and dump C++ exceptions for a missing device; FFmpeg's errors still show.
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+
+
+def nominal_fps(capture: CaptureLike) -> float | None:
+    """The frame rate the stream declares (FFmpeg's guess for a live stream); None if unknown."""
+    try:
+        fps = float(capture.get(cv2.CAP_PROP_FPS))
+    except Exception:  # a capture that cannot tell
+        return None
+    # FFmpeg reports 0 when unknown and 90000 (the RTP clock) for some cameras.
+    return fps if 0 < fps <= 240 else None
 
 
 def device_hint(index: int) -> str:

@@ -10,7 +10,13 @@ from collections.abc import Callable, Iterator
 
 from crowdwatch.config import CameraConfig
 from crowdwatch.sources.base import FrameSource
-from crowdwatch.sources.capture import CaptureFactory, CaptureLike, Image, device_hint
+from crowdwatch.sources.capture import (
+    CaptureFactory,
+    CaptureLike,
+    Image,
+    device_hint,
+    nominal_fps,
+)
 from crowdwatch.sources.files import JOIN_TIMEOUT_S
 from crowdwatch.sources.urls import is_url, redact
 from crowdwatch.types import Frame
@@ -140,6 +146,7 @@ class LiveSource(FrameSource):
                     and not self._stop.is_set()):
                 self._why = f"cannot open: {redact(diagnose(self._target, self._diagnose_s))}"
             return None
+        self.stream_fps = nominal_fps(capture) or self.stream_fps
         with self._cond:
             self._last_progress = time.monotonic()
             self._stall_logged = False
