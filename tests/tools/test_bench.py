@@ -100,17 +100,30 @@ def test_capacity_scenario_runs_two_live_cameras(tmp_path: Path, sample_clip: Pa
             pytest.fail(message)
         pytest.skip(message)
     options = BenchOptions(clip=sample_clip, model=str(model_path), cache_dir=tmp_path,
-                           scenarios=("capacity",), cameras=(2,), seconds=3.0)
+                           scenarios=("capacity",), cameras=(2,), seconds=3.0,
+                           fair_clip=sample_clip)
     report = run_bench(options)
     assert [(r.cameras, r.setting) for r in report.capacity] == [
-        (2, "every frame"), (2, "detect_every 2")]
+        (2, "every frame"), (2, "detect_every 2"), (2, "every frame"), (2, "analysis_fps 5")]
+    # The second part: the clip itself (768x576 10 frames/s), a server per camera; received
+    # rates per camera besides the analysed ones.
+    per_server = report.capacity[2:]
+    assert all(r.clip == "768x576 10 frames/s, a server per camera" for r in per_server)
+    for row in per_server:
+        assert len(row.received_per_camera) == 2 and row.min_received > 0
+        # A camera cannot be analysed more often than it receives frames (up to the frames
+        # in flight when the window opened).
+        assert all(a <= r + 1.5 for a, r in zip(row.fps_per_camera, row.received_per_camera,
+                                                strict=True))
     for row in report.capacity:
         # Speed is a figure, not asserted: every camera delivered in the window, ages are sane.
         assert len(row.fps_per_camera) == 2 and row.min_fps > 0
         assert row.total_fps == pytest.approx(sum(row.fps_per_camera))
         assert 0 <= row.age_p95_s < 30 and row.dropped_per_s >= 0
         assert row.cpu_ms_per_frame > 0 and row.peak_rss_mb > 0
-    assert "| 2 | detect_every 2 |" in format_report(report)
+    text = format_report(report)
+    assert "| 2 | detect_every 2 |" in text and "| 2 | analysis_fps 5 |" in text
+    assert "- 2 cameras, analysis_fps 5: 0: " in text
 
 
 @pytest.mark.parametrize("fps", [25, 5])

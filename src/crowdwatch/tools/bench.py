@@ -79,6 +79,12 @@ class BenchOptions:
         "every frame": {},
         "detect_every 2": {"detect_every": 2},
     })
+    # Capacity scenario, second part (issue 23): the repository's 768x576 10 frames/s clip,
+    # a loopback server per camera, each setting name -> (detector, camera) overrides.
+    fair_clip: Path | None = Path("samples") / "vtest_h264.mp4"
+    fair_settings: dict[str, tuple[dict[str, Any], dict[str, Any]]] = field(
+        default_factory=lambda: {"every frame": ({}, {}),
+                                 "analysis_fps 5": ({}, {"analysis_fps": 5})})
     # Generated clip sizes of the single scenario (multi always uses 1280x720).
     sizes: Sequence[str] = tuple(SIZES)
     # Extra crowdwatch settings run on the PETS clip only, as name -> detector overrides.
@@ -250,6 +256,35 @@ class _Bench:
                               seconds=options.seconds, size=size)
                     rows.append(_capacity_row(n, name, run_job(job, self.work), options.seconds,
                                               described))
+        if options.fair_clip is not None and options.fair_clip.exists():
+            rows += self.capacity_per_camera_servers(options.fair_clip)
+        return rows
+
+    def capacity_per_camera_servers(self, clip: Path) -> list[CapacityRow]:
+        """N cameras, each on its own loopback server of the clip itself (issue 23)."""
+        from crowdwatch.tools.rtsp_server import RtspServer
+
+        options = self.options
+        size = clip_size(clip)
+        described = f"{size} {clip_fps(clip):.0f} frames/s, a server per camera"
+        rows = []
+        servers: list[RtspServer] = []
+        try:
+            for n in options.cameras:
+                while len(servers) < n:
+                    server = RtspServer(clip, log=options.cache_dir / "rtsp-servers.log")
+                    server.start()
+                    servers.append(server)
+                urls = [s.url() for s in servers[:n]]
+                for name, (detector, camera) in options.fair_settings.items():
+                    self.log(f"capacity: {n} cameras ({size}), {name}, {options.seconds:.0f} s")
+                    job = Job("live", urls, options.model, 0, dict(detector),
+                              seconds=options.seconds, size=size, camera=dict(camera))
+                    rows.append(_capacity_row(n, name, run_job(job, self.work), options.seconds,
+                                              described))
+        finally:
+            for server in servers:
+                server.kill()
         return rows
 
 
@@ -265,7 +300,9 @@ def _capacity_row(cameras: int, setting: str, result: WorkerResult, seconds: flo
         dropped_per_s=sum(s.dropped or 0 for s in streams) / seconds,
         age_p95_s=float(np.percentile(ages, 95)) if ages else None,
         cpu_ms_per_frame=first.cpu_ms_per_frame, cpu_cores=first.stages.get("cpu_cores"),
-        peak_rss_mb=result.peak_rss_mb, clip=clip)
+        peak_rss_mb=result.peak_rss_mb, clip=clip,
+        received_per_camera=[(s.received or 0) / seconds for s in streams
+                             if s.received is not None])
 
 
 def default_clip() -> Path:

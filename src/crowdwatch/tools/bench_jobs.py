@@ -49,6 +49,8 @@ class Job:
     # frame size to compile for before the cameras start.
     seconds: float = 0.0
     size: str = ""
+    # Settings of every camera (e.g. analysis_fps), as CameraConfig fields.
+    camera: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -66,6 +68,8 @@ class StreamRun:
     counts_smoothed: list[int] | None = None
     # Live runs: frames the source decoded but replaced by a newer one before analysis.
     dropped: int | None = None
+    # Live runs: frames the source delivered in the window (analysed, skipped or dropped).
+    received: int | None = None
 
 
 @dataclass
@@ -134,7 +138,8 @@ def _bench_config(job: Job, realtime: bool = False) -> AppConfig:
     from crowdwatch.config import WHOLE_FRAME, AppConfig, CameraConfig, DetectorConfig, ZoneConfig
 
     zone = ZoneConfig(name="all", polygon=WHOLE_FRAME, normalized=True)
-    cameras = [CameraConfig(id=f"cam{i}", source=source, zones=[zone], realtime=realtime)
+    cameras = [CameraConfig(id=f"cam{i}", source=source, zones=[zone], realtime=realtime,
+                            **job.camera)
                for i, source in enumerate(job.clips)]
     return AppConfig(cameras=cameras, detector=DetectorConfig(model=job.model, **job.detector))
 
@@ -229,7 +234,12 @@ def _run_live(job: Job) -> WorkerResult:
 
     pipeline = _bench_pipeline(config, detector, on_frame)
     sources = {w.camera_id: w.source for w in pipeline.workers}
+    workers = {w.camera_id: w for w in pipeline.workers}
     dropped: dict[str, int] = {}
+    received: dict[str, int] = {}
+
+    def received_now() -> dict[str, int]:
+        return {c: w.received + w.source.frames_dropped for c, w in workers.items()}
 
     def clock() -> None:
         deadline = time.monotonic() + CAPACITY_START_S
@@ -240,6 +250,7 @@ def _run_live(job: Job) -> WorkerResult:
         if pipeline.stop_event.wait(CAPACITY_SETTLE_S):
             return
         dropped.update({c: s.frames_dropped for c, s in sources.items()})
+        received.update(received_now())
         cpu_before = time.process_time()
         window.end = time.perf_counter() + job.seconds
         window.start = time.perf_counter()
@@ -247,6 +258,7 @@ def _run_live(job: Job) -> WorkerResult:
         window.cpu_s = time.process_time() - cpu_before
         for camera, source in sources.items():
             dropped[camera] = source.frames_dropped - dropped[camera]
+        received.update({c: n - received[c] for c, n in received_now().items()})
         pipeline.stop()
 
     timer = threading.Thread(target=clock, daemon=True)
@@ -257,7 +269,7 @@ def _run_live(job: Job) -> WorkerResult:
     for camera, rows in got.items():
         ages = [r[1] for r in rows]
         run = StreamRun(frames=len(rows), fps=len(rows) / job.seconds, stages={},
-                        dropped=dropped.get(camera))
+                        dropped=dropped.get(camera), received=received.get(camera))
         if ages:
             run.age_p50_s = float(np.percentile(ages, 50))
             run.age_p95_s = float(np.percentile(ages, 95))

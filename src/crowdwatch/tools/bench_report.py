@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import platform
+import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -86,6 +87,17 @@ class CapacityRow:
     cpu_cores: float | None
     peak_rss_mb: float
     clip: str = "1280x720 25 frames/s"
+    # Frames/s each camera received (analysed, skipped by analysis_fps, or dropped).
+    received_per_camera: list[float] = field(default_factory=list)
+
+    @property
+    def min_received(self) -> float | None:
+        return min(self.received_per_camera) if self.received_per_camera else None
+
+    @property
+    def median_received(self) -> float | None:
+        return (statistics.median(self.received_per_camera) if self.received_per_camera
+                else None)
 
     @property
     def served(self) -> bool:
@@ -177,24 +189,36 @@ def format_report(report: BenchReport) -> str:
                   f"frame age p50 {_num(live.age_p50_s, 0, 1000)} ms, "
                   f"p95 {_num(live.age_p95_s, 0, 1000)} ms; peak RSS "
                   f"{live.peak_rss_mb:.0f} MB", ""]
-    if report.capacity:
-        lines += [f"Live cameras: {report.capacity[0].clip} H.264 over loopback RTSP, "
+    for clip in dict.fromkeys(row.clip for row in report.capacity):
+        rows = [row for row in report.capacity if row.clip == clip]
+        lines += [f"Live cameras: {clip} H.264 over loopback RTSP, "
                   "all analysed in one process; frames/s analysed per camera (lowest, median, "
                   "lowest / median), frames dropped per second (all cameras: decoded, then "
                   "replaced by a newer one before analysis), p95 age of a frame at the metrics, "
                   "CPU ms per analysed frame and CPU cores busy (crowdwatch's process: decode "
-                  f"included); served = every camera ≥ {SERVED_MIN_FPS:.0f} frames/s with p95 "
-                  f"age < {SERVED_MAX_AGE_S:.0f} s.", "",
+                  "included), frames/s received per camera (lowest, median); served = every "
+                  f"camera ≥ {SERVED_MIN_FPS:.0f} frames/s with p95 age < "
+                  f"{SERVED_MAX_AGE_S:.0f} s.", "",
                   "| cameras | setting | lowest | median | lowest / median | total | "
-                  "dropped/s | p95 age ms | CPU ms | cores | peak RSS MB | served |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-        for row in report.capacity:
+                  "dropped/s | p95 age ms | CPU ms | cores | peak RSS MB | received lowest | "
+                  "received median | served |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for row in rows:
             share = row.min_fps / row.median_fps if row.median_fps else None
             lines.append(f"| {row.cameras} | {row.setting} | {_num(row.min_fps)} | "
                          f"{_num(row.median_fps)} | {_num(share, 2)} | {_num(row.total_fps)} | "
                          f"{_num(row.dropped_per_s)} | {_num(row.age_p95_s, 0, 1000)} | "
                          f"{_num(row.cpu_ms_per_frame)} | {_num(row.cpu_cores, 2)} | "
-                         f"{row.peak_rss_mb:.0f} | {'yes' if row.served else 'no'} |")
+                         f"{row.peak_rss_mb:.0f} | {_num(row.min_received)} | "
+                         f"{_num(row.median_received)} | {'yes' if row.served else 'no'} |")
         lines.append("")
+        if any(row.received_per_camera for row in rows):
+            lines += ["Per camera (analysed / received frames/s):", ""]
+            for row in rows:
+                cameras = ", ".join(
+                    f"{i}: {a:.1f}/{r:.1f}" for i, (a, r) in enumerate(
+                        zip(row.fps_per_camera, row.received_per_camera, strict=False)))
+                lines.append(f"- {row.cameras} cameras, {row.setting}: {cameras}")
+            lines.append("")
     lines += [f"Note: {note}" for note in report.notes]
     return "\n".join(lines).rstrip() + "\n"
