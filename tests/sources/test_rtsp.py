@@ -31,8 +31,8 @@ from crowdwatch.pipeline import PIPELINE_DEPTH
 SECRET = "s3cret-Pa55"
 CREDENTIALS = f"viewer:{SECRET}"
 # Small timeouts keep a fault cycle short: down within READ_TIMEOUT_S of a stall, retries at
-# most MAX_BACKOFF_S apart. The open timeout equals the read timeout and must cover the
-# ~2.4 s FFmpeg spends probing a 10 fps stream.
+# most MAX_BACKOFF_S apart. The open timeout equals the read timeout and must cover FFmpeg's
+# probing of the stream (0.5 s since issue 23, 2.4 s of a 10 fps stream before).
 READ_TIMEOUT_S = 3.0
 MAX_BACKOFF_S = 1.0
 STREAM_FPS = 10.0
