@@ -170,3 +170,20 @@ def test_rate_defaults_leave_analysis_unchanged() -> None:
     assert camera.analysis_fps is None
     assert camera.min_analysis_fps == 1.0 and camera.min_received_ratio == 0.8
 
+
+
+@pytest.mark.parametrize(("minimum", "warned"), [(2.0, True), (0.5, False)])
+def test_the_camera_loop_warns_a_live_camera_analysed_too_slowly(
+        caplog: pytest.LogCaptureFixture, minimum: float, warned: bool) -> None:
+    cfg = _config(min_analysis_fps=minimum)
+    source = FakeSource(100, live=True)
+    pipeline = build_pipeline(cfg, FakeAsyncDetect(ready=True), [], HealthState(["a"]),
+                              max_frames=100, source_opener=lambda _c: source)
+    # The loop's clock: one second per look, so the camera is analysed about once a second.
+    ticks = iter(range(10_000))
+    pipeline.state.clock = lambda: float(next(ticks))
+    with caplog.at_level(logging.WARNING, "crowdwatch.rates"):
+        pipeline.run()
+    assert pipeline.processed == {"a": 100}
+    assert len([w for w in _warnings(caplog) if "camera a: analysed" in w]) == (
+        1 if warned else 0)

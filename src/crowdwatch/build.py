@@ -62,7 +62,9 @@ def build_chain(camera: CameraConfig, config: AppConfig, source: FrameSource,
 
     sites = integrations.sites if integrations is not None else None
     analysis = CameraAnalysis(camera.id, scene, counter, tracker, flow, sites)
-    monitor = RateMonitor(camera.id, camera.min_analysis_fps, camera.min_received_ratio)
+    # Files are read as fast as they are analysed: a slow rate there is no camera behind.
+    monitor = (RateMonitor(camera.id, camera.min_analysis_fps, camera.min_received_ratio)
+               if source.live else None)
     return CameraChain(camera.id, source, tiler or detector, analysis, tiler,
                        config.detector.detect_every, camera.analysis_fps, monitor)
 

@@ -68,7 +68,7 @@ class CameraConfig(Strict):
         "before the detector. detector.detect_every then applies to the analysed frames: the "
         "detector runs analysis_fps / detect_every times a second. None: every frame it gets")
     min_analysis_fps: float | None = Field(
-        1.0, gt=0, le=120, description="log a warning while this camera is analysed fewer "
+        1.0, gt=0, le=120, description="log a warning while this live camera is analysed fewer "
         "frames per second than this (over the last 30 s; once until it recovers); None: "
         "no warning")
     min_received_ratio: float = Field(
