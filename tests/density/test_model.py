@@ -60,7 +60,6 @@ def test_a_damaged_shipped_head_fails_with_one_line(
         target.write_bytes(bytes(data))
     else:
         target.unlink()
-    monkeypatch.setattr(density_model, "EMBEDDED_DIR", package)
     monkeypatch.setattr(density_model, "model_search_dirs", lambda: [package])
     with pytest.raises(ModelError, match="damaged") as error:
         resolve_head()

@@ -1,17 +1,17 @@
 """Where the density head is found, and its load with the shipped sums checked.
 
 The head ships inside the package beside the detector it was trained on
-(crowdwatch/models/yolo11n_density_head/; sha256 in models/manifest.yaml, repeated below).
+(crowdwatch/models/yolo11n_density_head/; sha256 in models/manifest.yaml and detect/integrity.py).
 A name is searched like a detector model (detect.models.model_search_dirs), the package last.
 """
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from crowdwatch.detect.models import EMBEDDED_DIR, model_search_dirs
+from crowdwatch.detect.integrity import KNOWN_MODELS, sha256_file
+from crowdwatch.detect.models import model_search_dirs
 from crowdwatch.errors import ModelError
 
 if TYPE_CHECKING:
@@ -22,21 +22,8 @@ DEFAULT_HEAD = "yolo11n_density_head"
 # to it, even one of the same architecture trained again.
 HEAD_DETECTOR = "yolo11n_int8_openvino_model"
 HEAD_XML = "density_head.xml"
-EMBEDDED_HEADS: dict[str, dict[str, str]] = {
-    DEFAULT_HEAD: {
-        "density_head.xml": "fdee071ad99fef7ca19e25403f1d709c7017542b3db107f1670539e04b8031cc",
-        "density_head.bin": "cf62e89418198f5e203e5e55944f81c67e02884b152e62052ca9ab4a47872940",
-        "metadata.yaml": "5a026577de022dc5ad4c502dab33da248939f28dd10cc87722606cedd7948f8b",
-    },
-}
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+# Their sums live with every known model's (detect/integrity.py, models/manifest.yaml).
+EMBEDDED_HEADS = {DEFAULT_HEAD: KNOWN_MODELS[DEFAULT_HEAD]}
 
 
 def resolve_head(name: str = DEFAULT_HEAD) -> Path:
@@ -53,7 +40,7 @@ def resolve_head(name: str = DEFAULT_HEAD) -> Path:
         if not path.exists():
             continue
         xml = path / HEAD_XML if path.is_dir() else path
-        if path.parent == EMBEDDED_DIR and path.name in EMBEDDED_HEADS:
+        if path.name in EMBEDDED_HEADS:
             verify_embedded_head(path)
         if not xml.is_file() or xml.suffix != ".xml":
             raise ModelError(f"density model {path} holds no {HEAD_XML}")
@@ -67,11 +54,11 @@ def verify_embedded_head(folder: Path) -> None:
     """ModelError unless every file of the shipped head has its recorded sha256."""
     for file_name, expected in EMBEDDED_HEADS[folder.name].items():
         file = folder / file_name
-        if not file.is_file() or _sha256(file) != expected:
+        if not file.is_file() or sha256_file(file) != expected:
             raise ModelError(
-                f"the density model shipped with crowdwatch is damaged ({file} is missing or "
-                "its sha256 differs); reinstall crowdwatch (pip install --force-reinstall "
-                "crowdwatch)")
+                f"density model {folder} is damaged ({file_name} is missing or its sha256 "
+                "differs from the shipped head's); remove that copy, or reinstall crowdwatch "
+                "(pip install --force-reinstall crowdwatch) if it is the shipped one")
 
 
 def load_head(xml: Path, core: ov.Core | None = None) -> ov.Model:

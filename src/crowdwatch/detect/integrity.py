@@ -33,6 +33,12 @@ KNOWN_MODELS: dict[str, dict[str, str]] = {
         "yolov8n.bin": "7117e3ec0eb6ed5677c875a16044d9f41e5c0666ed1ae8bf1245b49ad0f2eb1a",
         "metadata.yaml": "feabea974a025fae849fab76f397764cd1bdacc266fc6dd9173b9ad1d30910ea",
     },
+    # The density head (crowdwatch/density/model.py), shipped beside the detector.
+    "yolo11n_density_head": {
+        "density_head.xml": "fdee071ad99fef7ca19e25403f1d709c7017542b3db107f1670539e04b8031cc",
+        "density_head.bin": "cf62e89418198f5e203e5e55944f81c67e02884b152e62052ca9ab4a47872940",
+        "metadata.yaml": "5a026577de022dc5ad4c502dab33da248939f28dd10cc87722606cedd7948f8b",
+    },
     "yolo11n_int8_320.onnx": {
         "": "5ea9b19c6c4d89041175fd2d4f9d2e1581d16f37b817021d547278fc5e2f2b58",
     },
