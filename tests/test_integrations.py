@@ -105,6 +105,18 @@ def test_a_run_publishes_to_mosquitto_posts_signed_webhooks_and_counts_the_site(
             return scraped if all(scraped[k] == v for k, v in final.items()) else None
 
         metrics = wait_for(counters_caught_up, 10, "the line counters to reach the totals")
+
+        def hooks_caught_up() -> bool:
+            # Each zone's newest level is delivered, also one held while another was in flight.
+            newest = {z: v["level"] for z, v in last["zones"].items() if v.get("level")}
+            posted_last: dict[str, str] = {}
+            for _, body in receiver.requests:
+                hook = json.loads(body)
+                if hook["event"] == "zone_level":
+                    posted_last[hook["zone"]] = hook["level"]
+            return all(posted_last.get(z, "ok") == level for z, level in newest.items())
+
+        wait_for(hooks_caught_up, 20, "each zone's newest level to be posted")
         cw.terminate()
     state = json.loads((tmp_path / "state" / "crowdwatch.json").read_text())
     got = listener.wait(lambda m: m.get("crowdwatch/status") == b"offline")
@@ -151,7 +163,11 @@ def test_a_run_publishes_to_mosquitto_posts_signed_webhooks_and_counts_the_site(
                 previous[zone] = level
     posted = [(json.loads(b)["zone"], json.loads(b)["level"]) for _, b in receiver.requests
               if json.loads(b)["event"] == "zone_level"]
-    assert posted == changes
+    # Per zone, in order: a change may be folded into a newer one while a delivery is in
+    # flight (no floods), never reordered or invented; different zones may interleave.
+    for zone in {zone for zone, _ in changes} | {zone for zone, _ in posted}:
+        sent = iter(level for z, level in changes if z == zone)
+        assert all(level in sent for z, level in posted if z == zone), zone
 
 
 def test_kill_9_then_restart_goes_on_from_the_state_file(tmp_path: Path,
