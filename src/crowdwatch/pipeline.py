@@ -160,13 +160,16 @@ class CameraWorker:
         # wait: the camera loop blocked on the source (a live camera's next frame, or a file's
         # reader behind); decode: the source thread's time in the decoder for this frame.
         stage_seconds = {"wait": item.decode_s, "decode": frame.decode_s}
-        detected = None
+        detected = density = None
         if item.pending is not None:
             detected = item.pending.result()
+            # Backends serving density (and the wrappers over them) carry the frame's map.
+            density = getattr(item.pending, "density", None)
             stage_seconds.update(item.pending.stage_seconds)
             if "detect" not in stage_seconds:
                 stage_seconds["detect"] = sum(stage_seconds.get(s, 0.0) for s in DETECT_STAGES)
-        result = self.chain.analysis.analyse(frame, detected, stage_seconds, item.tiles)
+        result = self.chain.analysis.analyse(frame, detected, stage_seconds, item.tiles,
+                                             density)
         for sink in self.run.sinks:
             sink.write(result)
         self.processed += 1

@@ -27,6 +27,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -35,6 +36,9 @@ from crowdwatch.boxes import box_iou
 from crowdwatch.config.detector import TilingConfig
 from crowdwatch.detect.base import Detector, Pending
 from crowdwatch.types import Detections, Image
+
+if TYPE_CHECKING:
+    from crowdwatch.detect.densitymap import DensityMap
 
 Submit = Callable[[Image], Pending]
 Boxes = npt.NDArray[np.float32]
@@ -167,6 +171,11 @@ class TiledPending:
     def done(self) -> bool:
         return self._detections is not None or (
             (self._whole is not None or self.whole.done()) and all(p.done() for p in self.parts))
+
+    @property
+    def density(self) -> DensityMap | None:
+        """The density map of the whole-frame pass (tiles give none), after result()."""
+        return getattr(self.whole, "density", None)
 
     def whole_result(self) -> Detections:
         """The whole-frame pass alone (waits for it; on_whole sees it once)."""
