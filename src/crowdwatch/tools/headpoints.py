@@ -139,7 +139,7 @@ def _roi_integrator(mask: npt.NDArray[np.bool_] | None, frame_hw: tuple[int, int
     import shapely
 
     from crowdwatch.density.zones import ZoneIntegrator
-    from crowdwatch.tools.densityeval import roi_ignore
+    from crowdwatch.tools.points import roi_ignore
 
     h, w = frame_hw
     ignore = [] if mask is None else roi_ignore(mask)
