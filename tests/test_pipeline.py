@@ -414,6 +414,37 @@ def test_each_result_reports_the_tiles_its_frame_ran_on_with_frames_in_flight() 
     assert [r.tiles for r in results] == [0, 0, 3, 3, 3]
 
 
+@pytest.mark.parametrize(("frames", "crowd", "tiles"), [
+    # Shorter than the 4-frame probe: decided when the source ends, for all its frames.
+    (3, True, [3, 3, 3]),
+    (1, True, [3]),
+    (3, False, [0, 0, 0]),
+    # Longer: the probe's frames stay whole, as before; the choice applies from frame 4 on.
+    (6, True, [0, 0, 0, 0, 3, 3]),
+])
+def test_a_source_shorter_than_the_probe_gets_the_choice_a_longer_one_gets(
+        frames: int, crowd: bool, tiles: list[int]) -> None:
+    small = np.array([[10 * i, 40, 10 * i + 8, 60] for i in range(20)], np.float32)
+    shapes: list[tuple[int, ...]] = []
+
+    def detect(image: Image) -> Detections:
+        shapes.append(image.shape[:2])
+        if image.shape[:2] == (100, 200):
+            return (Detections(small, np.full(20, 0.9, np.float32)) if crowd
+                    else _two_people(image))
+        return Detections.empty()
+
+    cfg = parse_config({"cameras": [{"id": "crowd", "source": "c.mp4"}],
+                        "detector": {"tiling": {"mode": "auto", "probe_frames": 4}}})
+    results: list[FrameResult] = []
+    run(cfg, {"crowd": FakeSource(frames)}, [CallbackSink(results.append)],
+        detect=LazyDetector(detect))
+    assert [r.tiles for r in results] == tiles
+    assert [r.frame_index for r in results] == list(range(frames))
+    assert shapes.count((100, 80)) == sum(tiles)  # each tiled frame ran on its 3 tiles
+    assert all(r.people_raw == (20 if crowd else 2) for r in results)
+
+
 def test_a_zone_outside_the_frame_is_an_error_at_the_first_frame() -> None:
     # Like a line outside the frame: it would export 0 forever and look healthy.
     cfg = parse_config({"cameras": [{"id": "gate", "source": "gate.mp4", "zones": [

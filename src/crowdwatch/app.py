@@ -115,12 +115,12 @@ def build_app(config: AppConfig, options: RunOptions = RunOptions(),
     the outputs; CrowdwatchError for anything the user can fix."""
     from crowdwatch.analytics.zones import check_geometry
     from crowdwatch.build import build_chains, camera_scenes
-    from crowdwatch.detect import create_detector
+    from crowdwatch.density.serve import counting_detector
     from crowdwatch.integrations import build_integrations, site_collector
     from crowdwatch.outputs.registry import OutputContext, build_sinks
 
     check_geometry(config)
-    detector = detector or create_detector(config.detector)
+    detector = detector or counting_detector(config)
     health = HealthState(c.id for c in config.cameras)
     scenes = camera_scenes(config)
     # The state file and the sites first: each camera's line totals and sites start there.

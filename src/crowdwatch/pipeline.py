@@ -52,6 +52,8 @@ class _InFlight:
     pending: Pending | None
     # Zoomed tiles its detection runs on besides the whole frame (FrameResult.tiles).
     tiles: int = 0
+    # Submitted during the tiler's first auto probe (its tiles may be chosen later).
+    probed: bool = False
 
     def done(self) -> bool:
         return self.pending is None or self.pending.done()
@@ -150,10 +152,17 @@ class CameraWorker:
         stop, max_frames = self.run.stop, self.run.max_frames
         try:
             while not stop.is_set():
+                limit = max_frames is not None and self._started >= max_frames
                 if in_flight and (len(in_flight) >= self.depth or in_flight[0].done()):
-                    self._finish(in_flight.popleft())
-                    continue
-                if max_frames is not None and self._started >= max_frames:
+                    if limit or self.source.finished or not self._held(in_flight[0]):
+                        self._finish(in_flight.popleft())
+                        continue
+                    # Held for the tiler's probe: their whole-frame passes are collected (the
+                    # detector holds no more than before), the frames wait for the choice.
+                    for item in in_flight:
+                        if self._held(item):
+                            item.pending.whole_result()  # type: ignore[union-attr]
+                if limit:
                     break
                 started = time.perf_counter()
                 frame = self.source.read(POLL_S if in_flight else READ_TIMEOUT_S)
@@ -187,20 +196,39 @@ class CameraWorker:
         # nothing else changes the choice before this frame's result is collected.
         height, width = frame.image.shape[:2]
         tiles = chain.tiler.tiles_in_use(width, height) if chain.tiler is not None else 0
-        return _InFlight(frame, decode_s, pending, tiles)
+        # A file or folder only: a live camera's counts do not wait for the probe.
+        probed = (not self.source.live and chain.tiler is not None
+                  and chain.tiler.probing(pending))
+        return _InFlight(frame, decode_s, pending, tiles, probed)
+
+    def _held(self, item: _InFlight) -> bool:
+        """tiling auto, files and folders: frames of the first probe wait for its choice (the
+        block's end, or the source's: TiledDetector.end_probe), so a source shorter than the
+        probe gets it too."""
+        tiler = self.chain.tiler
+        return item.probed and tiler is not None and tiler.probing(item.pending)
 
     def _finish(self, item: _InFlight) -> None:
+        tiler = self.chain.tiler
+        if item.probed and tiler is not None:
+            # A no-op unless the source ended (or max_frames) inside the first probe.
+            height, width = item.frame.image.shape[:2]
+            tiler.end_probe(width, height)
+            item.tiles = tiler.tiles_of(item.pending)
         frame = item.frame
         # wait: the camera loop blocked on the source (a live camera's next frame, or a file's
         # reader behind); decode: the source thread's time in the decoder for this frame.
         stage_seconds = {"wait": item.decode_s, "decode": frame.decode_s}
-        detected = None
+        detected = density = None
         if item.pending is not None:
             detected = item.pending.result()
+            # Backends serving density (and the wrappers over them) carry the frame's map.
+            density = getattr(item.pending, "density", None)
             stage_seconds.update(item.pending.stage_seconds)
             if "detect" not in stage_seconds:
                 stage_seconds["detect"] = sum(stage_seconds.get(s, 0.0) for s in DETECT_STAGES)
-        result = self.chain.analysis.analyse(frame, detected, stage_seconds, item.tiles)
+        result = self.chain.analysis.analyse(frame, detected, stage_seconds, item.tiles,
+                                             density)
         for sink in self.run.sinks:
             sink.write(result)
         self.processed += 1

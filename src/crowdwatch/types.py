@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import IntEnum
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from crowdwatch.detect.densitymap import DensityMap
 
 # A BGR frame as decoded (H, W, 3) uint8: sources give it, detectors, sinks and the page read it.
 Image = npt.NDArray[np.uint8]
@@ -172,8 +176,11 @@ class FrameResult:
     # The sites across cameras this camera feeds (config sites:), after this frame; empty
     # for a camera that feeds none.
     sites: dict[str, SiteStats] = field(default_factory=dict)
-    # The next analytic's member goes here, e.g. `density: DensityResult | None = None`
-    # (per-zone counts of a density estimate and its map), filled by analytics/camera.py.
+    # What the counts came from ("boxes" or "density", analytics/counting.py), and the
+    # frame's density map by reference when the detector gives one (None otherwise; a
+    # skipped frame carries the last one): sinks must not modify it.
+    method: str = "boxes"
+    density: DensityMap | None = field(default=None, repr=False, compare=False)
     # perf_counter() when analysis ended: the export stage runs from here.
     analysed_at: float = 0.0
     # The analysed frame itself, by reference (not a copy) for the recorder and the live

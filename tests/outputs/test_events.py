@@ -28,6 +28,7 @@ def test_an_image_folder_event_names_its_file() -> None:
 def test_event_record_has_the_documented_schema() -> None:
     assert event_record(RESULT) == {
         "camera": "gate", "frame": 7, "timestamp": 0.7, "people": 3, "people_raw": 4,
+        "method": "boxes",
         "zones": {"queue": {"people": 2, "people_raw": 3, "density": 0.1235, "occupancy": 0.5,
                             "level": "ok"},
                   "plain": {"people": 1, "people_raw": 1}},
@@ -45,6 +46,12 @@ def test_a_camera_that_feeds_sites_carries_their_values() -> None:
     schema = json.loads((Path(__file__).resolve().parents[2] / "src" / "crowdwatch"
                          / "outputs" / "events.schema.json").read_text())
     jsonschema.validate(record, schema)
+
+
+def test_an_event_says_what_its_counts_came_from() -> None:
+    from dataclasses import replace
+
+    assert event_record(replace(RESULT, method="density"))["method"] == "density"
 
 
 def test_writer_writes_one_json_line_per_frame(tmp_path: Path) -> None:

@@ -250,3 +250,15 @@ def test_line_crossings_and_dwell_are_exported_per_camera_line_and_zone() -> Non
     assert value(s, "crowdwatch_zone_dwell_seconds_sum", camera="gate", zone="queue") == 22.0
     assert value(s, "crowdwatch_zone_dwell_seconds_bucket", camera="gate", zone="queue",
                  le="10.0") == 2
+
+
+@pytest.mark.parametrize(("method", "boxes", "density"), [("boxes", 1, 0), ("density", 0, 1)])
+def test_the_counting_method_gauge_marks_the_method_in_use(method: str, boxes: int,
+                                                           density: int) -> None:
+    exporter = sink()
+    assert "crowdwatch_counting_method" not in {name for name, _ in samples(exporter)}
+    exporter.write(FrameResult(camera="gate", frame_index=0, position_s=0.0, captured_at=1.0,
+                               people=1, people_raw=1, method=method))
+    s = samples(exporter)
+    assert value(s, "crowdwatch_counting_method", camera="gate", method="boxes") == boxes
+    assert value(s, "crowdwatch_counting_method", camera="gate", method="density") == density

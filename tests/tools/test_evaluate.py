@@ -657,3 +657,22 @@ def test_zone_truth_counts_annotated_feet_whatever_the_pipeline_anchor(anchor: s
     # The truth is where the feet are, so a pipeline moved to centre anchors is judged on it.
     assert counts["left"].tolist() == [2, 0, 0]
     assert counts["band"].tolist() == [2, 0, 0]
+
+
+def test_a_frame_counted_from_density_is_scored_by_its_map_inside_the_roi() -> None:
+    from crowdwatch.detect.densitymap import DensityMap
+    from crowdwatch.detect.yolo import Letterbox
+
+    # 640x480 at a 480x640 input: 60x80 cells of 8x8 pixels, 0.01 people each.
+    density = DensityMap(np.full((60, 80), 0.01, np.float32), Letterbox.fit((480, 640),
+                                                                            (480, 640)))
+    mask = np.zeros((480, 640), bool)
+    mask[:240, :320] = True  # a quarter: 1200 cells, 12 people
+    truth = {0: np.array([[10.0, 10.0]] * 10)}
+    counting = parse_config({"cameras": [{"id": "c", "source": "c/"}],
+                             "counting": {"smoothing": "none"}}).counting
+    result = FrameResult("c", 0, None, 0.0, 12, 12, method="density", density=density)
+    rows = score_points([result], truth, mask, counting, timed=False)
+    assert rows[0].mae == pytest.approx(2.0)  # |12 - 10|
+    boxes = FrameResult("c", 0, None, 0.0, 0, 0, density=density)  # boxes: none found
+    assert score_points([boxes], truth, mask, counting, timed=False)[0].mae == pytest.approx(10)

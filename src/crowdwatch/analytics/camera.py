@@ -19,6 +19,7 @@ from crowdwatch.types import TRACK_STAGE, Detections, FlowResult, Frame, FrameRe
 
 if TYPE_CHECKING:
     from crowdwatch.analytics.sites import SiteTracker
+    from crowdwatch.detect.densitymap import DensityMap
     from crowdwatch.track import Tracker
 
 # Builds a camera's people flow for the geometry of a frame size (None: not tracked).
@@ -42,11 +43,15 @@ class CameraAnalysis:
         self._geometry: SceneGeometry | None = None
         self._last = Detections.empty()
         self._last_ts: float | None = None
+        self._density: DensityMap | None = None
 
     def analyse(self, frame: Frame, detected: Detections | None,
-                stage_seconds: dict[str, float], tiles: int = 0) -> FrameResult:
+                stage_seconds: dict[str, float], tiles: int = 0,
+                density: DensityMap | None = None) -> FrameResult:
         """The result of one frame; detected is None on a frame the detector skipped
-        (detector.detect_every), which reuses the last people (moved by the tracker)."""
+        (detector.detect_every), which reuses the last people (moved by the tracker) and the
+        last density map. density: the detector's density map of this frame, if it gives
+        one."""
         geometry = self.scene.at(frame.width, frame.height)
         if geometry is not self._geometry:
             self._geometry = geometry
@@ -64,6 +69,7 @@ class CameraAnalysis:
                 flow.forget_tracks()
         self._last_ts = timestamp
         if detected is not None:
+            self._density = density
             # People in ignore regions are gone before anything counts or sees them.
             self._last = drop_ignored(detected, geometry.ignore)
         t0 = time.perf_counter()
@@ -78,7 +84,7 @@ class CameraAnalysis:
         else:
             detections = self._last
         t1 = time.perf_counter()
-        counts = self._counter.count(detections, geometry, timestamp)
+        counts = self._counter.count(detections, geometry, timestamp, self._density)
         flow_result: FlowResult | None = None
         if flow is not None:
             if detected is not None:
@@ -105,6 +111,8 @@ class CameraAnalysis:
             sites=sites,
             analysed_at=t2,
             tiles=tiles,
+            method=counts.method,
+            density=self._density,
             image=frame.image,
             source_file=frame.source_file,
         )

@@ -26,9 +26,10 @@ def check(
     try:
         loaded = load_config(config)
         warnings = _check_cameras(loaded, probe)
-        from crowdwatch.detect import create_detector
+        from crowdwatch.density.serve import counting_detector
 
-        create_detector(loaded.detector)  # found, intact and loadable by its backend
+        # Found, intact and loadable by its backend, with the density head where asked.
+        counting_detector(loaded)
     except CrowdwatchError as error:
         raise fail(str(error)) from None
     for warning in warnings:

@@ -22,10 +22,21 @@ from crowdwatch.config.zones import LevelThresholds
 
 # The strategies analytics/smoothing.py registers in SMOOTHERS (a test keeps the two the same).
 Smoothing = Literal["none", "median", "persistence"]
+# What a camera's counts come from (analytics/counting.py; density: crowdwatch/density/).
+CountingMethod = Literal["auto", "boxes", "density"]
 
 
 class CountingConfig(Strict):
-    """How per-frame counts are stabilised over time (raw counts are exported too)."""
+    """Where counts come from, and how per-frame counts are stabilised over time (raw counts
+    are exported too)."""
+
+    method: CountingMethod = Field("auto", description="what zone and frame counts come from: "
+                                   "boxes (one per detected person), density (the density map "
+                                   "integrated over each zone, rounded to whole people; needs "
+                                   "the openvino backend and the shipped detector) or auto "
+                                   "(chosen per camera from what its frames show, with "
+                                   "hysteresis; boxes where density is unavailable). Lines and "
+                                   "dwell always use boxes")
 
     smoothing: Smoothing = Field("persistence", description="temporal filter: none, median (of the "
                            "last window frames) or persistence (a change must last window frames)")
@@ -43,6 +54,11 @@ class CountingConfig(Strict):
     @classmethod
     def _known(cls, name: object) -> object:
         return check_name("smoothing", Smoothing, name)
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def _known_method(cls, name: object) -> object:
+        return check_name("method", CountingMethod, name)
 
     @model_validator(mode="after")
     def _one_window(self) -> CountingConfig:

@@ -11,49 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import numpy.typing as npt
 
 from crowdwatch.density.model import load_head
-from crowdwatch.density.neck import DENSITY_STRIDE, Image, NeckModel
-from crowdwatch.detect.yolo import Letterbox, decode_people
+from crowdwatch.density.neck import Image, NeckModel
+from crowdwatch.detect.densitymap import Cells, DensityMap, cell_centres
+from crowdwatch.detect.yolo import decode_people
 from crowdwatch.types import Detections
 
-Cells = npt.NDArray[np.float32]
-
-
-@dataclass(frozen=True, slots=True)
-class DensityMap:
-    """People per cell of the model input (stride DENSITY_STRIDE) and the frame's letterbox."""
-
-    cells: Cells
-    letterbox: Letterbox
-
-    def cell_centres(self) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-        """Frame-pixel x of each column and y of each row of cell centres."""
-        return cell_centres(self.letterbox, self.cells.shape, 1)
-
-    def frame_mask(self) -> npt.NDArray[np.bool_]:
-        """Cells whose centre lies in the frame (not in the letterbox's grey border)."""
-        xs, ys = self.cell_centres()
-        h, w = self.letterbox.frame_hw
-        return ((ys >= 0) & (ys < h))[:, None] & ((xs >= 0) & (xs < w))[None, :]
-
-    def total(self) -> float:
-        """People in the whole frame."""
-        return float(self.cells[self.frame_mask()].sum())
-
-
-def cell_centres(letterbox: Letterbox, grid_hw: tuple[int, ...], samples: int
-                 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    """Frame-pixel x of each sub-column and y of each sub-row: samples x samples points per
-    cell, evenly inside it (samples=1: the cell centre), through the letterbox back to the
-    frame."""
-    (new_w, new_h), (pad_x, pad_y) = letterbox.resized_wh, letterbox.pad_xy
-    frame_h, frame_w = letterbox.frame_hw
-    offsets = (np.arange(samples) + 0.5) / samples
-    columns = (np.arange(grid_hw[1])[:, None] + offsets[None, :]).ravel() * DENSITY_STRIDE
-    rows = (np.arange(grid_hw[0])[:, None] + offsets[None, :]).ravel() * DENSITY_STRIDE
-    return (columns - pad_x) * frame_w / new_w, (rows - pad_y) * frame_h / new_h
+__all__ = ["Cells", "DensityCounter", "DensityMap", "DensityResult", "cell_centres"]
 
 
 @dataclass(frozen=True, slots=True)

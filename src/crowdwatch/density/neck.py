@@ -19,8 +19,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
+from crowdwatch.detect.densitymap import DENSITY_STRIDE
 from crowdwatch.detect.yolo import Letterbox, input_shape_for
 from crowdwatch.errors import ModelError
+
+__all__ = ["DENSITY_STRIDE", "NeckModel", "NeckPass", "neck_outputs", "splice_head"]
 
 if TYPE_CHECKING:
     import openvino as ov
@@ -31,8 +34,6 @@ Image = npt.NDArray[np.uint8]
 NECK_BLOCKS = {"p3": "__module.model.16.cv2.conv/aten::_convolution/Add",
                "p4": "__module.model.19.cv2.conv/aten::_convolution/Add"}
 NECK_STRIDES = {"p3": 8, "p4": 16}
-# The density map's cell size in model-input pixels (P3's stride).
-DENSITY_STRIDE = 8
 
 
 def neck_outputs(model: ov.Model) -> dict[str, ov.Output]:
@@ -127,7 +128,7 @@ class NeckModel:
         import openvino as ov
         from openvino.preprocess import ColorFormat, PrePostProcessor
 
-        from crowdwatch.detect.openvino import reshape_yolo_ir
+        from crowdwatch.detect.irshape import reshape_yolo_ir
 
         try:
             model = self._core.read_model(self.detector_xml)

@@ -17,9 +17,13 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from typing import TYPE_CHECKING
 
 from crowdwatch.detect.base import Detector, Image, Pending
 from crowdwatch.types import Detections
+
+if TYPE_CHECKING:
+    from crowdwatch.detect.densitymap import DensityMap
 
 # A camera waiting for a held frame's result looks this often for finished requests whose
 # cameras have not collected them yet (a finished request frees its slot).
@@ -98,6 +102,11 @@ class _FairPending:
     @property
     def stage_seconds(self) -> dict[str, float]:
         return self.inner.stage_seconds if self.inner is not None else {}
+
+    @property
+    def density(self) -> DensityMap | None:
+        """The backend's density map of this frame, if it gives one (after result())."""
+        return getattr(self.inner, "density", None)
 
     def done(self) -> bool:
         if self.error is not None:

@@ -10,82 +10,23 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from crowdwatch.config import DetectorConfig
 from crowdwatch.detect.base import PERSON_CLASS, Detector, Image, Pending, available_cores
-from crowdwatch.detect.yolo import (
-    YOLO_STRIDES,
-    Letterbox,
-    decode_people,
-    input_shape_for,
-    yolo_anchors,
-)
+from crowdwatch.detect.densitymap import DensityMap
+from crowdwatch.detect.irshape import reshape_yolo_ir
+from crowdwatch.detect.yolo import Letterbox, decode_people, input_shape_for
 from crowdwatch.errors import ModelError
 from crowdwatch.types import Detections
 
+__all__ = ["OpenVINOBackend", "reshape_yolo_ir"]
+
 if TYPE_CHECKING:
     import openvino as ov
-
-
-def reshape_yolo_ir(model: ov.Model, input_hw: tuple[int, int]) -> None:
-    """Give a fixed-shape ultralytics YOLO IR a new input size, in place.
-
-    Static exports bake the input size into constants: the anchor grid and stride table of
-    the detection head, and the target shapes of the Reshapes in the head and in YOLO11's
-    attention block. This swaps each of them for the new size's values. A constant that
-    looks like an anchor table must equal the table recomputed for the exported size, so a
-    model of another layout fails here (ModelError) instead of producing wrong boxes.
-    """
-    import openvino as ov
-    import openvino.opset13 as ops
-
-    parameter = model.get_parameters()[0]
-    dims = parameter.get_partial_shape().to_shape()
-    old_hw = (int(dims[2]), int(dims[3]))
-    if old_hw[0] != old_hw[1]:
-        raise ModelError("only square fixed-shape models can be reshaped")
-    old_anchors, old_strides = yolo_anchors(old_hw)
-    new_anchors, new_strides = yolo_anchors(input_hw)
-    old_n, new_n = old_anchors.shape[-1], new_anchors.shape[-1]
-    # Grid sizes and cell counts of each level: old value -> new value.
-    sizes = {old_hw[0] // s: (input_hw[0] // s, input_hw[1] // s) for s in YOLO_STRIDES}
-    cells = {old_n: new_n, **{(old_hw[0] // s) * (old_hw[1] // s):
-                              (input_hw[0] // s) * (input_hw[1] // s) for s in YOLO_STRIDES}}
-    tables = 0
-    for op in model.get_ordered_ops():
-        kind = op.get_type_name()
-        if kind == "Constant" and tuple(op.get_output_shape(0)) in ((1, 2, old_n), (1, 1, old_n)):
-            value = op.get_data()
-            old, new = (old_anchors, new_anchors) if value.shape[1] == 2 else (old_strides,
-                                                                               new_strides)
-            if not np.array_equal(value, old):
-                raise ModelError("the model's anchor table is not the YOLO layout expected")
-            replacement = ops.constant(new.astype(value.dtype)).output(0)
-            for target in list(op.output(0).get_target_inputs()):
-                target.replace_source_output(replacement)
-            tables += 1
-        elif kind == "Reshape" and op.input_value(1).get_node().get_type_name() == "Constant":
-            shape_node = op.input_value(1).get_node()
-            target = shape_node.get_data()
-            new_target = target.copy()
-            if len(target) >= 4 and target[-1] == target[-2] and int(target[-1]) in sizes:
-                new_target[-2:] = sizes[int(target[-1])]  # (h, w) of a feature map
-            else:
-                new_target = np.array([cells.get(int(v), int(v)) for v in target], target.dtype)
-            if not np.array_equal(new_target, target):
-                op.input(1).replace_source_output(ops.constant(new_target).output(0))
-    if tables == 0:
-        raise ModelError("the model has no anchor table to adapt (not a YOLO detect export?)")
-    parameter.set_partial_shape(ov.PartialShape([1, 3, *input_hw]))
-    try:
-        model.validate_nodes_and_infer_types()
-    except RuntimeError as error:
-        raise ModelError(f"cannot reshape the model to {input_hw}: {error}") from None
 
 
 @dataclass
@@ -125,6 +66,9 @@ class _OpenVINOPending:
         self._compiled = compiled
         self._slot = slot
         self._detections: Detections | None = None
+        # The frame's density map when the backend serves density (use_density_head), after
+        # result(); None otherwise.
+        self.density: DensityMap | None = None
         self.stage_seconds = {"preprocess": preprocess_s}
 
     def done(self) -> bool:
@@ -145,6 +89,10 @@ class _OpenVINOPending:
             xyxy, scores = decode_people(output, config.confidence, config.iou, config.max_det)
             assert slot.letterbox is not None
             self._detections = Detections(slot.letterbox.to_frame(xyxy), scores)
+            if self._backend.serves_density:
+                # Copied (a few thousand floats): the request's buffers are reused.
+                cells = slot.request.get_output_tensor(1).data[0][0].copy()
+                self.density = DensityMap(cells, slot.letterbox)
         finally:
             self._compiled.give(slot)
         self.stage_seconds["postprocess"] = time.perf_counter() - started
@@ -181,8 +129,26 @@ class OpenVINOBackend(Detector):
         self.native_hw = ((int(shape[2].get_length()), int(shape[3].get_length()))
                           if shape.is_static else None)
         self._reshape_failed = False
+        self._head: Callable[[ov.Model], ov.Model] | None = None
         if config.input_shape == "square":
             self._compile((config.imgsz, config.imgsz), model)
+
+    @property
+    def serves_density(self) -> bool:
+        """Each pass also gives the frame's density map (Pending.density)."""
+        return self._head is not None
+
+    def use_density_head(self, splice: Callable[[ov.Model], ov.Model]) -> None:
+        """Splice the density head onto the detector at every compiled size (splice: the
+        reshaped detector -> the detector with the density map as its second output, from
+        crowdwatch.density), so one pass gives boxes and the density map; sizes compiled
+        before are compiled again."""
+        with self._lock:
+            self._head = splice
+            sizes = list(self._compiled)
+            self._compiled.clear()
+            for input_hw in sizes:
+                self._compile(input_hw)
 
     @staticmethod
     def _check_model(model: ov.Model, xml: Path) -> None:
@@ -210,6 +176,8 @@ class OpenVINOBackend(Detector):
             model.reshape([1, 3, *input_hw])
         elif input_hw != self.native_hw:
             reshape_yolo_ir(model, input_hw)
+        if self._head is not None:
+            model = self._head(model)
         # Frames go in as they come from OpenCV (uint8 BGR, height x width x 3); the graph
         # converts them, which is faster than numpy and needs no float copy.
         ppp = PrePostProcessor(model)

@@ -27,6 +27,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -35,6 +36,9 @@ from crowdwatch.boxes import box_iou
 from crowdwatch.config.detector import TilingConfig
 from crowdwatch.detect.base import Detector, Pending
 from crowdwatch.types import Detections, Image
+
+if TYPE_CHECKING:
+    from crowdwatch.detect.densitymap import DensityMap
 
 Submit = Callable[[Image], Pending]
 Boxes = npt.NDArray[np.float32]
@@ -161,12 +165,28 @@ class TiledPending:
     config: TilingConfig
     on_whole: Callable[[Detections], None] | None = None
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    # auto: the frame, kept while its size is still probed, so the probe's choice can be
+    # given to it later (TiledDetector.end_probe: a source that ends inside the probe).
+    probe_image: Image | None = field(default=None, repr=False)
     _whole: Detections | None = None
     _detections: Detections | None = None
 
     def done(self) -> bool:
         return self._detections is not None or (
             (self._whole is not None or self.whole.done()) and all(p.done() for p in self.parts))
+
+    @property
+    def density(self) -> DensityMap | None:
+        """The density map of the whole-frame pass (tiles give none), after result()."""
+        return getattr(self.whole, "density", None)
+
+    def add_tiles(self, tiles: npt.NDArray[np.int64], submit: Submit) -> None:
+        """Run this probed frame's tiles too (the choice came after it was submitted)."""
+        image, self.probe_image = self.probe_image, None
+        if image is None or not len(tiles) or self._detections is not None:
+            return
+        self.tiles = tiles
+        self.parts = [submit(image[y0:y1, x0:x1]) for x0, y0, x1, y1 in tiles]
 
     def whole_result(self) -> Detections:
         """The whole-frame pass alone (waits for it; on_whole sees it once)."""
@@ -309,6 +329,38 @@ class TiledDetector(Detector):
         for pending in block:
             pending.whole_result()
 
+    def probing(self, pending: Pending | None) -> bool:
+        """auto: whether this frame was submitted while its size's first probe block was still
+        open (no choice yet), so a caller may hold it until the probe ends (end_probe)."""
+        return (isinstance(pending, TiledPending) and pending.probe_image is not None
+                and not self.auto_decided(pending.width, pending.height))
+
+    @staticmethod
+    def tiles_of(pending: Pending | None) -> int:
+        """The tiles a frame submitted here ran on (0 for a frame not tiled)."""
+        return len(pending.tiles) if isinstance(pending, TiledPending) else 0
+
+    def end_probe(self, width: int, height: int) -> None:
+        """auto: the source ended inside the first probe block of this frame size. Choose now
+        from the whole-frame passes of its frames, by the rule a full block would have used,
+        and give those frames (still held) the tiles chosen: a short source gets the choice a
+        longer one would have got."""
+        with self._lock:
+            state = self._auto.get((width, height))
+            if state is None or state.tiles is not None:
+                return
+            block, state.block = state.block, []
+        for pending in block:
+            pending.whole_result()  # observed: its people join state.heights
+        with self._lock:
+            crowded = bool(state.heights) and self._crowded(list(state.heights), False)
+            state.tiles = (choose_tiles(width, height, self.config) if crowded
+                           else np.zeros((0, 4), np.int64))
+            state.since_choice = 0
+            tiles = state.tiles
+        for pending in block:
+            pending.add_tiles(tiles, self._submit)
+
     def submit(self, image: Image) -> Pending:
         """Start the whole frame and every tile; the Pending's result() merges them."""
         height, width = int(image.shape[0]), int(image.shape[1])
@@ -326,6 +378,8 @@ class TiledDetector(Detector):
             state = self._auto[(width, height)]
             state.block.append(pending)
             state.submitted += 1
+            if state.tiles is None:  # the first probe: the frame may get its choice later
+                pending.probe_image = image
         return pending
 
     def prepare(self, width: int, height: int) -> None:

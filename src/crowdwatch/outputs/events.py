@@ -45,6 +45,7 @@ def event_record(result: FrameResult) -> dict[str, Any]:
         "timestamp": round(result.timestamp, 3),
         "people": result.people,
         "people_raw": result.people_raw,
+        "method": result.method,
         "zones": zones,
     }
     if result.flow is not None and result.flow.lines:

@@ -34,6 +34,10 @@ DWELL_BUCKETS = (1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 120
 AGE_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0)
 
 
+# The label values of crowdwatch_counting_method (FrameResult.method).
+COUNTING_METHODS = ("boxes", "density")
+
+
 class _SourceCollector(Collector):
     """Source series from the running totals the camera loops report to HealthState."""
 
@@ -112,6 +116,10 @@ class MetricsSink:
             "crowdwatch_detector_tiles", "Zoomed tiles the detector runs per frame besides the "
             "whole frame (0: whole frame only; detector.tiling auto follows the crowd)",
             ["camera"], registry=r)
+        self.counting_method = Gauge(
+            "crowdwatch_counting_method", "1 for the method the camera's counts come from "
+            "(boxes or density; counting.method), 0 for the other", ["camera", "method"],
+            registry=r)
         self.frames = Counter("crowdwatch_frames_processed_total", "Frames analysed", ["camera"],
                               registry=r)
         self.last_frame = Gauge(
@@ -188,6 +196,8 @@ class MetricsSink:
         for stage, seconds in result.stage_seconds.items():
             self.stage_seconds.labels(cid, stage).observe(seconds)
         self.detector_tiles.labels(cid).set(result.tiles)
+        for method in COUNTING_METHODS:
+            self.counting_method.labels(cid, method).set(int(method == result.method))
         self.frames.labels(cid).inc()
         self.last_frame.labels(cid).set(result.captured_at)
         if result.analysed_at:

@@ -159,10 +159,10 @@ def _bench_pipeline(config: AppConfig, detector: Detector, on_frame: Callable[[F
 
 
 def _run_crowdwatch(job: Job) -> WorkerResult:
-    from crowdwatch.detect import create_detector
+    from crowdwatch.density.serve import counting_detector
 
     config = _bench_config(job, job.realtime)
-    detector = create_detector(config.detector)
+    detector = counting_detector(config)
     for clip in set(job.clips):
         # Compile for the clip's size now: model loading is not part of the measurement.
         width, height = (int(v) for v in clip_size(Path(clip)).split("x"))
@@ -213,10 +213,10 @@ def _run_live(job: Job) -> WorkerResult:
     """
     import threading
 
-    from crowdwatch.detect import create_detector
+    from crowdwatch.density.serve import counting_detector
 
     config = _bench_config(job)
-    detector = create_detector(config.detector)
+    detector = counting_detector(config)
     width, height = (int(v) for v in job.size.split("x"))
     detector.prepare(width, height)
     window = _Window()

@@ -11,6 +11,9 @@ import numpy as np
 
 from crowdwatch.config import AppConfig
 from crowdwatch.errors import CrowdwatchError
+from crowdwatch.tools.points import roi_ignore
+
+__all__ = ["DensityRow", "evaluate_density", "roi_ignore"]
 
 
 @dataclass(frozen=True)
@@ -27,19 +30,6 @@ class DensityRow:
     def to_dict(self) -> dict[str, float | int | str]:
         return {"name": "density", "frames": self.frames, "mae": self.mae, "rmse": self.rmse,
                 "bias": self.bias, "game2": self.game2}
-
-
-def roi_ignore(mask: np.ndarray) -> list:
-    """What lies outside an ROI mask, as polygons the density integration leaves out."""
-    import cv2
-    import shapely
-
-    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL,
-                                   cv2.CHAIN_APPROX_NONE)
-    inside = shapely.union_all([shapely.Polygon(c[:, 0, :].astype(float)).buffer(0)
-                                for c in contours if len(c) >= 3])
-    h, w = mask.shape
-    return [shapely.box(-1, -1, w + 1, h + 1).difference(inside)]
 
 
 def evaluate_density(config: AppConfig, points: Path, roi: str | None = None,

@@ -7,6 +7,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -16,6 +17,9 @@ from crowdwatch.errors import CrowdwatchError
 from crowdwatch.tools.replay import DetectFactory, run_settings
 from crowdwatch.tools.settings import PRIMARY, Setting
 from crowdwatch.types import FrameResult
+
+if TYPE_CHECKING:
+    from crowdwatch.density.zones import ZoneIntegrator
 
 
 def is_points_file(path: Path) -> bool:
@@ -86,7 +90,8 @@ def score_points(results: Sequence[FrameResult], truth: Mapping[int, npt.NDArray
                  split: int | None = None, name: str = PRIMARY) -> list[PointsRow]:
     """Score each frame's people against head points inside the ROI.
 
-    The count of a frame is its people whose head point lies in the ROI, through the
+    The count of a frame is its people whose head point lies in the ROI (or, on a frame
+    counted from density, its density map integrated over the ROI, rounded), through the
     config's temporal filter as the pipeline runs it (counting_smoother; timed: the frames
     have real times, not an image folder's); matching uses the boxes themselves.
     Frames beyond the ground truth's last frame are not scored.
@@ -102,8 +107,14 @@ def score_points(results: Sequence[FrameResult], truth: Mapping[int, npt.NDArray
     boxes = {r.frame_index: r.detections.xyxy for r in ordered}
     smoother = counting_smoother(counting, timed)
     counts = {}
+    roi = None
     for r in ordered:
-        inside = int(in_mask(mask, head_points(r.detections.xyxy)).sum())
+        if r.method == "density" and r.density is not None:
+            # Counted as the pipeline counts it: the map integrated over the ROI, whole people.
+            roi = roi or _roi_integrator(mask, r.density.letterbox.frame_hw)
+            inside = int(np.rint(max(roi.counts(r.density)[0], 0.0)))
+        else:
+            inside = int(in_mask(mask, head_points(r.detections.xyxy)).sum())
         counts[r.frame_index] = int(smoother.update(np.array([inside], np.int64),
                                                     r.timestamp)[0])
     frames = list(boxes)
@@ -120,6 +131,19 @@ def score_points(results: Sequence[FrameResult], truth: Mapping[int, npt.NDArray
         rows.append(PointsRow(label, c.frames, c.mae, c.rmse, c.bias, score.precision,
                               score.recall))
     return rows
+
+
+def _roi_integrator(mask: npt.NDArray[np.bool_] | None, frame_hw: tuple[int, int]
+                    ) -> ZoneIntegrator:
+    """Density counts inside the ROI (the whole frame without one)."""
+    import shapely
+
+    from crowdwatch.density.zones import ZoneIntegrator
+    from crowdwatch.tools.points import roi_ignore
+
+    h, w = frame_hw
+    ignore = [] if mask is None else roi_ignore(mask)
+    return ZoneIntegrator([shapely.box(0, 0, w, h)], ignore)
 
 
 def evaluate_points(config: AppConfig, points: Path, roi: str | None = None,

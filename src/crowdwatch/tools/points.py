@@ -205,3 +205,16 @@ def score_frames(boxes: Mapping[int, Boxes], truth: Mapping[int, Points],
         result.fp += fp
         result.fn += fn
     return result
+
+
+def roi_ignore(mask: np.ndarray) -> list:
+    """What lies outside an ROI mask, as polygons the density integration leaves out."""
+    import cv2
+    import shapely
+
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL,
+                                   cv2.CHAIN_APPROX_NONE)
+    inside = shapely.union_all([shapely.Polygon(c[:, 0, :].astype(float)).buffer(0)
+                                for c in contours if len(c) >= 3])
+    h, w = mask.shape
+    return [shapely.box(-1, -1, w + 1, h + 1).difference(inside)]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -20,6 +21,9 @@ from crowdwatch.detect.base import Detector, Done, Pending
 from crowdwatch.sources.base import FrameSource
 from crowdwatch.tools.settings import Setting
 from crowdwatch.types import Detections, Frame, FrameResult, Image
+
+if TYPE_CHECKING:
+    from crowdwatch.detect.densitymap import DensityMap
 
 NO_TILES = TilingConfig(mode="off")
 DetectFactory = Callable[[AppConfig], Detector]
@@ -149,9 +153,9 @@ def run_pipeline(config: AppConfig, detector: Detector, source: FrameSource,
 
 def real_detect(config: AppConfig) -> Detector:
     """The detector operators run, built from the config's detector settings."""
-    from crowdwatch.detect import create_detector
+    from crowdwatch.density.serve import counting_detector
 
-    return create_detector(config.detector)
+    return counting_detector(config)
 
 
 def run_settings(settings: Sequence[Setting], start_frame: int = 0,
@@ -168,13 +172,16 @@ def run_settings(settings: Sequence[Setting], start_frame: int = 0,
     passes: dict[str, Pass] = {}
     detected: dict[str, Pass] = {}
     for setting in settings:
-        key = setting.config.detector.model_dump_json()
+        # Density maps come with the detector's pass only where counting.method asks for them.
+        key = (setting.config.detector.model_dump_json()
+               + (setting.config.counting.method != "boxes") * " density")
         started = time.perf_counter()
         if key in detected:
             first = detected[key]
             # The same detector settings submit the same frames in the same order.
             every = setting.config.detector.detect_every
-            recorded = [r.detections for r in first.results[::every]]
+            recorded = [_Replayed(r.detections, density=r.density)
+                        for r in first.results[::every]]
             # The recorded people are already merged from any tiles: replay them untiled.
             replay = setting.config.model_copy(update={"detector": setting.config.detector
                                                        .model_copy(update={"tiling": NO_TILES})})
@@ -197,16 +204,24 @@ def run_settings(settings: Sequence[Setting], start_frame: int = 0,
     return passes
 
 
+@dataclass
+class _Replayed(Done):
+    """Recorded people with the density map their pass gave (None: none)."""
+
+    density: DensityMap | None = None
+
+
 class ReplayDetector(Detector):
     """Hands back recorded detections in the order frames are submitted."""
 
     name = "replay"
 
-    def __init__(self, recorded: Sequence[Detections]) -> None:
+    def __init__(self, recorded: Sequence[Detections | Done]) -> None:
         self._recorded = iter(recorded)
 
     def submit(self, image: Image) -> Pending:
-        return Done(next(self._recorded))
+        recorded = next(self._recorded)
+        return recorded if isinstance(recorded, Done) else Done(recorded)
 
     def prepare(self, width: int, height: int) -> None:
         pass

@@ -1,0 +1,62 @@
+"""The density head put into the running detector for `counting.method: auto | density`.
+
+The openvino backend on the detector the head was trained on compiles the head spliced onto
+its own neck (neck.py), so each pass gives boxes and the density map. Anything else (another
+backend or model, a missing or damaged head): `density` fails at start with one line (run
+and check), `auto` warns once and counts with boxes.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from crowdwatch.errors import ModelError
+
+if TYPE_CHECKING:
+    from crowdwatch.config import AppConfig
+    from crowdwatch.detect.base import Detector
+
+log = logging.getLogger("crowdwatch.density")
+
+
+def _attach(detector: Detector, model_path: Path | None) -> None:
+    from crowdwatch.density.model import HEAD_DETECTOR, load_head, resolve_head
+    from crowdwatch.density.neck import splice_head
+
+    use = getattr(detector, "use_density_head", None)
+    if use is None:
+        raise ModelError(f"the {detector.name} detector backend gives no density map; set "
+                         "detector.backend: openvino or counting.method: boxes")
+    if model_path is not None and model_path.name != HEAD_DETECTOR:
+        raise ModelError(f"the density model reads the features of {HEAD_DETECTOR}, not of "
+                         f"{model_path.name}; use that detector model or counting.method: "
+                         "boxes")
+    head = load_head(resolve_head())
+    use(lambda model: splice_head(model, head.clone()))
+
+
+def serve_density(detector: Detector, method: str, model_path: Path | None) -> bool:
+    """Whether the detector now gives density maps. method boxes: never asked; density:
+    ModelError when it cannot; auto: a warning (once, here) and boxes."""
+    if method == "boxes":
+        return False
+    try:
+        _attach(detector, model_path)
+    except ModelError as error:
+        if method == "density":
+            raise
+        log.warning("counting.method auto counts with boxes only: %s", error)
+        return False
+    return True
+
+
+def counting_detector(config: AppConfig) -> Detector:
+    """The configured detector, serving density maps where config.counting.method asks."""
+    from crowdwatch.detect import create_detector
+    from crowdwatch.detect.models import resolve_model
+
+    detector = create_detector(config.detector)
+    serve_density(detector, config.counting.method, resolve_model(config.detector.model))
+    return detector

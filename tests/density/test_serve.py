@@ -1,0 +1,127 @@
+"""The density head served by the running detector: one pass gives the same boxes and the same
+density map as the standalone counter; anything that cannot serve density fails in one line
+under counting.method density and falls back to boxes (one warning) under auto."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from crowdwatch.config import DetectorConfig
+from crowdwatch.config.detector import TilingConfig
+from crowdwatch.density import model as density_model
+from crowdwatch.density.counter import DensityCounter
+from crowdwatch.density.model import DEFAULT_HEAD, resolve_head
+from crowdwatch.density.serve import serve_density
+from crowdwatch.detect.base import Detector, Done
+from crowdwatch.detect.fair import fair_share
+from crowdwatch.detect.models import EMBEDDED_DIR
+from crowdwatch.detect.openvino import OpenVINOBackend
+from crowdwatch.detect.tiling import tiled
+from crowdwatch.errors import ModelError
+from crowdwatch.types import Detections, Image
+
+REPO = Path(__file__).resolve().parents[2]
+DETECTOR_DIR = EMBEDDED_DIR / "yolo11n_int8_openvino_model"
+SAMPLE_CLIP = REPO / "samples" / "vtest_h264.mp4"
+
+
+@pytest.fixture(scope="module")
+def frame() -> np.ndarray:
+    capture = cv2.VideoCapture(str(SAMPLE_CLIP))
+    ok, image = capture.read()
+    capture.release()
+    assert ok, SAMPLE_CLIP
+    return image
+
+
+@pytest.fixture(scope="module")
+def backend() -> OpenVINOBackend:
+    detector = OpenVINOBackend(DetectorConfig(threads=2), DETECTOR_DIR)
+    assert serve_density(detector, "density", DETECTOR_DIR)
+    return detector
+
+
+def test_one_pass_gives_the_standalone_counters_boxes_and_map(backend: OpenVINOBackend,
+                                                              frame: np.ndarray) -> None:
+    config = backend.config
+    pending = backend.submit(frame)
+    detections = pending.result()
+    expected = DensityCounter(DETECTOR_DIR / "yolo11n.xml", resolve_head(),
+                              confidence=config.confidence, iou=config.iou,
+                              max_det=config.max_det, threads=2).run(frame)
+    assert pending.density is not None
+    assert pending.density.letterbox == expected.density.letterbox
+    np.testing.assert_allclose(pending.density.cells, expected.density.cells, atol=1e-3)
+    assert len(detections) == len(expected.detections) >= 3
+    np.testing.assert_allclose(detections.xyxy, expected.detections.xyxy, atol=1.0)
+
+
+def test_the_map_travels_through_fair_share_and_the_tilers_whole_frame(
+        backend: OpenVINOBackend, frame: np.ndarray) -> None:
+    plain = backend.submit(frame)
+    plain.result()
+    lane = fair_share(backend).lane("cam0")
+    through_lane = lane.submit(frame)
+    through_lane.result()
+    tiler = tiled(backend, TilingConfig(mode="on"), 640)
+    through_tiles = tiler.submit(frame)
+    through_tiles.result()
+    for pending in (through_lane, through_tiles):
+        assert pending.density is not None
+        np.testing.assert_array_equal(pending.density.cells, plain.density.cells)
+
+
+def test_a_plain_backend_has_no_map(frame: np.ndarray) -> None:
+    pending = OpenVINOBackend(DetectorConfig(threads=2), DETECTOR_DIR).submit(frame)
+    pending.result()
+    assert pending.density is None
+
+
+class NoDensity(Detector):
+    name = "ultralytics"
+
+    def submit(self, image: Image) -> Done:
+        return Done(Detections.empty())
+
+
+def test_boxes_never_asks_for_the_head() -> None:
+    assert serve_density(NoDensity(), "boxes", None) is False
+
+
+def test_a_backend_without_density_fails_under_density_and_warns_under_auto(
+        caplog: pytest.LogCaptureFixture) -> None:
+    with pytest.raises(ModelError, match="gives no density map") as error:
+        serve_density(NoDensity(), "density", None)
+    assert "\n" not in str(error.value)
+    with caplog.at_level(logging.WARNING, "crowdwatch.density"):
+        assert serve_density(NoDensity(), "auto", None) is False
+    assert len(caplog.records) == 1 and "boxes" in caplog.records[0].getMessage()
+
+
+def test_another_detector_model_cannot_feed_the_head(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="reads the features of"):
+        serve_density(OpenVINOBackend(DetectorConfig(threads=1), DETECTOR_DIR), "density",
+                      tmp_path / "yolov8n_openvino_model")
+
+
+def test_a_damaged_head_fails_under_density_and_falls_back_under_auto(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    package = tmp_path / "package"
+    shutil.copytree(EMBEDDED_DIR / DEFAULT_HEAD, package / DEFAULT_HEAD)
+    (package / DEFAULT_HEAD / "density_head.bin").unlink()
+    monkeypatch.setattr(density_model, "EMBEDDED_DIR", package)
+    monkeypatch.setattr(density_model, "model_search_dirs", lambda: [package])
+    detector = OpenVINOBackend(DetectorConfig(threads=1), DETECTOR_DIR)
+    with pytest.raises(ModelError, match="damaged"):
+        serve_density(detector, "density", DETECTOR_DIR)
+    with caplog.at_level(logging.WARNING, "crowdwatch.density"):
+        assert serve_density(detector, "auto", DETECTOR_DIR) is False
+    assert "damaged" in caplog.text
+    assert not detector.serves_density
