@@ -116,7 +116,6 @@ def test_a_damaged_head_fails_under_density_and_falls_back_under_auto(
     package = tmp_path / "package"
     shutil.copytree(EMBEDDED_DIR / DEFAULT_HEAD, package / DEFAULT_HEAD)
     (package / DEFAULT_HEAD / "density_head.bin").unlink()
-    monkeypatch.setattr(density_model, "EMBEDDED_DIR", package)
     monkeypatch.setattr(density_model, "model_search_dirs", lambda: [package])
     detector = OpenVINOBackend(DetectorConfig(threads=1), DETECTOR_DIR)
     with pytest.raises(ModelError, match="damaged"):
