@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from crowdwatch.detect.integrity import KNOWN_MODELS, sha256_file
+from crowdwatch.detect.integrity import KNOWN_MODELS, first_damaged
 from crowdwatch.detect.models import model_search_dirs
 from crowdwatch.errors import ModelError
 
@@ -52,13 +52,12 @@ def resolve_head(name: str = DEFAULT_HEAD) -> Path:
 
 def verify_embedded_head(folder: Path) -> None:
     """ModelError unless every file of the shipped head has its recorded sha256."""
-    for file_name, expected in EMBEDDED_HEADS[folder.name].items():
-        file = folder / file_name
-        if not file.is_file() or sha256_file(file) != expected:
-            raise ModelError(
-                f"density model {folder} is damaged ({file_name} is missing or its sha256 "
-                "differs from the shipped head's); remove that copy, or reinstall crowdwatch "
-                "(pip install --force-reinstall crowdwatch) if it is the shipped one")
+    damaged = first_damaged(folder, EMBEDDED_HEADS[folder.name])
+    if damaged is not None:
+        raise ModelError(
+            f"density model {folder} is damaged ({damaged} is missing or its sha256 differs "
+            "from the shipped head's); remove that copy, or reinstall crowdwatch "
+            "(pip install --force-reinstall crowdwatch) if it is the shipped one")
 
 
 def load_head(xml: Path, core: ov.Core | None = None) -> ov.Model:

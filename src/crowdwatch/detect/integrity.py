@@ -21,7 +21,7 @@ log = logging.getLogger("crowdwatch.detect")
 
 MANIFEST_FILE = "SHA256SUMS"
 # Every model of models/manifest.yaml with pinned sums: name -> file (relative to the model
-# folder, or the file itself) -> sha256. The shipped one is repeated in detect/models.py.
+# folder, or the file itself) -> sha256.
 KNOWN_MODELS: dict[str, dict[str, str]] = {
     "yolo11n_int8_openvino_model": {
         "yolo11n.xml": "fedac70f9389c55a2a604e957f66ed8195cda1dd6eb4eb7d8b98919d8c43753d",
@@ -67,6 +67,15 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: file.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def first_damaged(folder: Path, sums: dict[str, str]) -> str | None:
+    """The first file of `sums` that is missing from `folder` or has another sha256."""
+    for file_name, expected in sums.items():
+        file = folder / file_name
+        if not file.is_file() or sha256_file(file) != expected:
+            return file_name
+    return None
 
 
 def _expected(path: Path) -> tuple[dict[str, str], str] | None:

@@ -3,11 +3,10 @@ the model that ships inside the package."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
-from crowdwatch.detect.integrity import verify_model
+from crowdwatch.detect.integrity import KNOWN_MODELS, first_damaged, verify_model
 from crowdwatch.errors import ModelError
 
 MODELS_HELP = "see models/README.md for how to download or export it"
@@ -16,13 +15,8 @@ MODELS_HELP = "see models/README.md for how to download or export it"
 # user's copy always wins. Their sha256 sums (also in models/manifest.yaml) are checked at
 # load: a damaged install must fail, not count with broken weights.
 EMBEDDED_DIR = Path(__file__).resolve().parent.parent / "models"
-EMBEDDED_MODELS: dict[str, dict[str, str]] = {
-    "yolo11n_int8_openvino_model": {
-        "yolo11n.xml": "fedac70f9389c55a2a604e957f66ed8195cda1dd6eb4eb7d8b98919d8c43753d",
-        "yolo11n.bin": "df1ce92b661e326a11e016ba380fde8cb7ddda528a920d0c4fcba98b69322a9b",
-        "metadata.yaml": "229ff30357afb80d9ee8a7bef0fbe6ed2c9ec431e976b0c84ba4f931be85e682",
-    },
-}
+SHIPPED_MODEL = "yolo11n_int8_openvino_model"
+EMBEDDED_MODELS: dict[str, dict[str, str]] = {SHIPPED_MODEL: KNOWN_MODELS[SHIPPED_MODEL]}
 
 
 def model_search_dirs() -> list[Path]:
@@ -36,24 +30,14 @@ def model_search_dirs() -> list[Path]:
     return dirs
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def verify_embedded(path: Path) -> None:
     """ModelError unless every file of an embedded model has its recorded sha256."""
-    for file_name, expected in EMBEDDED_MODELS[path.name].items():
-        file = path / file_name
-        if not file.is_file() or _sha256(file) != expected:
-            raise ModelError(
-                f"the model shipped with crowdwatch is damaged ({file} is missing or its sha256 "
-                "differs); reinstall crowdwatch (pip install --force-reinstall crowdwatch) "
-                "or set CROWDWATCH_MODEL to another copy"
-            )
+    damaged = first_damaged(path, EMBEDDED_MODELS[path.name])
+    if damaged is not None:
+        raise ModelError(
+            f"the model shipped with crowdwatch is damaged ({path / damaged} is missing or its "
+            "sha256 differs); reinstall crowdwatch (pip install --force-reinstall crowdwatch) "
+            "or set CROWDWATCH_MODEL to another copy")
 
 
 def resolve_model(name: str) -> Path:
