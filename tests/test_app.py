@@ -56,10 +56,12 @@ def test_page_recording_and_metrics_share_one_server(tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CROWDWATCH_TOKEN", "tok")
     config = _config(tmp_path, web={"enabled": True, "preview": {"enabled": True}},
-                     recording={"enabled": True, "directory": str(tmp_path / "rec")})
+                     recording={"enabled": True, "directory": str(tmp_path / "rec")},
+                     heatmap={"overlay_recording": True, "overlay_preview": True})
     app = build_app(config, RunOptions(max_frames=6), detector=ThreePeople())
     try:
         assert app.web_url is not None and app.url is not None
+        assert type(app.sinks[0]).__name__ == "Heatmaps"  # before the sinks that draw it
         app.pipeline.run()
         assert _get(app.web_url + "api/status")[0] == 401
         status, body = _get(app.web_url + "api/status", "tok")
@@ -71,6 +73,9 @@ def test_page_recording_and_metrics_share_one_server(tmp_path: Path,
         assert str(CLIP) not in body.decode()
         status, jpeg = _get(app.web_url + "cameras/cam0/snapshot.jpg", "tok")
         assert status == 200 and jpeg[:2] == b"\xff\xd8"
+        assert _get(app.web_url + "cameras/cam0/heatmap.png")[0] == 401
+        status, png = _get(app.web_url + "cameras/cam0/heatmap.png", "tok")
+        assert status == 200 and png[:8] == b"\x89PNG\r\n\x1a\n"
         app.finish_recordings()  # sources ended: the file is complete while serving goes on
         recordings = list((tmp_path / "rec").glob("cam0-*.mp4"))
         assert len(recordings) == 1 and recordings[0].stat().st_size > 0

@@ -22,6 +22,7 @@ from crowdwatch.types import FrameResult
 if TYPE_CHECKING:  # the visual outputs import OpenCV, PyAV and ruamel only when turned on
     from crowdwatch.analytics.scene import CameraScene
     from crowdwatch.integrations import Integrations
+    from crowdwatch.outputs.heatmap import HeatmapRenderer
     from crowdwatch.outputs.metrics import MetricsSink
     from crowdwatch.web.preview import PreviewHub
     from crowdwatch.web.ui import WebUI
@@ -130,14 +131,18 @@ def build_app(config: AppConfig, options: RunOptions = RunOptions(),
     sinks: list[Sink] = []
     server = None
     try:
+        heatmap = _heatmap(config, options)
+        if heatmap is not None:  # first: the overlays of this frame include it
+            sinks.append(heatmap.heatmaps)
         context = OutputContext(config, health, scenes, events=options.events,
-                                integrations=integrations)
+                                integrations=integrations, heatmap=heatmap)
         sinks.extend(build_sinks(context))
         sites = site_collector(integrations)
         if sites is not None:
             context.collectors.append(sites)
         sinks.extend(extra_sinks)
-        hub = _preview_hub(config, scenes) if options.serve and config.web.enabled else None
+        hub = _preview_hub(config, scenes, heatmap) if options.serve and config.web.enabled \
+            else None
         if hub is not None:
             sinks.append(hub)
         url = web_url = None
@@ -158,8 +163,8 @@ def build_app(config: AppConfig, options: RunOptions = RunOptions(),
                 host = config.metrics.host
             else:  # the page alone: this machine only unless the config lets others in
                 host = "0.0.0.0" if config.web.allow_remote else "127.0.0.1"
-            web = _web_ui(config, hub, options.config_path, health) if hub is not None \
-                else None
+            web = _web_ui(config, hub, options.config_path, health,
+                          heatmap) if hub is not None else None
             port = config.metrics.port if options.metrics_port is None else options.metrics_port
             try:
                 server = Server(health, host, port, registry, web)
@@ -194,8 +199,22 @@ def _follow_state_file(config: AppConfig, metrics: MetricsSink,
         [(c.id, line.name) for c in config.cameras for line in c.lines]))
 
 
-def _preview_hub(config: AppConfig, scenes: dict[str, CameraScene]) -> PreviewHub:
+def _heatmap(config: AppConfig, options: RunOptions) -> HeatmapRenderer | None:
+    """The heatmaps, where the page or a recording overlay shows them (else none is kept)."""
+    wanted = (options.serve and config.web.enabled) or (
+        config.recording.enabled and config.heatmap.overlay_recording)
+    if not config.heatmap.enabled or not wanted:
+        return None
+    from crowdwatch.analytics.heatmap import Heatmaps
+    from crowdwatch.outputs.heatmap import HeatmapRenderer
+
+    return HeatmapRenderer(Heatmaps(config.heatmap), config.heatmap)
+
+
+def _preview_hub(config: AppConfig, scenes: dict[str, CameraScene],
+                 heatmap: HeatmapRenderer | None = None) -> PreviewHub:
     from crowdwatch.outputs.annotate import CameraRenderer, blur_only
+    from crowdwatch.outputs.heatmap import with_overlay
     from crowdwatch.web.preview import PreviewHub, Render
 
     preview = config.web.preview
@@ -205,12 +224,19 @@ def _preview_hub(config: AppConfig, scenes: dict[str, CameraScene]) -> PreviewHu
                   for c in config.cameras}
     elif preview.blur_people:
         render = dict.fromkeys((c.id for c in config.cameras), blur_only)
+    overlays: dict[str, Render] = {}
+    if heatmap is not None:
+        overlays["heatmap"] = heatmap.overlay
+        if config.heatmap.overlay_preview:
+            render = {c.id: with_overlay(render.get(c.id), heatmap.overlay)
+                      for c in config.cameras}
     return PreviewHub([c.id for c in config.cameras], width=preview.width, fps=preview.fps,
-                      quality=preview.quality, render=render)
+                      quality=preview.quality, render=render, overlays=overlays)
 
 
 def _web_ui(config: AppConfig, hub: PreviewHub, config_path: str | None,
-            health: HealthState | None = None) -> WebUI:
+            health: HealthState | None = None,
+            heatmap: HeatmapRenderer | None = None) -> WebUI:
     from crowdwatch.web.access import check_web_config
     from crowdwatch.web.editor import ConfigEditor
     from crowdwatch.web.ui import web_ui_from_config
@@ -223,7 +249,8 @@ def _web_ui(config: AppConfig, hub: PreviewHub, config_path: str | None,
             log.warning("the zone editor needs a config file (--config); not serving /editor")
         else:
             editor = ConfigEditor(config_path, hub.latest_image)
-    return web_ui_from_config(web, hub, editor, health)
+    return web_ui_from_config(web, hub, editor, health,
+                              None if heatmap is None else heatmap.png)
 
 
 @dataclass

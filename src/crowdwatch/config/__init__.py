@@ -10,12 +10,12 @@ from crowdwatch.config.loader import (
     parse_config,
     quick_config,
 )
-from crowdwatch.config.web import PreviewConfig, RecordingConfig, WebConfig
+from crowdwatch.config.web import HeatmapConfig, PreviewConfig, RecordingConfig, WebConfig
 from crowdwatch.config.zones import WHOLE_FRAME, GroundPlane, LevelThresholds, ZoneConfig
 
 __all__ = [
     "WHOLE_FRAME", "Anchor", "AppConfig", "CameraConfig", "CountingConfig", "DetectorConfig",
-    "GroundPlane", "LevelThresholds", "MetricsConfig", "Point", "PreviewConfig",
+    "GroundPlane", "HeatmapConfig", "LevelThresholds", "MetricsConfig", "Point", "PreviewConfig",
     "RecordingConfig", "WebConfig", "ZoneConfig",
     "format_validation_error", "load_config", "parse_config", "quick_config",
 ]

@@ -17,7 +17,7 @@ from crowdwatch.config.integrations import (
     WebhookConfig,
     check_sites,
 )
-from crowdwatch.config.web import RecordingConfig, WebConfig
+from crowdwatch.config.web import HeatmapConfig, RecordingConfig, WebConfig
 from crowdwatch.config.zones import LevelThresholds
 
 # The strategies analytics/smoothing.py registers in SMOOTHERS (a test keeps the two the same).
@@ -89,6 +89,8 @@ class AppConfig(Strict):
                            description="the live page, previews and zone editor (off by default)")
     recording: RecordingConfig = Field(default_factory=RecordingConfig,
                                        description="an H.264 MP4 per camera (off by default)")
+    heatmap: HeatmapConfig = Field(default_factory=HeatmapConfig,
+                                   description="where people have been, per camera")
     tracker: TrackerConfig = Field(default_factory=TrackerConfig,
                                    description="the tracker behind lines and dwell")
     dwell: DwellConfig = Field(default_factory=DwellConfig,

@@ -47,6 +47,30 @@ class RecordingConfig(Strict):
     blur_people: bool = Field(False, description="blur every detected person (privacy)")
 
 
+class HeatmapConfig(Strict):
+    """Where people have been: per camera, people x seconds on a coarse grid over the frame,
+    fading with a half-life; served at /cameras/{id}/heatmap.png and drawable over previews
+    and recordings."""
+
+    enabled: bool = Field(True, description="accumulate a heatmap per camera (kept only "
+                          "while the web page or a recording overlay uses it; a fraction of "
+                          "a millisecond per frame)")
+    half_life_s: float = Field(600.0, ge=1, le=7 * 86400, description="seconds after which "
+                               "what was seen counts half (1 s - 7 days); the map holds about "
+                               "the last 1.44 x half_life_s seconds")
+    cells: int = Field(64, ge=8, le=256, description="grid cells along the frame's longer "
+                       "side (8-256); the other side gets as many as keep cells square")
+    max_step_s: float = Field(5.0, gt=0, le=600, description="the longest time one frame "
+                              "stands for (seconds, up to 600): a camera that was down adds "
+                              "nothing for its gap")
+    alpha: float = Field(0.6, ge=0, le=1, description="opacity of the hottest colour over the "
+                         "frame (0-1); colder cells are more transparent")
+    width: int = Field(640, ge=64, le=3840, description="width of heatmap.png in pixels")
+    overlay_preview: bool = Field(False, description="draw the heatmap over every live "
+                                  "preview (any preview can ask with ?overlay=heatmap)")
+    overlay_recording: bool = Field(False, description="draw the heatmap over recordings")
+
+
 class WebConfig(Strict):
     """The web page with counts, previews and the zone editor."""
 

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
     from crowdwatch.analytics.scene import CameraScene
     from crowdwatch.integrations import Integrations
+    from crowdwatch.outputs.heatmap import HeatmapRenderer
 
 
 @dataclass
@@ -43,6 +44,8 @@ class OutputContext:
     collectors: list[Collector] = field(default_factory=list)
     # The restored state and the sites (crowdwatch.integrations); None: none of them.
     integrations: Integrations | None = None
+    # The heatmaps (config heatmap:) when the page or a recording overlay uses them.
+    heatmap: HeatmapRenderer | None = None
 
 
 SinkFactory = Callable[[OutputContext], Sink | None]
@@ -101,6 +104,10 @@ def _recording(context: OutputContext) -> Sink | None:
             render = CameraRenderer(context.scenes[camera], blur=rec.blur_people)
         elif rec.blur_people:
             render = blur_only
+        if context.heatmap is not None and context.config.heatmap.overlay_recording:
+            from crowdwatch.outputs.heatmap import with_overlay
+
+            render = with_overlay(render, context.heatmap.overlay)
         return VideoRecorder(recording_path(rec.directory, camera), fps=rec.fps, crf=rec.crf,
                              preset=rec.preset, width=rec.width, queue_size=rec.queue,
                              render=render)

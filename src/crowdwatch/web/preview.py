@@ -39,20 +39,23 @@ class PreviewHub:
     """Per-camera latest frame and result; JPEG previews and status for the web page."""
 
     def __init__(self, cameras: Iterable[str] = (), *, width: int = 640, fps: float = 5.0,
-                 quality: int = 70, render: dict[str, Render] | None = None) -> None:
+                 quality: int = 70, render: dict[str, Render] | None = None,
+                 overlays: dict[str, Render] | None = None) -> None:
         self.width = width
         self.fps = fps
         self.quality = quality
         # Per camera: draws zones/lines/boxes onto a raw frame, or only blurs its people (run
         # only when encoding).
         self.render: dict[str, Render] = dict(render or {})
+        # Named extras a watcher may ask for (?overlay=heatmap), drawn after `render`.
+        self.overlays: dict[str, Render] = dict(overlays or {})
         self.cameras: list[str] = list(cameras)
         self.frames_encoded = 0
         self.encode_seconds = 0.0
         self._latest: dict[str, _Latest] = {}
         self._seq = itertools.count(1)
         self._watchers: dict[str, int] = {}
-        self._encoded: dict[str, tuple[int, bytes]] = {}
+        self._encoded: dict[tuple[str, str | None], tuple[int, bytes]] = {}
         self._lock = threading.Lock()
         self._closed = threading.Event()
 
@@ -106,28 +109,36 @@ class PreviewHub:
                             "age_s": round(now - latest.at, 3)})
         return {"cameras": cameras}
 
-    def _render(self, latest: _Latest) -> Image:
+    def rendered(self, camera: str) -> Image | None:
+        """The newest frame as the preview shows it (annotated or blurred, downscaled)."""
+        latest = self._latest.get(camera)
+        return None if latest is None else self._render(latest)
+
+    def _render(self, latest: _Latest, overlay: str | None = None) -> Image:
         image = latest.image
         render = self.render.get(latest.result.camera)
         if not latest.annotated and render is not None:
             image = render(image, latest.result)  # renders copy the frame first
+        if overlay is not None:
+            image = self.overlays[overlay](image, latest.result)
         height, width = image.shape[:2]
         if width > self.width:
             size = (self.width, max(1, round(height * self.width / width)))
             image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
         return image
 
-    def jpeg(self, camera: str) -> tuple[int, bytes] | None:
-        """(sequence number, JPEG) of the newest frame, encoded at most once per frame."""
+    def jpeg(self, camera: str, overlay: str | None = None) -> tuple[int, bytes] | None:
+        """(sequence number, JPEG) of the newest frame, encoded at most once per frame (and
+        overlay: a name of `overlays`)."""
         latest = self._latest.get(camera)
         if latest is None:
             return None
         with self._lock:
-            cached = self._encoded.get(camera)
+            cached = self._encoded.get((camera, overlay))
             if cached is not None and cached[0] == latest.seq:
                 return cached
         started = time.perf_counter()
-        image = self._render(latest)
+        image = self._render(latest, overlay)
         ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, self.quality])
         if not ok:
             return None
@@ -135,10 +146,10 @@ class PreviewHub:
         with self._lock:
             self.frames_encoded += 1
             self.encode_seconds += time.perf_counter() - started
-            self._encoded[camera] = encoded
+            self._encoded[(camera, overlay)] = encoded
         return encoded
 
-    def stream(self, camera: str) -> Iterator[bytes]:
+    def stream(self, camera: str, overlay: str | None = None) -> Iterator[bytes]:
         """multipart/x-mixed-replace parts: a new JPEG at most fps times a second."""
         with self._lock:
             self._watchers[camera] = self._watchers.get(camera, 0) + 1
@@ -153,7 +164,7 @@ class PreviewHub:
                 # notice a client that went away, and to stop counting it as a watcher.
                 stale = started - sent_at > KEEPALIVE_S
                 if latest is not None and (latest.seq != sent or stale):
-                    encoded = self.jpeg(camera)
+                    encoded = self.jpeg(camera, overlay)
                     if encoded is not None:
                         sent, sent_at = encoded[0], started
                         yield (f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\n"

@@ -30,6 +30,7 @@ from crowdwatch.errors import SourceError
 from crowdwatch.health import HealthState
 from crowdwatch.web.access import HostPolicy, Sessions, Throttle, check_token
 from crowdwatch.web.editor import ConfigEditor, EditorError
+from crowdwatch.web.heatmap import HeatmapPng, heatmap_answer, overlay_error
 from crowdwatch.web.http import HttpServer, StreamSlots
 from crowdwatch.web.liveness import camera_states
 from crowdwatch.web.preview import BOUNDARY, PreviewHub
@@ -41,7 +42,7 @@ PUBLIC_PATHS = frozenset({"/metrics", "/healthz", "/readyz"})
 COOKIE = "crowdwatch_session"
 MAX_BODY = 2 * 1024 * 1024
 _CAMERA_ROUTE = re.compile(r"^/cameras/([A-Za-z0-9_.:-]{1,64})/(preview\.mjpg|snapshot\.jpg|"
-                           r"frame\.jpg)$")
+                           r"frame\.jpg|heatmap\.png)$")
 _STATIC = {"/": "live.html", "/editor": "editor.html", "/static/editor.js": "editor.js",
            "/static/live.js": "live.js", "/static/style.css": "style.css"}
 _TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
@@ -154,8 +155,10 @@ class WebUI:
 
     def __init__(self, guard: AccessGuard, hub: PreviewHub | None = None,
                  editor: ConfigEditor | None = None, preview: bool = True,
-                 live_page: bool = True, health: HealthState | None = None) -> None:
+                 live_page: bool = True, health: HealthState | None = None,
+                 heatmap: HeatmapPng | None = None) -> None:
         self.guard = guard
+        self.heatmap = heatmap  # draws heatmap.png; None: the heatmap is off
         self.hub = hub
         self.health = health  # live / stale / down per camera on the page
         self.editor = editor
@@ -230,7 +233,7 @@ class WebUI:
             return self._config(environ, start_response, method)
         match = _CAMERA_ROUTE.match(path)
         if match and method == "GET":
-            return self._camera(start_response, match.group(1), match.group(2))
+            return self._camera(start_response, match.group(1), match.group(2), environ)
         return None
 
     def _static(self, start_response: Callable[..., Any], path: str) -> list[bytes]:
@@ -252,8 +255,8 @@ class WebUI:
                                           *_HEADERS])
         return [b""]
 
-    def _camera(self, start_response: Callable[..., Any], camera: str,
-                what: str) -> Iterable[bytes] | None:
+    def _camera(self, start_response: Callable[..., Any], camera: str, what: str,
+                environ: dict[str, Any]) -> Iterable[bytes] | None:
         if what == "frame.jpg":
             if self.editor is None:
                 return None
@@ -263,17 +266,23 @@ class WebUI:
                                 "text/plain")
             _, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 85])
             return _respond(start_response, "200 OK", data.tobytes(), "image/jpeg")
+        if what == "heatmap.png" and self.live_page and self.hub is not None:
+            return _respond(start_response, *heatmap_answer(self.heatmap, self.hub, self.preview,
+                                                            camera, environ))
         if not self.preview or self.hub is None:
             return None
         if camera not in self.hub.cameras:
             return _respond(start_response, "404 Not Found", b"no such camera\n", "text/plain")
+        overlay, refused = overlay_error(self.hub, environ)
+        if refused is not None:
+            return _respond(start_response, *refused)
         if what == "snapshot.jpg":
-            encoded = self.hub.jpeg(camera)
+            encoded = self.hub.jpeg(camera, overlay)
             if encoded is None:
                 return _respond(start_response, "503 Service Unavailable", b"no frame yet\n",
                                 "text/plain", [("Retry-After", "1")])
             return _respond(start_response, "200 OK", encoded[1], "image/jpeg")
-        stream = self.streams.take(self.hub.stream(camera))
+        stream = self.streams.take(self.hub.stream(camera, overlay))
         if stream is None:  # each stream holds a server worker: keep some for the rest
             return _respond(start_response, "503 Service Unavailable",
                             b"too many previews open; close one or use snapshot.jpg\n",
@@ -323,7 +332,8 @@ def make_web_app(base: WSGIApp, web: WebUI) -> WSGIApp:
 
 def web_ui_from_config(config: WebConfig, hub: PreviewHub | None,
                        editor: ConfigEditor | None,
-                       health: HealthState | None = None) -> WebUI:
+                       health: HealthState | None = None,
+                       heatmap: HeatmapPng | None = None) -> WebUI:
     """The WebUI the config asks for (token from the environment variable it names)."""
     guard = AccessGuard.from_env(config.token_env, config.allow_remote, config.hosts)
     if guard.token is None:
@@ -332,7 +342,7 @@ def web_ui_from_config(config: WebConfig, hub: PreviewHub | None,
                     config.token_env or "CROWDWATCH_TOKEN")
     return WebUI(guard, hub if config.enabled else None,
                  editor if config.enabled and config.editor else None,
-                 preview=config.preview.enabled, health=health)
+                 preview=config.preview.enabled, health=health, heatmap=heatmap)
 
 
 class WebServer:
