@@ -125,31 +125,16 @@ class NeckModel:
         return input_shape_for(frame_hw, self.imgsz, self.input_shape)
 
     def _compile(self, input_hw: tuple[int, int]) -> tuple[ov.InferRequest, Image]:
-        import openvino as ov
-        from openvino.preprocess import ColorFormat, PrePostProcessor
-
-        from crowdwatch.detect.irshape import reshape_yolo_ir
+        from crowdwatch.detect.irshape import yolo_ir_for
 
         try:
             model = self._core.read_model(self.detector_xml)
         except RuntimeError as error:
             raise ModelError(f"cannot load model {self.detector_xml}: {error}") from None
-        shape = model.get_parameters()[0].get_partial_shape()
-        native = (shape[2].get_length(), shape[3].get_length()) if shape.is_static else None
-        if native is None:
-            model.reshape([1, 3, *input_hw])
-        elif tuple(native) != input_hw:
-            reshape_yolo_ir(model, input_hw)
         # A head is spliced into a copy: one head model may serve several input sizes.
         head = self._head.clone() if self._head is not None else None
-        model = splice_head(model, head, self._with_neck)
-        ppp = PrePostProcessor(model)
-        ppp.input().tensor().set_element_type(ov.Type.u8).set_layout(
-            ov.Layout("NHWC")).set_color_format(ColorFormat.BGR)
-        ppp.input().model().set_layout(ov.Layout("NCHW"))
-        ppp.input().preprocess().convert_element_type(ov.Type.f32).convert_color(
-            ColorFormat.RGB).scale(255.0)
-        model = ppp.build()
+        model = yolo_ir_for(model, input_hw,
+                            lambda detector: splice_head(detector, head, self._with_neck))
         config: dict[str, object] = {"PERFORMANCE_HINT": "LATENCY"}
         if self._threads:
             config["INFERENCE_NUM_THREADS"] = self._threads

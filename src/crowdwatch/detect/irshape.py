@@ -1,8 +1,10 @@
-"""A fixed-shape ultralytics YOLO IR given another input size (used by the openvino backend
-and the density model, crowdwatch.density.neck)."""
+"""A YOLO IR made ready for an input size: a fixed-shape ultralytics IR given another input
+size, and the preprocessing every compiled model of the project has (used by the openvino
+backend and the density model, crowdwatch.density.neck)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -68,3 +70,28 @@ def reshape_yolo_ir(model: ov.Model, input_hw: tuple[int, int]) -> None:
         model.validate_nodes_and_infer_types()
     except RuntimeError as error:
         raise ModelError(f"cannot reshape the model to {input_hw}: {error}") from None
+
+
+def yolo_ir_for(model: ov.Model, input_hw: tuple[int, int],
+                splice: Callable[[ov.Model], ov.Model] | None = None) -> ov.Model:
+    """The detector IR ready to compile at `input_hw`, as the openvino backend and
+    density/neck.py both feed it: reshaped (a dynamic IR) or adapted (a fixed one, above),
+    extra outputs spliced on by `splice`, and frames taken as they come from OpenCV (uint8
+    BGR, height x width x 3), converted inside the graph (faster than numpy, no float copy)."""
+    import openvino as ov
+    from openvino.preprocess import ColorFormat, PrePostProcessor
+
+    shape = model.get_parameters()[0].get_partial_shape()
+    if not shape.is_static:
+        model.reshape([1, 3, *input_hw])
+    elif (shape[2].get_length(), shape[3].get_length()) != input_hw:
+        reshape_yolo_ir(model, input_hw)
+    if splice is not None:
+        model = splice(model)
+    ppp = PrePostProcessor(model)
+    ppp.input().tensor().set_element_type(ov.Type.u8).set_layout(
+        ov.Layout("NHWC")).set_color_format(ColorFormat.BGR)
+    ppp.input().model().set_layout(ov.Layout("NCHW"))
+    ppp.input().preprocess().convert_element_type(ov.Type.f32).convert_color(
+        ColorFormat.RGB).scale(255.0)
+    return ppp.build()

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from crowdwatch.config import DetectorConfig
 from crowdwatch.detect.base import PERSON_CLASS, Detector, Image, Pending, available_cores
 from crowdwatch.detect.densitymap import DensityMap
-from crowdwatch.detect.irshape import reshape_yolo_ir
+from crowdwatch.detect.irshape import reshape_yolo_ir, yolo_ir_for
 from crowdwatch.detect.yolo import Letterbox, decode_people, input_shape_for
 from crowdwatch.errors import ModelError
 from crowdwatch.types import Detections
@@ -168,25 +168,7 @@ class OpenVINOBackend(Detector):
                                  "not 'person'; crowdwatch needs a COCO-trained model")
 
     def _compile(self, input_hw: tuple[int, int], model: ov.Model | None = None) -> _Compiled:
-        import openvino as ov
-        from openvino.preprocess import ColorFormat, PrePostProcessor
-
-        model = model or self._core.read_model(self._xml)
-        if self.native_hw is None:
-            model.reshape([1, 3, *input_hw])
-        elif input_hw != self.native_hw:
-            reshape_yolo_ir(model, input_hw)
-        if self._head is not None:
-            model = self._head(model)
-        # Frames go in as they come from OpenCV (uint8 BGR, height x width x 3); the graph
-        # converts them, which is faster than numpy and needs no float copy.
-        ppp = PrePostProcessor(model)
-        ppp.input().tensor().set_element_type(ov.Type.u8).set_layout(
-            ov.Layout("NHWC")).set_color_format(ColorFormat.BGR)
-        ppp.input().model().set_layout(ov.Layout("NCHW"))
-        ppp.input().preprocess().convert_element_type(ov.Type.f32).convert_color(
-            ColorFormat.RGB).scale(255.0)
-        model = ppp.build()
+        model = yolo_ir_for(model or self._core.read_model(self._xml), input_hw, self._head)
         compiled = self._core.compile_model(model, "CPU", {
             # Throughput mode runs one stream per core: several small requests in parallel
             # beat one request split over both cores.
