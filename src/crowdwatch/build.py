@@ -49,6 +49,12 @@ def build_chain(camera: CameraConfig, config: AppConfig, source: FrameSource,
     # times: smoothing it as one video would carry people from one picture into the next.
     counter = PeopleCounter(camera, config.counting, config.levels, source.sequence)
     tracker = flow = None
+    blurs = config.web.preview.blur_people or config.recording.blur_people
+    if tiler is not None and tiling.skip_for_density and not config.tracks(camera) \
+            and not blurs:
+        # Tiles only add boxes, which a camera counting from density uses only to track and
+        # to blur people.
+        tiler.tiles_wanted = lambda: counter.last_method != "density"
     if config.tracks(camera):  # lines and dwell need identities
         # The source's own frame rate, when it tells (files), is the Kalman filter's step.
         tracker = build_tracker(config.tracker, source.fps or None)

@@ -55,6 +55,8 @@ class PeopleCounter:
         self._integrator: ZoneIntegrator | None = None
         self.method_config = counting.method
         self._chooser = MethodChooser()
+        # What the last frame counted from (the tiler reads it: build.build_chain).
+        self.last_method: Method = "boxes"
 
     def _mapper_for(self, geometry: SceneGeometry) -> ZoneMapper:
         if self._mapper is None or geometry is not self._geometry:
@@ -83,7 +85,7 @@ class PeopleCounter:
         frame's density map, when the detector gives one)."""
         mapper = self._mapper_for(geometry)
         membership = mapper.membership(detections)
-        method = self.method(detections, density)
+        method = self.last_method = self.method(detections, density)
         if method == "density":
             assert density is not None and self._integrator is not None
             # Whole people: a density sum rounded to the nearest integer (halves to even).

@@ -260,6 +260,9 @@ class TiledDetector(Detector):
         self._grids: dict[tuple[int, int], npt.NDArray[np.int64]] = {}
         self._auto: dict[tuple[int, int], _AutoChoice] = {}
         self._lock = threading.Lock()
+        # Whether the camera uses boxes' counts now: a camera that counts from its density
+        # map and tracks nobody has no use for the tiles' extra boxes (build.build_chain).
+        self.tiles_wanted: Callable[[], bool] = lambda: True
 
     def _crowded(self, heights: list[npt.NDArray[np.float32]], tiled_now: bool) -> bool:
         """Whether whole-frame passes show a crowd of small people (auto rule)."""
@@ -295,6 +298,8 @@ class TiledDetector(Detector):
 
     def tiles_in_use(self, width: int, height: int) -> int:
         """How many tiles frames of this size get now, besides the whole frame (0: none)."""
+        if not self.tiles_wanted():
+            return 0
         if self.config.mode == "auto":
             state = self._auto.get((width, height))
             return 0 if state is None or state.tiles is None else len(state.tiles)
@@ -358,6 +363,8 @@ class TiledDetector(Detector):
                            else np.zeros((0, 4), np.int64))
             state.since_choice = 0
             tiles = state.tiles
+        if not self.tiles_wanted():
+            return
         for pending in block:
             pending.add_tiles(tiles, self._submit)
 
@@ -367,6 +374,8 @@ class TiledDetector(Detector):
         if self.config.mode == "auto":
             self._close_block(width, height)
         tiles = self.tiles_for(width, height)
+        if not self.tiles_wanted():
+            tiles = tiles[:0]
         whole = self._submit(image)
         auto = self.config.mode == "auto"
         if not auto and not len(tiles):
