@@ -131,7 +131,7 @@ def build_app(config: AppConfig, options: RunOptions = RunOptions(),
     sinks: list[Sink] = []
     server = None
     try:
-        heatmap = _heatmap(config, options)
+        heatmap = _heatmap(config, options, scenes)
         if heatmap is not None:  # first: the overlays of this frame include it
             sinks.append(heatmap.heatmaps)
         context = OutputContext(config, health, scenes, events=options.events,
@@ -199,7 +199,8 @@ def _follow_state_file(config: AppConfig, metrics: MetricsSink,
         [(c.id, line.name) for c in config.cameras for line in c.lines]))
 
 
-def _heatmap(config: AppConfig, options: RunOptions) -> HeatmapRenderer | None:
+def _heatmap(config: AppConfig, options: RunOptions,
+             scenes: dict[str, CameraScene]) -> HeatmapRenderer | None:
     """The heatmaps, where the page or a recording overlay shows them (else none is kept)."""
     wanted = (options.serve and config.web.enabled) or (
         config.recording.enabled and config.heatmap.overlay_recording)
@@ -208,7 +209,7 @@ def _heatmap(config: AppConfig, options: RunOptions) -> HeatmapRenderer | None:
     from crowdwatch.analytics.heatmap import Heatmaps
     from crowdwatch.outputs.heatmap import HeatmapRenderer
 
-    return HeatmapRenderer(Heatmaps(config.heatmap), config.heatmap)
+    return HeatmapRenderer(Heatmaps(config.heatmap, scenes), config.heatmap)
 
 
 def _preview_hub(config: AppConfig, scenes: dict[str, CameraScene],

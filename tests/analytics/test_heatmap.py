@@ -99,3 +99,20 @@ def test_the_camera_method_picks_boxes_or_density() -> None:
     assert heat.grid[40, 41] == pytest.approx(decay)
     assert heat.grid.sum() == pytest.approx(decay + 4.0)
     assert heatmaps.get("other") is None
+
+
+def test_density_in_ignore_regions_is_left_out() -> None:
+    from crowdwatch.analytics.scene import CameraScene
+    from crowdwatch.config import parse_config
+
+    config = parse_config({"cameras": [{"id": "cam", "source": "clip.mp4", "ignore": [
+        {"polygon": [[0, 0], [320, 0], [320, 480], [0, 480]]}]}]})  # the left half
+    heatmaps = Heatmaps(HeatmapConfig(cells=64), {"cam": CameraScene(config.cameras[0])})
+    cells = np.full((60, 80), 0.5, np.float32)  # 2,400 people spread evenly
+    density = DensityMap(cells, Letterbox.fit((480, 640), (480, 640)))
+    heatmaps.write(_result(0.0, "density", density, []))
+    heatmaps.write(_result(2.0, "density", density, []))
+    heat = heatmaps.get("cam")
+    assert heat is not None
+    assert heat.grid[:, :32].sum() == 0  # the ignored half
+    assert heat.grid[:, 32:].sum() == pytest.approx(2400 / 2 * 2.0)  # the right half, 2 s

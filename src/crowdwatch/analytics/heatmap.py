@@ -12,16 +12,22 @@ real time fills the map as its own clock says. Memory: one float64 grid per came
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 import numpy.typing as npt
+import shapely
 
 from crowdwatch.boxes import foot_points
 from crowdwatch.config.web import HeatmapConfig
 from crowdwatch.detect.densitymap import DensityMap
 from crowdwatch.types import FloatArray, FrameResult
+
+if TYPE_CHECKING:
+    from crowdwatch.analytics.scene import CameraScene
 
 Grid = npt.NDArray[np.float64]
 
@@ -105,11 +111,31 @@ class HeatGrid:
 
 class Heatmaps:
     """A Sink keeping a HeatGrid per camera from each FrameResult; `get(camera)` for the
-    renderers (outputs/heatmap.py) and the web page."""
+    renderers (outputs/heatmap.py) and the web page. With the cameras' scenes, density in
+    their ignore regions is left out, as counting leaves it out (boxes there are gone
+    already)."""
 
-    def __init__(self, config: HeatmapConfig) -> None:
+    def __init__(self, config: HeatmapConfig,
+                 scenes: Mapping[str, CameraScene] | None = None) -> None:
         self.config = config
+        self.scenes = scenes or {}
         self._grids: dict[str, HeatGrid] = {}
+        self._ignored: dict[tuple[str, tuple[int, int]], npt.NDArray[np.bool_] | None] = {}
+
+    def _ignored_cells(self, camera: str, frame_hw: tuple[int, int],
+                       shape: tuple[int, int]) -> npt.NDArray[np.bool_] | None:
+        """Cells whose centre lies in an ignore region of the camera (None: none do)."""
+        key = (camera, frame_hw)
+        if key not in self._ignored:
+            scene = self.scenes.get(camera)
+            ignore = None if scene is None else scene.at(frame_hw[1], frame_hw[0]).ignore
+            mask = None
+            if ignore is not None:
+                ys = (np.arange(shape[0]) + 0.5) * frame_hw[0] / shape[0]
+                xs = (np.arange(shape[1]) + 0.5) * frame_hw[1] / shape[1]
+                mask = shapely.contains_xy(ignore, *np.meshgrid(xs, ys))
+            self._ignored[key] = mask if mask is not None and mask.any() else None
+        return self._ignored[key]
 
     def write(self, result: FrameResult) -> None:
         grid = self._grids.get(result.camera)
@@ -127,6 +153,9 @@ class Heatmaps:
         shape = grid.shape_for(frame_hw)
         if result.method == "density" and result.density is not None:
             people = density_on_grid(result.density, shape)
+            ignored = self._ignored_cells(result.camera, frame_hw, shape)
+            if ignored is not None:
+                people[ignored] = 0.0
         else:
             people = boxes_on_grid(result.detections.xyxy, frame_hw, shape)
         grid.add(result.timestamp, people, frame_hw)
