@@ -7,6 +7,7 @@ of the numeric scale, in person-seconds per grid cell; alone or blended over a f
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 
@@ -63,8 +64,10 @@ def blend(image: Image, heat: Heat, top: float, alpha: float, *,
                    cv2.multiply(image, cv2.bitwise_not(weights), scale=1 / 255))
 
 
+@functools.lru_cache(maxsize=32)
 def legend(width: int, top: float, half_life_s: float) -> Image:
-    """A band LEGEND_HEIGHT high: the colour bar from 0 to `top` with its numbers and unit."""
+    """A band LEGEND_HEIGHT high: the colour bar from 0 to `top` with its numbers and unit
+    (cached: the scale moves in round steps; callers copy it, never draw on it)."""
     band = np.full((LEGEND_HEIGHT, width, 3), 16, np.uint8)
     x0, x1 = 6, max(width - 6, 8)
     bar = colours(np.linspace(0, 1, x1 - x0, dtype=np.float32)[None, :])
@@ -80,6 +83,7 @@ def legend(width: int, top: float, half_life_s: float) -> Image:
     span = f"{minutes:.3g} min" if minutes >= 1 else f"{half_life_s:.3g} s"
     cv2.putText(band, f"{UNIT}, half-life {span}", (x0, 40), _FONT, 0.4, (200, 200, 200), 1,
                 cv2.LINE_AA)
+    band.setflags(write=False)
     return band
 
 
