@@ -54,8 +54,9 @@ class TilingConfig(Strict):
     skip_for_density: bool = Field(
         False, description="run no tiles on a camera's frames while it counts from its "
         "density map and nothing else needs the tiles' boxes (no lines, no dwell zone, no "
-        "blur_people): about 2x faster on crowd images, counts unchanged, but the boxes drawn "
-        "and scored then come from the whole frame only (docs/ACCURACY.md)")
+        "blur_people): 2-5x faster on crowd images; the boxes drawn and scored then come "
+        "from the whole frame only, and under counting.method auto a camera that switched to "
+        "density tends to stay there (docs/ACCURACY.md)")
 
     @field_validator("mode", mode="before")
     @classmethod
