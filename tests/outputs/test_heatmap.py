@@ -37,11 +37,14 @@ def _heat() -> Heat:
 
 
 def test_picture_without_frame_is_the_colour_scale_with_its_legend() -> None:
-    image = picture(_heat(), None, 400, 0.6)
+    heat = _heat()
+    heat.grid[0, 0] = 1.25  # a quarter of the top: the middle of the square-root scale
+    image = picture(heat, None, 400, 0.6)
     assert image.shape == (300 + LEGEND_HEIGHT, 400, 3)
     # Cell (1, 2) is 100 px square at x 200-300, y 100-200: its centre is the top colour.
     assert np.abs(image[150, 250].astype(int) - _turbo(255)).max() <= 2
-    assert np.abs(image[20, 20].astype(int) - _turbo(0)).max() <= 2
+    assert np.abs(image[50, 50].astype(int) - _turbo(128)).max() <= 2
+    assert np.abs(image[20, 250].astype(int) - _turbo(0)).max() <= 2
     bar = image[300 + 8]  # the legend's bar runs from the coldest to the hottest colour
     assert np.abs(bar[6].astype(int) - _turbo(0)).max() <= 3
     assert np.abs(bar[393].astype(int) - _turbo(255)).max() <= 3

@@ -97,3 +97,16 @@ def test_previews_draw_the_heatmap_when_asked(parts: Any) -> None:
     assert _call(ui, "/cameras/cam0/snapshot.jpg?overlay=nope", AUTH)[0] == 400
     status, _, part = _call(ui, "/cameras/cam0/preview.mjpg?overlay=heatmap", AUTH)
     assert status == 200 and b"image/jpeg" in part
+
+
+def test_without_previews_the_heatmap_shows_no_frame(parts: Any) -> None:
+    hub, heatmaps, _ = parts
+    renderer = HeatmapRenderer(heatmaps, HeatmapConfig(cells=64, width=320))
+    ui = WebUI(AccessGuard(TOKEN), hub, preview=False, heatmap=renderer.png)
+    _feed(hub, heatmaps)  # frames of grey 80: none of it may show
+    status, _, body = _call(ui, "/cameras/cam0/heatmap.png", AUTH)
+    assert status == 200
+    image = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR)
+    coldest = cv2.applyColorMap(np.array([[0]], np.uint8), cv2.COLORMAP_TURBO)[0, 0]
+    assert np.abs(image[20, 20].astype(int) - coldest).max() <= 2
+    assert _call(ui, "/cameras/cam0/snapshot.jpg", AUTH)[0] == 404  # previews stay off
