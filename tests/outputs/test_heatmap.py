@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -81,3 +83,30 @@ def test_overlay_draws_the_camera_heat_and_keeps_the_frame() -> None:
     assert decoded.shape == (480 + LEGEND_HEIGHT, 640, 3)
     both = with_overlay(lambda image, _result: image + 10, renderer.overlay)
     assert (both(frame, result)[20, 20] == 100).all()
+
+
+def test_recordings_draw_the_heatmap_when_asked(tmp_path: Path) -> None:
+    from crowdwatch.build import camera_scenes
+    from crowdwatch.config import parse_config
+    from crowdwatch.health import HealthState
+    from crowdwatch.outputs.registry import OutputContext, build_sinks
+    from crowdwatch.outputs.video import RecordingSink
+
+    config = parse_config({"cameras": [{"id": "cam", "source": "clip.mp4"}],
+                           "recording": {"enabled": True, "directory": str(tmp_path),
+                                         "annotate": False},
+                           "heatmap": {"overlay_recording": True, "cells": 8, "alpha": 1.0}})
+    heatmaps = Heatmaps(config.heatmap)
+    context = OutputContext(config, HealthState(["cam"]), camera_scenes(config),
+                            heatmap=HeatmapRenderer(heatmaps, config.heatmap))
+    [sink] = build_sinks(context)
+    assert isinstance(sink, RecordingSink)
+    frame = np.full((300, 400, 3), 90, np.uint8)
+    person = Detections(np.array([[265, 100, 285, 170]], np.float32), np.ones(1, np.float32))
+    for at in (0.0, 1.0):
+        heatmaps.write(FrameResult("cam", 0, at, 0.0, 1, 1, detections=person, image=frame))
+    recorder = sink._recorder("cam")
+    assert recorder is not None and recorder._render is not None
+    drawn = recorder._render(frame, FrameResult("cam", 0, 1.0, 0.0, 1, 1, image=frame))
+    assert np.abs(drawn[175, 275].astype(int) - _turbo(255)).max() <= 4
+    sink.close()
