@@ -76,6 +76,9 @@ def test_page_recording_and_metrics_share_one_server(tmp_path: Path,
         assert _get(app.web_url + "cameras/cam0/heatmap.png")[0] == 401
         status, png = _get(app.web_url + "cameras/cam0/heatmap.png", "tok")
         assert status == 200 and png[:8] == b"\x89PNG\r\n\x1a\n"
+        # Drawn on every preview (overlay_preview): asking for it changes nothing.
+        assert _get(app.web_url + "cameras/cam0/snapshot.jpg?overlay=heatmap", "tok") == \
+            _get(app.web_url + "cameras/cam0/snapshot.jpg", "tok")
         app.finish_recordings()  # sources ended: the file is complete while serving goes on
         recordings = list((tmp_path / "rec").glob("cam0-*.mp4"))
         assert len(recordings) == 1 and recordings[0].stat().st_size > 0

@@ -228,9 +228,10 @@ def _preview_hub(config: AppConfig, scenes: dict[str, CameraScene],
     overlays: dict[str, Render] = {}
     if heatmap is not None:
         overlays["heatmap"] = heatmap.overlay
-        if config.heatmap.overlay_preview:
+        if config.heatmap.overlay_preview:  # drawn on every preview: not twice when asked
             render = {c.id: with_overlay(render.get(c.id), heatmap.overlay)
                       for c in config.cameras}
+            overlays["heatmap"] = lambda image, _result: image
     return PreviewHub([c.id for c in config.cameras], width=preview.width, fps=preview.fps,
                       quality=preview.quality, render=render, overlays=overlays)
 
