@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # the visual outputs import OpenCV, PyAV and ruamel only when
     from crowdwatch.analytics.scene import CameraScene
     from crowdwatch.integrations import Integrations
     from crowdwatch.outputs.metrics import MetricsSink
+    from crowdwatch.web.console import ConsoleState
     from crowdwatch.web.preview import PreviewHub
     from crowdwatch.web.ui import WebUI
 
@@ -138,8 +139,12 @@ def build_app(config: AppConfig, options: RunOptions = RunOptions(),
             context.collectors.append(sites)
         sinks.extend(extra_sinks)
         hub = _preview_hub(config, scenes) if options.serve and config.web.enabled else None
+        console = None
         if hub is not None:
-            sinks.append(hub)
+            from crowdwatch.web.console import ConsoleState
+
+            console = ConsoleState.from_config(config, health)
+            sinks.extend((hub, console))
         url = web_url = None
         if options.serve and (config.metrics.enabled or hub is not None):
             from crowdwatch.web.server import Server
@@ -158,8 +163,8 @@ def build_app(config: AppConfig, options: RunOptions = RunOptions(),
                 host = config.metrics.host
             else:  # the page alone: this machine only unless the config lets others in
                 host = "0.0.0.0" if config.web.allow_remote else "127.0.0.1"
-            web = _web_ui(config, hub, options.config_path, health) if hub is not None \
-                else None
+            web = _web_ui(config, hub, options.config_path, health, console) \
+                if hub is not None else None
             port = config.metrics.port if options.metrics_port is None else options.metrics_port
             try:
                 server = Server(health, host, port, registry, web)
@@ -210,7 +215,7 @@ def _preview_hub(config: AppConfig, scenes: dict[str, CameraScene]) -> PreviewHu
 
 
 def _web_ui(config: AppConfig, hub: PreviewHub, config_path: str | None,
-            health: HealthState | None = None) -> WebUI:
+            health: HealthState | None = None, console: ConsoleState | None = None) -> WebUI:
     from crowdwatch.web.access import check_web_config
     from crowdwatch.web.editor import ConfigEditor
     from crowdwatch.web.ui import web_ui_from_config
@@ -223,7 +228,7 @@ def _web_ui(config: AppConfig, hub: PreviewHub, config_path: str | None,
             log.warning("the zone editor needs a config file (--config); not serving /editor")
         else:
             editor = ConfigEditor(config_path, hub.latest_image)
-    return web_ui_from_config(web, hub, editor, health)
+    return web_ui_from_config(web, hub, editor, health, console)
 
 
 @dataclass

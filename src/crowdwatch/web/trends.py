@@ -1,0 +1,87 @@
+"""Bounded time series for the live console: a zone's recent people, a line's recent totals.
+
+A `TrendRing` holds at most `capacity` points in two preallocated numpy arrays, so its memory
+is fixed when it is built, whatever the frame rate or the run's length. It keeps one point per
+`step_s` (a second) or per call, whichever is rarer: values arriving within one step fold into
+its point (their maximum, so a one-second peak is not lost between points).
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import numpy.typing as npt
+
+# Ten minutes at one point a second.
+TREND_WINDOW_S = 600.0
+TREND_STEP_S = 1.0
+
+
+class TrendRing:
+    """The newest `capacity` (time, value) points, one per step; thread-safe."""
+
+    def __init__(self, capacity: int = int(TREND_WINDOW_S / TREND_STEP_S),
+                 step_s: float = TREND_STEP_S) -> None:
+        if capacity < 1 or step_s <= 0:
+            raise ValueError("capacity must be >= 1 and step_s > 0")
+        self.capacity = capacity
+        self.step_s = step_s
+        self._t = np.zeros(capacity, np.float64)
+        self._v = np.zeros(capacity, np.float64)  # running totals pass 2**24
+        self._next = 0   # where the next point goes
+        self._size = 0
+        self._step = -1  # the step number of the newest point
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return self._size
+
+    @property
+    def nbytes(self) -> int:
+        return int(self._t.nbytes + self._v.nbytes)
+
+    def add(self, t: float, value: float, fold: str = "max") -> None:
+        """A value at time t; within the newest point's step it folds into that point
+        (`max`, or `last` for running totals)."""
+        step = int(t // self.step_s)
+        with self._lock:
+            if self._size and step <= self._step:  # same step (or a clock stepping back)
+                last = (self._next - 1) % self.capacity
+                self._v[last] = max(self._v[last], value) if fold == "max" else value
+                self._t[last] = max(self._t[last], t)
+                return
+            self._t[self._next] = t
+            self._v[self._next] = value
+            self._next = (self._next + 1) % self.capacity
+            self._size = min(self._size + 1, self.capacity)
+            self._step = step
+
+    def points(self, since: float = -np.inf) -> tuple[npt.NDArray[np.float64],
+                                                      npt.NDArray[np.float64]]:
+        """(times, values) of the points after `since`, oldest first (copies)."""
+        with self._lock:
+            start = (self._next - self._size) % self.capacity
+            order = (start + np.arange(self._size)) % self.capacity
+            t, v = self._t[order], self._v[order]
+        keep = t > since
+        return t[keep], v[keep]
+
+    def last(self) -> tuple[float, float] | None:
+        with self._lock:
+            if not self._size:
+                return None
+            i = (self._next - 1) % self.capacity
+            return float(self._t[i]), float(self._v[i])
+
+    def rate(self, current: float, now: float, window_s: float) -> float | None:
+        """Increase per second of a running total from its point `window_s` before `now` (or
+        its oldest, if younger) to `current` now; None without a point a second old."""
+        times, values = self.points()
+        if not len(times):
+            return None
+        i = max(0, int(np.searchsorted(times, now - window_s, side="right")) - 1)
+        elapsed = now - float(times[i])
+        if elapsed < 1.0:
+            return None
+        return (current - float(values[i])) / elapsed
