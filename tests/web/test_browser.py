@@ -112,7 +112,7 @@ def test_live_page_shows_previews_and_changing_counts(browser: Any,
         for camera, count in people.items():
             page.wait_for_selector(f"#camera-{camera} .count[data-people='{count}']")
             page.wait_for_function(
-                f"document.querySelector('#camera-{camera} img.preview').naturalWidth === 640")
+                f"document.querySelector('#camera-{camera} img.preview')?.naturalWidth === 640")
         assert hub.watching("cam0") and hub.watching("cam1")
         assert page.locator("#camera-cam0 .zone[data-zone='queue']").get_attribute(
             "data-level") == "ok"
@@ -383,7 +383,7 @@ def test_running_crowdwatch_shows_live_counts_and_records_a_playable_mp4(
         _log_in(page, url)
         card = "#camera-pets"
         page.wait_for_function(
-            f"document.querySelector('{card} img.preview').naturalWidth === 640",
+            f"document.querySelector('{card} img.preview')?.naturalWidth === 640",
             timeout=30_000)
         seen: set[str] = set()
         deadline = time.monotonic() + 15

@@ -65,3 +65,16 @@ def test_sixteen_cameras_of_ten_zones_stay_far_below_twenty_megabytes() -> None:
             ring.add(second * TREND_STEP_S, second)
     assert len(rings[0]) == int(TREND_WINDOW_S / TREND_STEP_S)
     assert sum(r.nbytes for r in rings) == 160 * 600 * 16  # 1.5 MB of arrays, fixed
+
+
+@pytest.mark.parametrize("count", [0, 1, 3, 7, 8, 9, 20])
+def test_points_after_a_time_match_a_plain_list_at_every_fill(count: int) -> None:
+    ring = TrendRing(capacity=8)
+    kept: list[tuple[float, float]] = []
+    for i in range(count):
+        ring.add(10.0 + i, i)
+        kept = (kept + [(10.0 + i, float(i))])[-8:]
+    for since in (-1.0, 9.5, 12.0, 14.5, 25.0, 40.0):
+        times, values = ring.points(since)
+        assert list(zip(times.tolist(), values.tolist(), strict=True)) == [
+            p for p in kept if p[0] > since]

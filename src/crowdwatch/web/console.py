@@ -174,8 +174,9 @@ class ConsoleState:
         return self._closed.wait(seconds)
 
     def snapshot(self, since: float | None = None) -> dict[str, Any]:
-        """The console's JSON: cameras (state, rates, zones with trend points after `since`,
-        lines), sites and alerts; `now` is the `since` of the next call."""
+        """The console's JSON: cameras (state, rates, zones with trend points after `since`
+        as [seconds before now, people], lines), sites and alerts; `now` is the `since` of
+        the next call."""
         now = self._clock()
         since = now - TREND_WINDOW_S if since is None else max(since - OVERLAP_S,
                                                                now - TREND_WINDOW_S)
@@ -189,7 +190,7 @@ class ConsoleState:
             zones = latest.result.zones if latest is not None else {}
             out.append({**state,
                         "method": None if latest is None else latest.result.method,
-                        "zones": [self._zone(camera, name, zones.get(name), since)
+                        "zones": [self._zone(camera, name, zones.get(name), since, now)
                                   for name in list(camera.zones)],
                         "lines": [self._line(name, pair, _totals(latest, name), now)
                                   for name, pair in list(camera.lines.items())],
@@ -210,7 +211,8 @@ class ConsoleState:
                 "age_s": round(max(0.0, now - latest.at), 3)}
 
     @staticmethod
-    def _zone(camera: _Camera, name: str, stats: Any, since: float) -> dict[str, Any]:
+    def _zone(camera: _Camera, name: str, stats: Any, since: float,
+              now: float) -> dict[str, Any]:
         info = camera.info.zones.get(name, ZoneInfo())
         times, values = camera.zones[name].points(since)
         return {"name": name, "capacity": info.capacity, "area_m2": info.area_m2,
@@ -218,8 +220,10 @@ class ConsoleState:
                 "occupancy": None if stats is None else stats.occupancy,
                 "density": None if stats is None else stats.density,
                 "level": None if stats is None or stats.level is None else stats.level.label,
-                "trend": [[round(float(t), 2), float(v)] for t, v in zip(times, values,
-                                                                       strict=True)]}
+                # Seconds before `now` (short JSON: a page connecting gets 10 minutes).
+                "trend": [[round(t, 2), int(v) if v.is_integer() else v]
+                          for t, v in zip((times - now).tolist(), values.tolist(),
+                                          strict=True)]}
 
     @staticmethod
     def _line(name: str, pair: tuple[TrendRing, TrendRing], totals: tuple[int, int] | None,

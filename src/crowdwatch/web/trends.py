@@ -59,13 +59,21 @@ class TrendRing:
 
     def points(self, since: float = -np.inf) -> tuple[npt.NDArray[np.float64],
                                                       npt.NDArray[np.float64]]:
-        """(times, values) of the points after `since`, oldest first (copies)."""
+        """(times, values) of the points after `since`, oldest first (copies of only those:
+        a page that has the rest gets its few new points cheaply)."""
         with self._lock:
             start = (self._next - self._size) % self.capacity
-            order = (start + np.arange(self._size)) % self.capacity
-            t, v = self._t[order], self._v[order]
-        keep = t > since
-        return t[keep], v[keep]
+            # The ring in time order is two sorted runs: [start:] (older) then [:next].
+            runs = [(start, self.capacity), (0, self._next)] if start >= self._next and \
+                self._size else [(start, start + self._size)]
+            times, values = [], []
+            for lo, hi in runs:
+                first = lo + int(np.searchsorted(self._t[lo:hi], since, side="right"))
+                times.append(self._t[first:hi].copy())
+                values.append(self._v[first:hi].copy())
+        if len(times) == 1:
+            return times[0], values[0]
+        return np.concatenate(times), np.concatenate(values)
 
     def last(self) -> tuple[float, float] | None:
         with self._lock:

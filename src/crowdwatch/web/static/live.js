@@ -229,7 +229,7 @@ function renderZones(list, camera) {
     if (camera.method) meta.push("counted by " + camera.method);
     li.querySelector(".zone-meta").textContent = meta.join(" · ");
     const key = camera.id + "/" + zone.name;
-    const points = mergeTrend(key, zone.trend);
+    const points = mergeTrend(key, zone.trend.map((p) => [lastNow + p[0], p[1]]));
     drawSpark(li.querySelector(".spark"), points, zone.capacity);
   }
 }
