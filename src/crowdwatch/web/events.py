@@ -22,7 +22,7 @@ from crowdwatch.web.http import StreamSlots
 # A changed state goes out within SEND_INTERVAL_S; an unchanged one is resent every
 # HEARTBEAT_S (ages and live / stale move on); the page calls the connection lost after
 # three missed heartbeats and reconnects.
-SEND_INTERVAL_S = 0.25
+SEND_INTERVAL_S = 0.5
 HEARTBEAT_S = 2.0
 RETRY_MS = 2000
 

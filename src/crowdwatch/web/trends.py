@@ -8,6 +8,7 @@ its point (their maximum, so a one-second peak is not lost between points).
 
 from __future__ import annotations
 
+import bisect
 import threading
 
 import numpy as np
@@ -62,6 +63,14 @@ class TrendRing:
         """(times, values) of the points after `since`, oldest first (copies of only those:
         a page that has the rest gets its few new points cheaply)."""
         with self._lock:
+            # The usual ask (a page's next event): a few newest points, found from the end.
+            newest = self._next - 1
+            count = 0
+            while count < min(self._size, 8) and self._t.item(newest - count) > since:
+                count += 1
+            if count < 8 or count == self._size:
+                order = [(newest - k) % self.capacity for k in range(count - 1, -1, -1)]
+                return self._t[order], self._v[order]
             start = (self._next - self._size) % self.capacity
             # The ring in time order is two sorted runs: [start:] (older) then [:next].
             runs = [(start, self.capacity), (0, self._next)] if start >= self._next and \
@@ -85,11 +94,22 @@ class TrendRing:
     def rate(self, current: float, now: float, window_s: float) -> float | None:
         """Increase per second of a running total from its point `window_s` before `now` (or
         its oldest, if younger) to `current` now; None without a point a second old."""
-        times, values = self.points()
-        if not len(times):
+        with self._lock:  # plain lists: these rings are short (a minute at most)
+            start = (self._next - self._size) % self.capacity
+            times = self._t.tolist()
+            values = self._v.tolist()
+            size = self._size
+        if not size:
             return None
-        i = max(0, int(np.searchsorted(times, now - window_s, side="right")) - 1)
-        elapsed = now - float(times[i])
+        i = bisect.bisect_right(times, now - window_s, start, start + size) if \
+            start + size <= self.capacity else None
+        if i is None:  # wrapped: put the ring in time order first
+            times = times[start:] + times[:start]
+            values = values[start:] + values[:start]
+            start = 0
+            i = bisect.bisect_right(times, now - window_s)
+        i = max(start, i - 1)
+        elapsed = now - times[i]
         if elapsed < 1.0:
             return None
-        return (current - float(values[i])) / elapsed
+        return (current - values[i]) / elapsed
