@@ -56,6 +56,20 @@ def _image(people: int, seed: int) -> np.ndarray:
     return image
 
 
+def _clip_frames(count: int) -> list[np.ndarray]:
+    """Frames spread over the sample clip (for the screenshot), or synthetic ones without it."""
+    capture = cv2.VideoCapture(str(Path(__file__).parents[2] / "samples" / "vtest_h264.mp4"))
+    frames = []
+    for i in range(200):  # read on: seeking an H.264 file lands on keyframes
+        ok, frame = capture.read()
+        if not ok:
+            break
+        if i % 40 == 20 and len(frames) < count:
+            frames.append(frame)
+    capture.release()
+    return frames + [_image(5, i) for i in range(count - len(frames))]
+
+
 def _level(ratio: float) -> Level:
     return Level.CRITICAL if ratio >= 1 else Level.WARNING if ratio >= 0.8 else Level.OK
 
@@ -72,6 +86,7 @@ class Rig:
         self.metrics = MetricsSink(config, self.health)
         self.totals: dict[str, list[int]] = {c: [0, 0] for c in self.cameras}
         self.received = dict.fromkeys(self.cameras, 0)
+        self.stream_fps = 5.0
         self.server = WebServer(make_web_app(make_app(self.health, self.metrics.registry),
                                              WebUI(AccessGuard(None), self.hub,
                                                    health=self.health, console=self.console)),
@@ -79,7 +94,7 @@ class Rig:
         self.url = self.server.url
 
     def frame(self, camera: str, people: int, index: int, crossings: tuple[int, int] = (0, 0),
-              hall: int = 3, site: int | None = None, image: bool = True,
+              hall: int = 3, site: int | None = None, image: np.ndarray | bool = True,
               received: int = 1) -> None:
         totals = self.totals[camera]
         totals[0] += crossings[0]
@@ -92,10 +107,11 @@ class Rig:
                                                             _level(site / 20))}
         result = FrameResult(camera, index, None, time.time(), people + hall, people + hall,
                              zones, flow=flow, sites=sites,
-                             image=_image(people + hall, index % 7) if image else None)
+                             image=image if isinstance(image, np.ndarray) else
+                             _image(people + hall, index % 7) if image else None)
         self.received[camera] += received
         self.health.report(camera, SourceStatus(True, frames_received=self.received[camera],
-                                                stream_fps=5.0))
+                                                stream_fps=self.stream_fps))
         if result.image is not None:
             self.hub.offer(camera, result.image, result)
         self.console.write(result)
@@ -272,22 +288,27 @@ def test_six_cameras_fit_a_full_hd_screen_and_compact_mode_drops_previews(
         browser: Any, tmp_path: Path) -> None:
     cameras = ["entrance", "hall", "stage", "bar", "exit", "garden"]
     fake = {"t": time.time() - 600.0}
-    rig = Rig(_config(cameras, min_fps=0.2),
+    rig = Rig(_config(cameras),
               clock=lambda: fake["t"] if fake["t"] else time.time())
     try:
-        # Ten minutes of history into the trend buffers (injected clock), then live frames.
-        for second in range(0, 600, 2):
+        # Ten minutes of history into the trend buffers (injected clock, ending now), the
+        # last 12 s at 5 analysed of 10 received frames/s, like a live camera.
+        rig.stream_fps = 10.0
+        for index, second in enumerate([*range(0, 588, 2), *np.arange(588, 600, 0.2)]):
             fake["t"] = time.time() - 600.0 + second
             for i, camera in enumerate(cameras[:4]):
                 wave = 0.5 + 0.5 * np.sin(second / 90 + i)
-                rig.frame(camera, int(2 + (6 + i) * wave * second / 600), second,
-                          (int(second % 7 == 0), int(second % 11 == 0)),
-                          hall=int(10 + 20 * wave), site=11, image=False, received=14)
+                rig.frame(camera, int(2 + (6 + i) * wave * second / 600), index,
+                          (int(index % 7 == 0), int(index % 11 == 0)),
+                          hall=int(10 + 20 * wave), site=11, image=False,
+                          received=20 if second < 588 else 2)
         fake["t"] = 0.0
+        frames = _clip_frames(5)
         for i, camera in enumerate(cameras[:4]):
-            rig.frame(camera, [3, 8, 10, 5][i], 1000, hall=[12, 20, 33, 6][i], site=11)
-        rig.frame("exit", 1, 0)
-        rig.health.report("exit", SourceStatus(False))
+            rig.frame(camera, [3, 8, 10, 5][i], 1000, hall=[12, 20, 33, 6][i], site=11,
+                      image=frames[i])
+        rig.frame("exit", 1, 0, image=frames[4])
+        rig.health.report("exit", SourceStatus(False, frames_received=rig.received["exit"]))
         rig.health.finish("exit")
         rig.health.report("garden", SourceStatus(False, reason="cannot open: connection "
                                                  "refused by 127.0.0.1:8554; check the port"))

@@ -73,7 +73,7 @@ def test_points_after_a_time_match_a_plain_list_at_every_fill(count: int) -> Non
     kept: list[tuple[float, float]] = []
     for i in range(count):
         ring.add(10.0 + i, i)
-        kept = (kept + [(10.0 + i, float(i))])[-8:]
+        kept = [*kept, (10.0 + i, float(i))][-8:]
     for since in (-1.0, 9.5, 12.0, 14.5, 25.0, 40.0):
         times, values = ring.points(since)
         assert list(zip(times.tolist(), values.tolist(), strict=True)) == [

@@ -182,7 +182,9 @@ function renderCamera(camera, mode) {
     : camera.people + (camera.people === 1 ? " person" : " people");
   count.dataset.people = camera.people === null ? "" : String(camera.people);
   const rates = node.querySelector(".rates");
-  rates.textContent = ratesText(camera.rates) + (camera.rates.behind ? " — falling behind: " + camera.rates.why : "");
+  // Rates only while frames are expected: an ended file or a down camera says so above.
+  rates.textContent = camera.state === "ended" || camera.state === "down" ? ""
+    : ratesText(camera.rates) + (camera.rates.behind ? " — falling behind: " + camera.rates.why : "");
   rates.classList.toggle("behind", camera.rates.behind);
   rates.dataset.behind = camera.rates.behind ? "1" : "0";
   renderZones(node.querySelector(".zones"), camera);
