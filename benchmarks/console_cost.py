@@ -5,6 +5,7 @@ without the console and one open event stream, on the real detector.
 
     python benchmarks/console_cost.py                  # micro figures + 3 A/B runs x 150 frames
     python benchmarks/console_cost.py --runs 5 --frames 300
+    python benchmarks/console_cost.py --cameras 16 --frames 60   # the page with 16 cameras
     python benchmarks/console_cost.py --no-pipeline    # micro figures only (no model)
 
 Micro: `ConsoleState.write` per frame (camera thread), one `snapshot` with the full 10-minute
@@ -119,15 +120,16 @@ def _read_events(url: str, stop: threading.Event, events: list[int]) -> None:
                 events[0] += 1
 
 
-def run_once(setting: str, clip: Path, frames: int, detector: object) -> float:
-    """CPU ms per analysed frame of one run."""
+def run_once(setting: str, clip: Path, frames: int, detector: object,
+             cameras: int = 1) -> float:
+    """CPU ms per analysed frame of one run (`cameras` copies of the clip, 10 zones each)."""
     from crowdwatch.app import RunOptions, build_app
     from crowdwatch.config import parse_config
 
     config = parse_config({
-        "cameras": [{"id": "cam0", "source": str(clip), "realtime": False, "zones": [
+        "cameras": [{"id": f"cam{c}", "source": str(clip), "realtime": False, "zones": [
             {"name": f"z{z}", "polygon": [[0, 0], [767, 0], [767, 575], [0, 575]],
-             "capacity": 10} for z in range(ZONES)]}],
+             "capacity": 10} for z in range(ZONES)]} for c in range(cameras)],
         "metrics": {"host": "127.0.0.1", "port": 0},
         "web": {"enabled": True, "token_env": None, "preview": {"enabled": True}}})
     app = build_app(config, RunOptions(max_frames=frames), detector=detector)  # type: ignore[arg-type]
@@ -154,7 +156,7 @@ def run_once(setting: str, clip: Path, frames: int, detector: object) -> float:
     return 1000 * cpu / sum(app.pipeline.processed.values())
 
 
-def pipeline(runs: int, frames: int, model: str | None) -> None:
+def pipeline(runs: int, frames: int, model: str | None, cameras: int) -> None:
     from crowdwatch.config import parse_config
     from crowdwatch.detect import create_detector
 
@@ -169,11 +171,12 @@ def pipeline(runs: int, frames: int, model: str | None) -> None:
     for run in range(runs):
         for setting in cpu:
             gc.collect()
-            ms = run_once(setting, clip, frames, detector)
+            ms = run_once(setting, clip, frames, detector, cameras)
             cpu[setting].append(ms)
             print(f"run {run + 1} {setting:<13} {ms:6.2f} CPU ms/frame", file=sys.stderr)
     base = statistics.median(cpu["no_console"])
-    print(f"pipeline ({clip.name}, {frames} frames, {ZONES} zones, {runs} runs), medians:")
+    print(f"pipeline ({cameras} x {clip.name}, {frames} frames each, {ZONES} zones each, "
+          f"{runs} runs), medians:")
     for setting, values in cpu.items():
         ms = statistics.median(values)
         print(f"  {setting:<13} {ms:6.2f} CPU ms/frame ({ms / base:5.3f} x)  "
@@ -185,11 +188,13 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--frames", type=int, default=150)
     parser.add_argument("--model", default=os.environ.get("CROWDWATCH_MODEL"))
+    parser.add_argument("--cameras", type=int, default=1, help="copies of the clip in the "
+                        "A/B runs, each a camera with 10 zones")
     parser.add_argument("--no-pipeline", action="store_true")
     args = parser.parse_args()
     micro()
     if not args.no_pipeline:
-        pipeline(args.runs, args.frames, args.model)
+        pipeline(args.runs, args.frames, args.model, args.cameras)
     return 0
 
 

@@ -2,7 +2,7 @@
 fixture is in conftest.py).
 
 Skipped when chromium or playwright is missing, except in CI (CI set), where that fails.
-CROWDWATCH_SCREENSHOT=PATH saves a screenshot of the live page (for the README).
+The live console's own tests, and the README's screenshot, are in test_console_browser.py.
 """
 
 from __future__ import annotations
@@ -120,10 +120,6 @@ def test_live_page_shows_previews_and_changing_counts(browser: Any,
         page.wait_for_selector("#camera-cam0 .count[data-people='9']")
         page.wait_for_selector("#camera-cam0 .zone[data-zone='queue'][data-level='critical']")
         assert "rtsp" not in page.content()
-        screenshot = os.environ.get("CROWDWATCH_SCREENSHOT")
-        if screenshot:
-            time.sleep(0.5)  # a fresh preview frame with the new count
-            page.screenshot(path=screenshot, full_page=True)
     finally:
         page.close()
         stop.set()
@@ -394,9 +390,6 @@ def test_running_crowdwatch_shows_live_counts_and_records_a_playable_mp4(
         assert len(seen) >= 2, seen
         assert page.locator(f"{card} .zone").count() == 3
         assert "vtest_h264" not in page.content()  # ids only, never the source
-        screenshot = os.environ.get("CROWDWATCH_SCREENSHOT")
-        if screenshot:
-            page.screenshot(path=screenshot)
         page.close()
         process.terminate()
     events = [json.loads(line) for line in process.events.read_text().splitlines()]

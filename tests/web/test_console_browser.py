@@ -27,6 +27,7 @@ from crowdwatch.health import HealthState, SourceStatus
 from crowdwatch.outputs.metrics import MetricsSink
 from crowdwatch.types import FlowResult, FrameResult, Level, LineTotals, SiteStats, ZoneStats
 from crowdwatch.web.console import ConsoleState
+from crowdwatch.web.http import StreamSlots
 from crowdwatch.web.preview import PreviewHub
 from crowdwatch.web.server import make_app
 from crowdwatch.web.ui import AccessGuard, WebServer, WebUI, make_web_app
@@ -87,10 +88,9 @@ class Rig:
         self.totals: dict[str, list[int]] = {c: [0, 0] for c in self.cameras}
         self.received = dict.fromkeys(self.cameras, 0)
         self.stream_fps = 5.0
+        self.web = WebUI(AccessGuard(None), self.hub, health=self.health, console=self.console)
         self.server = WebServer(make_web_app(make_app(self.health, self.metrics.registry),
-                                             WebUI(AccessGuard(None), self.hub,
-                                                   health=self.health, console=self.console)),
-                                port=port)
+                                             self.web), port=port)
         self.url = self.server.url
 
     def frame(self, camera: str, people: int, index: int, crossings: tuple[int, int] = (0, 0),
@@ -284,9 +284,26 @@ def test_console_recovers_after_the_server_restarts(browser: Any) -> None:
             second.close()
 
 
+def test_without_a_free_stream_slot_the_page_polls(browser: Any) -> None:
+    rig = Rig(_config(["live"], sites=False))
+    rig.web.streams = StreamSlots(0)  # every event stream refused (503)
+    rig.frame("live", 2, 0)
+    page = browser.new_page()
+    try:
+        page.goto(rig.url + "/", wait_until="domcontentloaded")
+        page.wait_for_selector("#conn[data-state='polling']")
+        page.wait_for_selector("#camera-live .count[data-people='5']")
+        rig.frame("live", 6, 1)
+        page.wait_for_selector("#camera-live .count[data-people='9']")
+        assert page.locator("#conn").inner_text() == "updates by polling"
+    finally:
+        page.close()
+        rig.close()
+
+
 def test_six_cameras_fit_a_full_hd_screen_and_compact_mode_drops_previews(
         browser: Any, tmp_path: Path) -> None:
-    cameras = ["entrance", "hall", "stage", "bar", "exit", "garden"]
+    cameras = ["entrance", "lobby", "stage", "bar", "exit", "garden"]
     fake = {"t": time.time() - 600.0}
     rig = Rig(_config(cameras),
               clock=lambda: fake["t"] if fake["t"] else time.time())
