@@ -242,3 +242,16 @@ def test_closing_the_console_ends_open_streams() -> None:
             closer.join()
     finally:
         server.close()
+
+
+def test_rates_wait_for_half_a_window_before_flagging_a_camera() -> None:
+    clock = Clock()
+    health = HealthState(["cam"], clock=clock)
+    console = _console(clock, health)
+    for second in range(4):  # analysed 1/s, below its minimum of 2, but only 3 s seen
+        clock.t = 1_000.0 + second
+        health.report("cam", SourceStatus(True, frames_received=second, stream_fps=10.0))
+        console.write(_result(1, lines=(second, 0)))
+    camera = console.snapshot()["cameras"][0]
+    assert camera["rates"]["analysed_fps"] is None and not camera["rates"]["behind"]
+    assert camera["lines"][0]["in"] == 3 and camera["lines"][0]["in_per_min"] is None

@@ -238,7 +238,8 @@ def test_console_shows_states_occupancy_trends_lines_sites_and_alerts(browser: A
         page.wait_for_selector(f"{line}[data-in='{expected[0]}'][data-out='{expected[1]}']")
         assert page.locator(f"{line} .totals").inner_text() == \
             f"in {expected[0]} · out {expected[1]}"
-        assert "in/min" in page.locator(f"{line} .rate").inner_text()
+        page.wait_for_function(f"document.querySelector(\"{line} .rate\").textContent"
+                               ".includes('in/min')")  # once 5 s of samples are in
         # The site's occupancy against its capacity.
         assert page.locator(".site[data-site='plaza'] .site-occupancy").inner_text() == "5 / 20"
         # Back to ok: the banner clears.

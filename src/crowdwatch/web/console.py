@@ -232,16 +232,19 @@ class ConsoleState:
         out: dict[str, Any] = {"name": name}
         for key, ring, total in zip(("in", "out"), pair, totals or (None, None), strict=True):
             out[key] = total
-            rate = None if total is None else ring.rate(total, now, LINE_RATE_WINDOW_S)
+            rate = None if total is None else ring.rate(total, now, LINE_RATE_WINDOW_S, 5.0)
             out[f"{key}_per_min"] = None if rate is None else round(60 * rate, 2)
         return out
 
     @staticmethod
     def _rates(camera: _Camera, status: Any, state: str, now: float) -> dict[str, Any]:
         stream = None if status is None else status.stream_fps
-        analysed = _round(camera.analysed_ring.rate(camera.analysed, now, FRAME_RATE_WINDOW_S))
+        # Judged once half a window is seen: no flag for a camera's first seconds.
+        span = FRAME_RATE_WINDOW_S / 2
+        analysed = _round(camera.analysed_ring.rate(camera.analysed, now, FRAME_RATE_WINDOW_S,
+                                                    span))
         received = None if status is None else _round(camera.received_ring.rate(
-            status.frames_received, now, FRAME_RATE_WINDOW_S))
+            status.frames_received, now, FRAME_RATE_WINDOW_S, span))
         info, why = camera.info, []
         if state == "live":  # a file that ended or a camera down says so in its state
             if (info.min_analysis_fps is not None and analysed is not None

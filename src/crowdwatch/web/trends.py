@@ -91,9 +91,10 @@ class TrendRing:
             i = (self._next - 1) % self.capacity
             return float(self._t[i]), float(self._v[i])
 
-    def rate(self, current: float, now: float, window_s: float) -> float | None:
+    def rate(self, current: float, now: float, window_s: float,
+             min_span_s: float = 1.0) -> float | None:
         """Increase per second of a running total from its point `window_s` before `now` (or
-        its oldest, if younger) to `current` now; None without a point a second old."""
+        its oldest, if younger) to `current` now; None without a point `min_span_s` old."""
         with self._lock:  # plain lists: these rings are short (a minute at most)
             start = (self._next - self._size) % self.capacity
             times = self._t.tolist()
@@ -110,6 +111,6 @@ class TrendRing:
             i = bisect.bisect_right(times, now - window_s)
         i = max(start, i - 1)
         elapsed = now - times[i]
-        if elapsed < 1.0:
+        if elapsed < min_span_s:
             return None
         return (current - values[i]) / elapsed
