@@ -71,6 +71,14 @@ def test_page_recording_and_metrics_share_one_server(tmp_path: Path,
         assert camera["zones"] == [{"name": "left", "people": 2, "occupancy": 0.5,
                                     "level": "ok"}]
         assert str(CLIP) not in body.decode()
+        # The console (web/console.py) is attached as a sink: the same frames, the config's
+        # capacity, and the file's end.
+        assert _get(app.web_url + "api/console")[0] == 401
+        status, body = _get(app.web_url + "api/console", "tok")
+        camera = json.loads(body)["cameras"][0]
+        assert (camera["people"], camera["state"]) == (3, "ended")
+        assert (camera["zones"][0]["people"], camera["zones"][0]["capacity"]) == (2, 4)
+        assert len(camera["zones"][0]["trend"]) >= 1
         status, jpeg = _get(app.web_url + "cameras/cam0/snapshot.jpg", "tok")
         assert status == 200 and jpeg[:2] == b"\xff\xd8"
         assert _get(app.web_url + "cameras/cam0/heatmap.png")[0] == 401

@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # the visual outputs import OpenCV, PyAV and ruamel only when
     from crowdwatch.integrations import Integrations
     from crowdwatch.outputs.heatmap import HeatmapRenderer
     from crowdwatch.outputs.metrics import MetricsSink
+    from crowdwatch.web.console import ConsoleState
     from crowdwatch.web.preview import PreviewHub
     from crowdwatch.web.ui import WebUI
 
@@ -143,8 +144,12 @@ def build_app(config: AppConfig, options: RunOptions = RunOptions(),
         sinks.extend(extra_sinks)
         hub = _preview_hub(config, scenes, heatmap) if options.serve and config.web.enabled \
             else None
+        console = None
         if hub is not None:
-            sinks.append(hub)
+            from crowdwatch.web.console import ConsoleState
+
+            console = ConsoleState.from_config(config, health)
+            sinks.extend((hub, console))
         url = web_url = None
         if options.serve and (config.metrics.enabled or hub is not None):
             from crowdwatch.web.server import Server
@@ -163,8 +168,8 @@ def build_app(config: AppConfig, options: RunOptions = RunOptions(),
                 host = config.metrics.host
             else:  # the page alone: this machine only unless the config lets others in
                 host = "0.0.0.0" if config.web.allow_remote else "127.0.0.1"
-            web = _web_ui(config, hub, options.config_path, health,
-                          heatmap) if hub is not None else None
+            web = _web_ui(config, hub, options.config_path, health, heatmap,
+                          console) if hub is not None else None
             port = config.metrics.port if options.metrics_port is None else options.metrics_port
             try:
                 server = Server(health, host, port, registry, web)
@@ -238,7 +243,8 @@ def _preview_hub(config: AppConfig, scenes: dict[str, CameraScene],
 
 def _web_ui(config: AppConfig, hub: PreviewHub, config_path: str | None,
             health: HealthState | None = None,
-            heatmap: HeatmapRenderer | None = None) -> WebUI:
+            heatmap: HeatmapRenderer | None = None,
+            console: ConsoleState | None = None) -> WebUI:
     from crowdwatch.web.access import check_web_config
     from crowdwatch.web.editor import ConfigEditor
     from crowdwatch.web.ui import web_ui_from_config
@@ -252,7 +258,7 @@ def _web_ui(config: AppConfig, hub: PreviewHub, config_path: str | None,
         else:
             editor = ConfigEditor(config_path, hub.latest_image)
     return web_ui_from_config(web, hub, editor, health,
-                              None if heatmap is None else heatmap.png)
+                              None if heatmap is None else heatmap.png, console)
 
 
 @dataclass

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from web.test_browser import _base, browser  # noqa: F401 (the fixture)
+from web.test_browser import _base
 
 from crowdwatch.analytics.heatmap import Heatmaps
 from crowdwatch.config import HeatmapConfig
@@ -55,7 +55,7 @@ def served() -> Iterator[str]:
     server.close()
 
 
-def test_heatmap_renders_in_the_browser_hot_where_people_stood(browser: Any,  # noqa: F811
+def test_heatmap_renders_in_the_browser_hot_where_people_stood(browser: Any,
                                                                served: str) -> None:
     page = browser.new_page()
     try:
@@ -75,3 +75,16 @@ def test_heatmap_renders_in_the_browser_hot_where_people_stood(browser: Any,  # 
         assert over[0] > over[2] + 40 and frame[0] == frame[2]  # red over the grey frame
     finally:
         page.close()
+
+
+def test_the_live_page_links_each_camera_to_its_heatmap(browser: Any,
+                                                        served: str) -> None:
+    page = browser.new_page()
+    try:
+        page.goto(served + "/")
+        link = page.locator("#camera-cam0 a.heatmap-link")
+        link.wait_for(state="visible", timeout=10_000)
+        assert link.get_attribute("href") == "/cameras/cam0/heatmap.png"
+    finally:
+        page.close()
+

@@ -147,3 +147,37 @@ def test_previews_past_the_cap_get_503_and_metrics_keep_answering() -> None:
             sock.close()
         hub.close()
         server.close()
+
+
+
+def test_a_stream_ending_at_shutdown_logs_no_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    """An event stream (or preview) that ends while the server closes finishes quietly: its
+    worker wakes the server through a pipe, which must stay open until the workers stopped.
+    The worst order is forced: the stream ends just after the pipe was closed."""
+    end = threading.Event()
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterator[bytes]:
+        start_response("200 OK", [("Content-Type", "text/event-stream")])
+        while not end.is_set():
+            yield b"data: x\n\n"
+            time.sleep(0.02)
+
+    server = HttpServer(app, "127.0.0.1", 0)
+    trigger = server._server.trigger  # waitress' wake-up pipe
+    close_pipe = trigger.close
+
+    def close_then_end_the_stream() -> None:
+        close_pipe()
+        end.set()  # the stream ends now, its connection still open if closed after this
+        time.sleep(0.3)
+
+    trigger.close = close_then_end_the_stream
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+    try:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+        with caplog.at_level("ERROR", logger="waitress"):
+            server.close()
+    finally:
+        sock.close()
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == []

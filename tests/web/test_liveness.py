@@ -37,7 +37,7 @@ def _health(state: str, reason: str = "") -> HealthState:
 @pytest.mark.parametrize(("loop", "age", "state", "reason"), [
     ("up", 0.2, "live", ""),
     ("up", STALE_AFTER_S + 12.8, "stale", "no new frame for 17.8 s"),
-    ("finished", 17.8, "stale", "the source ended"),           # a file ended: not live
+    ("finished", 17.8, "ended", "the source ended"),           # a file ended: not live
     ("down", 3.0, "down", REFUSED),                            # had frames, now down
     ("down", None, "down", REFUSED),                           # never connected
     ("finished", None, "down", "the source ended before its first frame"),
@@ -62,3 +62,16 @@ def test_api_status_says_down_for_a_refused_camera_without_frames() -> None:
     body = b"".join(web(environ, lambda status, headers: None))
     assert json.loads(body)["cameras"][0]["people"] == 7  # the last count, marked down
     assert json.loads(body)["cameras"][0]["state"] == "down"
+
+
+@pytest.mark.parametrize(("reason", "word"), [
+    ("cannot open: connection refused by 127.0.0.1:8554; check the port", "refused"),
+    ("cannot open: wrong credentials (RTSP 401 Unauthorized); check the user", "wrong credentials"),
+    ("cannot open: the camera needs credentials (RTSP 401 Unauthorized)", "wrong credentials"),
+    ("cannot open: stream not found (RTSP 404 Not Found); check the path", "not found"),
+    ("cannot open: timeout: no answer from 10.0.0.9:554 within 5s", "timeout"),
+    ("the source delivers no frames", ""),
+])
+def test_a_down_camera_names_its_cause_in_a_word(reason: str, word: str) -> None:
+    (camera,) = camera_states(_status(None), _health("down", reason))["cameras"]
+    assert camera["state"] == "down" and camera["cause"] == word

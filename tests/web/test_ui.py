@@ -17,7 +17,8 @@ from crowdwatch.web.ui import COOKIE, AccessGuard, WebUI, make_web_app, web_ui_f
 
 TOKEN = "s3cret-token"
 PROTECTED = ["/", "/api/status", "/static/live.js", "/cameras/cam0/snapshot.jpg",
-             "/cameras/cam0/preview.mjpg", "/cameras/cam0/frame.jpg", "/editor", "/api/config"]
+             "/cameras/cam0/preview.mjpg", "/cameras/cam0/frame.jpg", "/editor", "/api/config",
+             "/api/console", "/api/events"]
 
 
 def _base(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:

@@ -62,10 +62,20 @@ class HttpServer:
     def _loop(self) -> None:
         while not self._stop.is_set():
             wasyncore.loop(timeout=0.5, map=self._map, use_poll=True, count=1)
-        for channel in list(self._map.values()):  # the listener, the trigger, clients
+        # The listening socket and the clients first; the trigger only once the workers
+        # stopped: a streaming response that ends at shutdown (an event stream, a preview)
+        # still pulls it when its worker finishes, and a closed trigger made that an OSError
+        # traceback. (The server's own close() would close the trigger with the socket.)
+        trigger = self._server.trigger
+        for channel in list(self._map.values()):
             with contextlib.suppress(OSError):
-                channel.close()
+                if channel is self._server:
+                    wasyncore.dispatcher.close(channel)
+                elif channel is not trigger:
+                    channel.close()
         self._server.task_dispatcher.shutdown(timeout=2)
+        with contextlib.suppress(OSError):
+            trigger.close()
 
     def close(self) -> None:
         self._stop.set()

@@ -29,7 +29,9 @@ from crowdwatch.config.web import WebConfig
 from crowdwatch.errors import SourceError
 from crowdwatch.health import HealthState
 from crowdwatch.web.access import HostPolicy, Sessions, Throttle, check_token
+from crowdwatch.web.console import CameraInfo, ConsoleState
 from crowdwatch.web.editor import ConfigEditor, EditorError
+from crowdwatch.web.events import console_route
 from crowdwatch.web.heatmap import HeatmapPng, heatmap_answer, overlay_error
 from crowdwatch.web.http import HttpServer, StreamSlots
 from crowdwatch.web.liveness import camera_states
@@ -156,11 +158,15 @@ class WebUI:
     def __init__(self, guard: AccessGuard, hub: PreviewHub | None = None,
                  editor: ConfigEditor | None = None, preview: bool = True,
                  live_page: bool = True, health: HealthState | None = None,
-                 heatmap: HeatmapPng | None = None) -> None:
+                 heatmap: HeatmapPng | None = None,
+                 console: ConsoleState | None = None) -> None:
         self.guard = guard
         self.heatmap = heatmap  # draws heatmap.png; None: the heatmap is off
         self.hub = hub
         self.health = health  # live / stale / down per camera on the page
+        # The live console's data (web/console.py); fed as a sink by the app.
+        self.console = console if console is not None or hub is None else ConsoleState(
+            {camera: CameraInfo() for camera in hub.cameras}, health=health)
         self.editor = editor
         self.preview = preview and hub is not None
         self.live_page = live_page and hub is not None
@@ -218,7 +224,8 @@ class WebUI:
         if path == "/" and not self.live_page and self.editor is not None:
             start_response("303 See Other", [("Location", "/editor"), ("Content-Length", "0")])
             return [b""]
-        if path in ("/", "/static/live.js", "/api/status") and not self.live_page:
+        if path in ("/", "/static/live.js", "/api/status", "/api/console",
+                    "/api/events") and not self.live_page:
             return None
         if path in ("/editor", "/static/editor.js", "/api/config") and self.editor is None:
             return None
@@ -229,6 +236,12 @@ class WebUI:
             status = {**camera_states(self.hub.status(), self.health),
                       "preview": self.preview, "editor": self.editor is not None}
             return _json(start_response, "200 OK", status)
+        if path in ("/api/console", "/api/events") and method == "GET":
+            assert self.console is not None
+            page = {"preview": self.preview, "editor": self.editor is not None,
+                    "heatmap": self.heatmap is not None}
+            return console_route(self.console, self.streams, environ, start_response, page,
+                                 _HEADERS)
         if path == "/api/config":
             return self._config(environ, start_response, method)
         match = _CAMERA_ROUTE.match(path)
@@ -333,7 +346,8 @@ def make_web_app(base: WSGIApp, web: WebUI) -> WSGIApp:
 def web_ui_from_config(config: WebConfig, hub: PreviewHub | None,
                        editor: ConfigEditor | None,
                        health: HealthState | None = None,
-                       heatmap: HeatmapPng | None = None) -> WebUI:
+                       heatmap: HeatmapPng | None = None,
+                       console: ConsoleState | None = None) -> WebUI:
     """The WebUI the config asks for (token from the environment variable it names)."""
     guard = AccessGuard.from_env(config.token_env, config.allow_remote, config.hosts)
     if guard.token is None:
@@ -342,7 +356,8 @@ def web_ui_from_config(config: WebConfig, hub: PreviewHub | None,
                     config.token_env or "CROWDWATCH_TOKEN")
     return WebUI(guard, hub if config.enabled else None,
                  editor if config.enabled and config.editor else None,
-                 preview=config.preview.enabled, health=health, heatmap=heatmap)
+                 preview=config.preview.enabled, health=health, heatmap=heatmap,
+                 console=console)
 
 
 class WebServer:
