@@ -4,7 +4,8 @@ the detector sees them, plus the cost of density per 1024x768 frame.
     python -m training.evaluate --shared ../shared --head src/crowdwatch/models/yolo11n_density_head
 
 Counts: shb-train 350-399 (whole image), mall-tune 600-799 (inside the dataset's ROI),
-PETS2009 S2.L1 every 5th frame (sparse; whole frame). Cost: the detector alone vs the
+PETS2009 S2.L1 every 5th frame (sparse; whole frame); very dense frames on tiles as the runtime
+counts them (counting.density_tiles, unless --no-density-tiles). Cost: the detector alone vs the
 detector with the head spliced on, alternated, medians; memory: each in a fresh process.
 """
 
@@ -26,6 +27,7 @@ from crowdwatch.density.choice import ChoiceRule, MethodChooser, vote
 from crowdwatch.density.counter import DensityCounter, DensityResult
 from crowdwatch.density.neck import NeckModel
 from crowdwatch.density.scoring import game
+from crowdwatch.density.tiles import DenseTiles
 from crowdwatch.density.zones import ZoneIntegrator
 from training.data import SPLITS, pets_samples, samples
 from training.features import DETECTOR
@@ -165,11 +167,16 @@ def main() -> None:
     parser.add_argument("--sha", type=int, nargs=2, default=None, metavar=("FIRST", "END"),
                         help="also count sha-train images FIRST..END-1 (held out of training)")
     parser.add_argument("--skip-cost", action="store_true")
+    parser.add_argument("--no-density-tiles", action="store_true",
+                        help="count very dense frames from the whole-frame pass too (the "
+                             "runtime's counting.density_tiles.mode off)")
     args = parser.parse_args()
-    report: dict[str, object] = {"head": str(args.head), "imgsz": args.imgsz}
+    report: dict[str, object] = {"head": str(args.head), "imgsz": args.imgsz,
+                                 "density_tiles": not args.no_density_tiles}
     if not args.skip_counts:
         counter = DensityCounter(DETECTOR, args.head / "density_head.xml", imgsz=args.imgsz,
-                                 threads=2)
+                                 threads=2,
+                                 tiles=None if args.no_density_tiles else DenseTiles())
         report["counts"] = counts(counter, args.shared,
                                   range(*args.sha) if args.sha else range(0))
         print(json.dumps(report["counts"]), flush=True)

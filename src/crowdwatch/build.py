@@ -15,6 +15,7 @@ from crowdwatch.analytics.counting import PeopleCounter
 from crowdwatch.analytics.flow import PeopleFlow
 from crowdwatch.analytics.scene import CameraScene, SceneGeometry
 from crowdwatch.config import AppConfig, CameraConfig
+from crowdwatch.density.tiles import density_tiles
 from crowdwatch.detect.base import Detector
 from crowdwatch.detect.fair import FairShare, fair_share
 from crowdwatch.detect.tiling import tiled
@@ -71,8 +72,11 @@ def build_chain(camera: CameraConfig, config: AppConfig, source: FrameSource,
     # Files are read as fast as they are analysed: a slow rate there is no camera behind.
     monitor = (RateMonitor(camera.id, camera.min_analysis_fps, camera.min_received_ratio)
                if source.live else None)
+    # Very dense frames: their density counted again on tiles, through the detector below the
+    # box tiler (tiles are not tiled again).
+    dense = density_tiles(config.counting, detector.submit)
     return CameraChain(camera.id, source, tiler or detector, analysis, tiler,
-                       config.detector.detect_every, camera.analysis_fps, monitor)
+                       config.detector.detect_every, camera.analysis_fps, monitor, dense)
 
 
 def build_chains(config: AppConfig, detector: Detector,

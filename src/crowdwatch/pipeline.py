@@ -24,12 +24,13 @@ from dataclasses import dataclass, field
 
 from crowdwatch.analytics.camera import CameraAnalysis
 from crowdwatch.detect.base import Detector, Pending
+from crowdwatch.detect.densitymap import DensityMap
 from crowdwatch.detect.tiling import TiledDetector
 from crowdwatch.health import HealthState, SourceStatus
 from crowdwatch.outputs.base import Sink
 from crowdwatch.rates import RateGate, RateMonitor
 from crowdwatch.sources.base import FrameSource, close_all
-from crowdwatch.types import DETECT_STAGES, Frame
+from crowdwatch.types import DETECT_STAGES, Frame, Image
 
 log = logging.getLogger("crowdwatch.pipeline")
 
@@ -78,6 +79,9 @@ class CameraChain:
     analysis_fps: float | None = None
     # Warns while the camera is analysed or receives too little (None: no warning).
     monitor: RateMonitor | None = None
+    # (frame, its density map) -> the map to count from: density/tiles.py's TiledDensity
+    # recounts very dense frames on tiles; None: the map as the detector gave it.
+    refine_density: Callable[[Image, DensityMap], DensityMap] | None = None
 
 
 @dataclass
@@ -227,6 +231,11 @@ class CameraWorker:
             stage_seconds.update(item.pending.stage_seconds)
             if "detect" not in stage_seconds:
                 stage_seconds["detect"] = sum(stage_seconds.get(s, 0.0) for s in DETECT_STAGES)
+            if density is not None and self.chain.refine_density is not None:
+                started = time.perf_counter()
+                density = self.chain.refine_density(frame.image, density)
+                # Tiles of a very dense frame are detection time too.
+                stage_seconds["detect"] += time.perf_counter() - started
         result = self.chain.analysis.analyse(frame, detected, stage_seconds, item.tiles,
                                              density)
         for sink in self.run.sinks:

@@ -26,6 +26,29 @@ Smoothing = Literal["none", "median", "persistence"]
 CountingMethod = Literal["auto", "boxes", "density"]
 
 
+class DensityTilesConfig(Strict):
+    """``counting.density_tiles``: frames whose density map shows a crowd too dense for one
+    pass (heads of a few input pixels) are counted again on zoomed tiles, their maps stitched
+    (crowdwatch/density/tiles.py; measured in docs/ACCURACY.md). Only those frames cost more."""
+
+    mode: Literal["auto", "off"] = Field("auto", description="auto: a frame whose whole-frame "
+                                         "density map reaches peak_people and min_people is "
+                                         "counted on tiles; off: never")
+    peak_people: float = Field(0.5, ge=0.0, le=100.0, description="people per density cell "
+                               "(8x8 model-input pixels) in the densest 4x4 block of cells "
+                               "(0-100) from which a frame is too dense for one pass; 0.5: "
+                               "heads closer than about 11 input pixels")
+    min_people: float = Field(100.0, ge=0.0, le=1_000_000.0, description="and at least this "
+                              "many people in the whole frame (0-1000000), so a small dense "
+                              "group never costs tiles")
+    zoom: float = Field(3.0, ge=1.0, le=8.0, description="tile side = the frame's long side / "
+                        "zoom (1-8); each tile fills the model input, so heads look zoom times "
+                        "larger")
+    overlap: float = Field(0.2, ge=0.0, le=0.5, description="least overlap of neighbouring "
+                           "tiles, as a share of the tile side (0-0.5); each tile counts only "
+                           "its core, the overlaps split at their middles")
+
+
 class CountingConfig(Strict):
     """Where counts come from, and how per-frame counts are stabilised over time (raw counts
     are exported too)."""
@@ -38,6 +61,8 @@ class CountingConfig(Strict):
                                    "hysteresis; boxes where density is unavailable). Lines and "
                                    "dwell always use boxes")
 
+    density_tiles: DensityTilesConfig = Field(default_factory=DensityTilesConfig,
+                                              description="very dense frames counted on tiles")
     smoothing: Smoothing = Field("persistence", description="temporal filter: none, median (of the "
                            "last window frames) or persistence (a change must last window frames)")
     window_s: float = Field(0.2, ge=0, le=60, description="seconds the filter looks back over "

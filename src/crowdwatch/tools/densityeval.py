@@ -40,6 +40,7 @@ def evaluate_density(config: AppConfig, points: Path, roi: str | None = None,
     from crowdwatch.density.counter import DensityCounter
     from crowdwatch.density.model import resolve_head
     from crowdwatch.density.scoring import count_errors, game
+    from crowdwatch.density.tiles import dense_tiles_rule
     from crowdwatch.density.zones import ZoneIntegrator
     from crowdwatch.detect.models import resolve_model
     from crowdwatch.sources import open_source
@@ -54,7 +55,8 @@ def evaluate_density(config: AppConfig, points: Path, roi: str | None = None,
     model = resolve_model(detector.model)
     xml = model if model.suffix == ".xml" else next(model.glob("*.xml"), model)
     counter = DensityCounter(xml, resolve_head(), imgsz=detector.imgsz,
-                             input_shape=detector.input_shape, threads=detector.threads or 0)
+                             input_shape=detector.input_shape, threads=detector.threads or 0,
+                             tiles=dense_tiles_rule(config.counting))
     source = open_source(config.cameras[0])
     started = time.perf_counter()
     counts, expected, games = [], [], []

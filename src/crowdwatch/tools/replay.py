@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from crowdwatch.config import AppConfig
+from crowdwatch.config.app import DensityTilesConfig
 from crowdwatch.config.detector import TilingConfig
 from crowdwatch.detect.base import Detector, Done, Pending
 from crowdwatch.sources.base import FrameSource
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from crowdwatch.detect.densitymap import DensityMap
 
 NO_TILES = TilingConfig(mode="off")
+NO_DENSITY_TILES = DensityTilesConfig(mode="off")
 DetectFactory = Callable[[AppConfig], Detector]
 
 
@@ -173,8 +175,10 @@ def run_settings(settings: Sequence[Setting], start_frame: int = 0,
     detected: dict[str, Pass] = {}
     for setting in settings:
         # Density maps come with the detector's pass only where counting.method asks for them.
+        counting = setting.config.counting
         key = (setting.config.detector.model_dump_json()
-               + (setting.config.counting.method != "boxes") * " density")
+               + (counting.method != "boxes")
+               * f" density {counting.density_tiles.model_dump_json()}")
         started = time.perf_counter()
         if key in detected:
             first = detected[key]
@@ -182,9 +186,11 @@ def run_settings(settings: Sequence[Setting], start_frame: int = 0,
             every = setting.config.detector.detect_every
             recorded = [_Replayed(r.detections, density=r.density)
                         for r in first.results[::every]]
-            # The recorded people are already merged from any tiles: replay them untiled.
-            replay = setting.config.model_copy(update={"detector": setting.config.detector
-                                                       .model_copy(update={"tiling": NO_TILES})})
+            # The recorded people are already merged from any tiles, the recorded maps already
+            # stitched from any density tiles: replay them untiled.
+            replay = setting.config.model_copy(update={
+                "detector": setting.config.detector.model_copy(update={"tiling": NO_TILES}),
+                "counting": counting.model_copy(update={"density_tiles": NO_DENSITY_TILES})})
             results = run_pipeline(replay, ReplayDetector(recorded),
                                     ReplaySource(first.frames, sequence=first.sequence), None)
             passes[setting.name] = Pass(first.frames, results,
