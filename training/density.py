@@ -46,6 +46,11 @@ class Settings:
     scale: float = 100.0                # training target scale
     count_weight: float = 0.01          # L1 on crop counts, relative to the map loss
     ema: float = 0.95
+    # Weight averaging (SWA-like): the shipped weights are the mean of the EMA weights at the
+    # ends of the last average_last epochs (0: the final EMA weights). The last epoch alone is
+    # a lottery within about +-3 people on the Mall (docs/ACCURACY.md); the mean of several is
+    # not, and it needs no choice of epoch on the validation images.
+    average_last: int = 0
     seed: int = 0
     threads: int = 1                    # the shipped head was trained with 1 (2 runs at once)
     # Cached feature folders trained on (training/features.py PLAN). sha-train is extracted
@@ -156,6 +161,8 @@ def train(settings: Settings, cache: Path, work: Path) -> DensityHead:
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, settings.lr, total_steps=total, pct_start=0.1)
     start_epoch = 0
+    # The running mean of the EMA weights over the averaged epochs (None before the first).
+    average: dict[str, torch.Tensor] | None = None
     checkpoint = work / "checkpoint.pt"
     if checkpoint.exists():
         state = torch.load(checkpoint, weights_only=False)
@@ -164,6 +171,7 @@ def train(settings: Settings, cache: Path, work: Path) -> DensityHead:
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         start_epoch = state["epoch"]
+        average = state.get("average")
         log.info("resumed after epoch %d", start_epoch)
     weights = [settings.mix.get(i.dataset, 1.0) for i in data]
     curve = work / "curve.csv"
@@ -171,7 +179,7 @@ def train(settings: Settings, cache: Path, work: Path) -> DensityHead:
         with curve.open("w", newline="") as file:
             csv.writer(file).writerow(["epoch", "seconds", "lr", "train_loss", "shb_val_mae",
                                        "shb_val_rmse", "shb_val_bias", "mall_val_mae",
-                                       "mall_val_bias"])
+                                       "mall_val_bias", "avg_shb_val_mae", "avg_mall_val_mae"])
     for epoch in range(start_epoch, settings.epochs):
         # The epoch's own seed: a resumed run draws the same crops as an uninterrupted one.
         rng = random.Random(settings.seed * 1000 + epoch)
@@ -202,10 +210,16 @@ def train(settings: Settings, cache: Path, work: Path) -> DensityHead:
                     else:
                         e.copy_(m)
         shb, mall = evaluate(ema, val["shb"]), evaluate(ema, val["mall"])
+        averaged = ["", ""]
+        if settings.average_last and epoch >= settings.epochs - settings.average_last:
+            average = average_in(average, ema, epoch - (settings.epochs - settings.average_last))
+            head = averaged_head(settings, average)
+            averaged = [round(evaluate(head, val["shb"])["mae"], 2),
+                        round(evaluate(head, val["mall"])["mae"], 3)]
         seconds = time.perf_counter() - t0
         row = [epoch + 1, round(seconds, 1), f"{scheduler.get_last_lr()[0]:.2e}",
                round(float(np.mean(losses)), 2), round(shb["mae"], 2), round(shb["rmse"], 2),
-               round(shb["bias"], 2), round(mall["mae"], 3), round(mall["bias"], 3)]
+               round(shb["bias"], 2), round(mall["mae"], 3), round(mall["bias"], 3), *averaged]
         with curve.open("a", newline="") as file:
             csv.writer(file).writerow(row)
         log.info("epoch %d %.0fs loss %.1f shb MAE %.2f RMSE %.2f bias %+.2f mall MAE %.3f "
@@ -213,9 +227,33 @@ def train(settings: Settings, cache: Path, work: Path) -> DensityHead:
                  mall["mae"], mall["bias"])
         torch.save({"model": model.state_dict(), "ema": ema.state_dict(),
                     "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                    "epoch": epoch + 1}, work / "checkpoint.tmp")
+                    "epoch": epoch + 1, "average": average}, work / "checkpoint.tmp")
         (work / "checkpoint.tmp").replace(checkpoint)
+    if settings.average_last:
+        assert average is not None
+        return averaged_head(settings, average)
     return ema
+
+
+def average_in(average: dict[str, torch.Tensor] | None, ema: DensityHead,
+               seen: int) -> dict[str, torch.Tensor]:
+    """The running mean of EMA weights with one more epoch's (seen: epochs averaged so far).
+    Integer buffers (BatchNorm's batch counter) take the newest value."""
+    state = {k: v.detach().clone() for k, v in ema.state_dict().items()}
+    if average is None or seen == 0:
+        return state
+    for key, value in state.items():
+        if value.dtype.is_floating_point:
+            average[key].mul_(seen / (seen + 1)).add_(value, alpha=1 / (seen + 1))
+        else:
+            average[key] = value
+    return average
+
+
+def averaged_head(settings: Settings, average: dict[str, torch.Tensor]) -> DensityHead:
+    head = DensityHead(settings.design, settings.width, settings.scale, settings.norm)
+    head.load_state_dict(average)
+    return head
 
 
 def main() -> None:

@@ -57,12 +57,14 @@ def export(head: DensityHead, out: Path, settings: Any, work: Path) -> dict[str,
 
 
 def export_checkpoint(work: Path, out: Path) -> dict[str, str]:
-    """Export the EMA weights of a run's checkpoint (python -m training.export WORK OUT)."""
+    """Export a run's checkpoint (python -m training.export WORK OUT): the averaged weights
+    when the run averages (Settings.average_last), else the EMA weights."""
     from training.density import Settings
 
     settings = Settings(**json.loads((work / "settings.json").read_text()))
     head = DensityHead(settings.design, settings.width, settings.scale, settings.norm)
-    head.load_state_dict(torch.load(work / "checkpoint.pt", weights_only=False)["ema"])
+    state = torch.load(work / "checkpoint.pt", weights_only=False)
+    head.load_state_dict(state["average"] if settings.average_last else state["ema"])
     return export(head, out, settings, work)
 
 
