@@ -42,7 +42,10 @@ def export(head: DensityHead, out: Path, settings: Any, work: Path) -> dict[str,
         "training": json.loads(json.dumps(asdict(settings))),
         "command": "python -m training.density --shared ../shared --out "
                    "src/crowdwatch/models/yolo11n_density_head",
-        "validation_at_end_of_training": {k: last[k] for k in last if "val" in k},
+        "validation_at_end_of_training": {k: last[k] for k in last if "val" in k and last[k]},
+        "weights": (f"the mean of the EMA weights at the ends of the last "
+                    f"{settings.average_last} epochs (avg_* above)"
+                    if getattr(settings, "average_last", 0) else "the final EMA weights"),
         "data": {"trained_on": sorted({name.split("-")[0] for name in settings.train}),
                  "images": "shb-train 0-349, sha-train 0-299, mall-tune 0-599 (of those named)",
                  "licence": "ShanghaiTech and Mall are released for research use only; "

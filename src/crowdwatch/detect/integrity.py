@@ -36,8 +36,8 @@ KNOWN_MODELS: dict[str, dict[str, str]] = {
     # The density head (crowdwatch/density/model.py), shipped beside the detector.
     "yolo11n_density_head": {
         "density_head.xml": "fdee071ad99fef7ca19e25403f1d709c7017542b3db107f1670539e04b8031cc",
-        "density_head.bin": "cf62e89418198f5e203e5e55944f81c67e02884b152e62052ca9ab4a47872940",
-        "metadata.yaml": "5a026577de022dc5ad4c502dab33da248939f28dd10cc87722606cedd7948f8b",
+        "density_head.bin": "2703299d643f8407c0ed8cd7ff993f8a640aa6715e8d074e46ad1b0ca14f98b2",
+        "metadata.yaml": "b37faf131c081f577909becf4f66a47da62d6fd4d1e906f7ea4123d19c16227c",
     },
     "yolo11n_int8_320.onnx": {
         "": "5ea9b19c6c4d89041175fd2d4f9d2e1581d16f37b817021d547278fc5e2f2b58",
