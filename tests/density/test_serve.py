@@ -124,3 +124,24 @@ def test_a_damaged_head_fails_under_density_and_falls_back_under_auto(
         assert serve_density(detector, "auto", DETECTOR_DIR) is False
     assert "damaged" in caplog.text
     assert not detector.serves_density
+
+
+def test_the_pipelines_density_tiles_give_the_standalone_counters_map(
+        backend: OpenVINOBackend, frame: np.ndarray) -> None:
+    from crowdwatch.density.tiles import DenseTiles, TiledDensity
+
+    # A rule that fires on any frame (PETS is sparse), 6 tiles: the tiles' path through the
+    # backend (a FairShare lane, as a camera of several has) is the one eval measured.
+    rule = DenseTiles(peak_people=0, min_people=0, zoom=2.0)
+    pending = fair_share(backend).lane("cam0").submit(frame)
+    pending.result()
+    refine = TiledDensity(fair_share(backend).lane("cam0").submit, rule)
+    stitched = refine(frame, pending.density)
+    config = backend.config
+    expected = DensityCounter(DETECTOR_DIR / "yolo11n.xml", resolve_head(),
+                              confidence=config.confidence, iou=config.iou,
+                              max_det=config.max_det, threads=2, tiles=rule).run(frame)
+    assert refine.tiled_frames == 1
+    assert not np.allclose(stitched.cells, pending.density.cells, atol=1e-2)
+    np.testing.assert_allclose(stitched.cells, expected.density.cells, atol=1e-3)
+    assert stitched.total() == pytest.approx(expected.density.total(), abs=0.01)
