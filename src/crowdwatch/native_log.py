@@ -7,8 +7,9 @@ a thread reads the pipe and writes each line as `crowdwatch: warning: ffmpeg: ..
 few of each kind, then only a count, summarised at exit.
 
 Lines that say a frame was damaged (concealed decode errors) are counted in decode_errors():
-a file source compares it before and after each read and skips a frame that did not decode
-whole, instead of counting people in a smeared picture.
+a file read through OpenCV (one PyAV cannot open; PyAV says it per frame, sources/decode.py)
+compares it before and after each read and skips a frame that did not decode whole, instead
+of counting people in a smeared picture.
 """
 
 from __future__ import annotations

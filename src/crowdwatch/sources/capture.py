@@ -1,4 +1,5 @@
-"""OpenCV captures: the part of cv2.VideoCapture sources use, and how they are opened."""
+"""Captures: the part of cv2.VideoCapture sources use, and how they are opened (files through
+PyAV, sources/decode.py; cameras and streams through OpenCV)."""
 
 from __future__ import annotations
 
@@ -68,11 +69,21 @@ def device_hint(index: int) -> str:
 
 
 def default_factory(read_timeout_s: float) -> CaptureFactory:
-    """cv2.VideoCapture, with FFmpeg open/read timeouts for URLs so a dead stream returns."""
+    """PyAVCapture for files, else cv2.VideoCapture, with FFmpeg open/read timeouts for URLs
+    so a dead stream returns."""
     # Opening RTSP takes several round trips; below a second healthy cameras time out.
     timeout_ms = int(max(read_timeout_s, 1.0) * 1000)
 
     def factory(source: str | int) -> CaptureLike:
+        if isinstance(source, str) and Path(source).is_file():
+            # Files through PyAV, which says which frames did not decode whole (decode.py);
+            # OpenCV for what PyAV cannot open.
+            from crowdwatch.sources.decode import PyAVCapture
+
+            try:
+                return PyAVCapture(source)
+            except Exception:
+                return cv2.VideoCapture(source)
         if isinstance(source, str) and is_url(source):
             params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, timeout_ms,
                       cv2.CAP_PROP_READ_TIMEOUT_MSEC, timeout_ms]

@@ -253,7 +253,20 @@ class VideoFileSource(_FileSource):
         count = 1 if first else 0
         skipped = 0
         bad = 0  # failed reads in a row
+        # PyAVCapture (decode.py) skips what did not decode whole itself and says how much.
+        knows_damage = hasattr(capture, "lost")
         while not self._stop.is_set():
+            if knows_damage:
+                ok, image = capture.read()
+                lost, capture.lost = capture.lost, 0  # type: ignore[attr-defined]
+                skipped += lost
+                self.frames_skipped += lost
+                self._gap += lost
+                if not ok or image is None:
+                    break
+                count += 1
+                yield image
+                continue
             errors_before = decode_errors()
             ok, image = capture.read()
             if ok and errors_before is not None and decode_errors() != errors_before:
@@ -277,8 +290,9 @@ class VideoFileSource(_FileSource):
         if self._stop.is_set():
             return
         if skipped and first:
-            log.warning("%s: skipped %d undecodable frame(s); the file is damaged",
-                        self.name, skipped)
+            log.warning("%s: skipped %d undecodable frame(s); the file is damaged%s", self.name,
+                        skipped, " (frames after damage are skipped up to the next keyframe)"
+                        if knows_damage else "")
         if first and self._expected > 0 and count + skipped < self._expected - 1:
             log.warning("%s: ended after %d of %d frames; the file may be truncated",
                         self.name, count + skipped, int(self._expected))
