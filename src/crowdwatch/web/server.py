@@ -11,17 +11,18 @@ import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from prometheus_client import CollectorRegistry, make_wsgi_app
+from prometheus_client import CollectorRegistry
 
 from crowdwatch.health import HealthState
+from crowdwatch.web.exposition import CachedExposition
 from crowdwatch.web.http import HttpServer
 
 
 def make_app(health: HealthState,
              registry: CollectorRegistry | None = None) -> Callable[..., Iterable[bytes]]:
     """A WSGI app: /healthz, /readyz, and Prometheus' exposition (if given a registry) on
-    every other path."""
-    metrics_app = make_wsgi_app(registry) if registry is not None else None
+    every other path, rendered once per scrape burst (web/exposition.py)."""
+    metrics_app = CachedExposition(registry) if registry is not None else None
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/")
