@@ -4,7 +4,8 @@
 
 Runs `crowdwatch run` on the bundled sample clip (looping, the page and previews on), then
 three phases of equal length, measuring the counting frame rate (crowdwatch_frames_processed_total),
-the resident memory of the process and the latency of /metrics scraped every 0.2 s:
+the resident memory of the process and the latency of /metrics scraped every 0.2 s (and of
+/healthz asked right after it: the floor without rendering):
 
 1. quiet: nothing but the scraper;
 2. attack: 200 slow sockets (a request line, then one header byte every 2 s) and 30
@@ -73,18 +74,24 @@ def _frames(text: str) -> float:
 
 
 class Probe:
-    """Scrapes /metrics every 0.2 s: latencies, frame counter, peak memory."""
+    """Scrapes /metrics every 0.2 s: latencies, frame counter, peak memory. Right after each
+    scrape it asks /healthz (a small JSON answer, nothing rendered): the same listener,
+    workers and interpreter, so its latency is the floor that the machine and the process's
+    other threads set."""
 
     def __init__(self, port: int, pid: int) -> None:
         self.url = f"http://127.0.0.1:{port}/metrics"
+        self.control_url = f"http://127.0.0.1:{port}/healthz"
         self.pid = pid
         self.latencies: list[float] = []
+        self.control: list[float] = []
         self.failures = 0
         self.frames: list[tuple[float, float]] = []
         self.peak_rss = 0.0
 
     def run(self, seconds: float) -> None:
         self.latencies, self.failures, self.frames, self.peak_rss = [], 0, [], 0.0
+        self.control = []
         end = time.monotonic() + seconds
         while time.monotonic() < end:
             started = time.monotonic()
@@ -96,6 +103,13 @@ class Probe:
             except OSError:
                 self.failures += 1
                 self.latencies.append(5.0)
+            control = time.monotonic()
+            try:
+                with urllib.request.urlopen(self.control_url, timeout=5) as response:
+                    response.read()
+            except OSError:  # 503 while a camera is not up is an answer too
+                pass
+            self.control.append(time.monotonic() - control)
             self.peak_rss = max(self.peak_rss, _rss_mb(self.pid))
             time.sleep(max(0.0, 0.2 - (time.monotonic() - started)))
 
@@ -103,9 +117,14 @@ class Probe:
         (t0, f0), (t1, f1) = self.frames[0], self.frames[-1]
         return (f1 - f0) / max(t1 - t0, 1e-9)
 
-    def p99_ms(self) -> float:
-        ordered = sorted(self.latencies)
+    def p99_ms(self, control: bool = False) -> float:
+        ordered = sorted(self.control if control else self.latencies)
         return 1000 * ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+
+    def row(self, name: str) -> tuple[str, float, float, float, int, float, float, float]:
+        return (name, self.fps(), self.p99_ms(), statistics.median(self.latencies) * 1000,
+                self.failures, self.peak_rss, self.p99_ms(control=True),
+                statistics.median(self.control) * 1000)
 
 
 def _slow_socket(port: int, until: float, closed: list[int]) -> None:
@@ -167,8 +186,7 @@ def _measure(port: int, pid: int, seconds: float) -> None:
     time.sleep(3)  # the detector warmed up
     rows = []
     probe.run(seconds)
-    rows.append(("quiet", probe.fps(), probe.p99_ms(), statistics.median(probe.latencies) * 1000,
-                 probe.failures, probe.peak_rss))
+    rows.append(probe.row("quiet"))
     baseline_rss = probe.peak_rss
     until = time.monotonic() + seconds
     closed: list[int] = []
@@ -180,17 +198,16 @@ def _measure(port: int, pid: int, seconds: float) -> None:
     for thread in attackers:
         thread.start()
     probe.run(seconds)
-    rows.append(("attack", probe.fps(), probe.p99_ms(), statistics.median(probe.latencies) * 1000,
-                 probe.failures, probe.peak_rss))
+    rows.append(probe.row("attack"))
     for thread in attackers:
         thread.join(30)
     probe.run(seconds)
-    rows.append(("after", probe.fps(), probe.p99_ms(), statistics.median(probe.latencies) * 1000,
-                 probe.failures, probe.peak_rss))
+    rows.append(probe.row("after"))
     print(f"{'phase':8} {'frames/s':>9} {'metrics p99 ms':>15} {'median ms':>10} "
-          f"{'failed':>7} {'peak RSS MB':>12}")
-    for name, fps, p99, median, failed, rss in rows:
-        print(f"{name:8} {fps:9.2f} {p99:15.1f} {median:10.1f} {failed:7d} {rss:12.0f}")
+          f"{'failed':>7} {'peak RSS MB':>12} {'healthz p99 ms':>15} {'median ms':>10}")
+    for name, fps, p99, median, failed, rss, control_p99, control_median in rows:
+        print(f"{name:8} {fps:9.2f} {p99:15.1f} {median:10.1f} {failed:7d} {rss:12.0f} "
+              f"{control_p99:15.1f} {control_median:10.1f}")
     quiet, attack = rows[0], rows[1]
     print(f"attack vs quiet: frame rate {attack[1] / quiet[1]:.1%}, resident memory "
           f"{attack[5] - baseline_rss:+.0f} MB")
