@@ -20,6 +20,7 @@ from typing import Any
 
 import av
 import cv2
+from av.video.reformatter import VideoReformatter
 
 from crowdwatch.types import Image
 
@@ -33,9 +34,15 @@ class PyAVCapture:
             self._container.close()
             raise ValueError(f"{path}: no video stream")
         self._stream = self._container.streams.video[0]
-        self._stream.thread_type = "AUTO"
+        # One decoding thread. With slice threads (PyAV's default) FFmpeg's h264 decoder
+        # logged the error but did not flag the concealed keyframe of a clip without B-frames
+        # (tests/sources/test_decode.py); frame threads flag it, but cost 20-30 MB more
+        # resident memory that kept growing in a soak. One thread: the flag, no growth, the
+        # same CPU time; files decode far faster than the detector runs.
+        self._stream.codec_context.thread_count = 1
         self._packets: Iterator[Any] = self._container.demux(self._stream)
         self._decoded: deque[Any] = deque()
+        self._to_bgr = VideoReformatter()  # one converter for the file, not one per frame
         self._ended = False
         self._damaged = False  # since a damaged frame, until a keyframe decodes whole
         # Frames skipped (damaged, depending on damage, or not decodable) since the last
@@ -72,7 +79,7 @@ class PyAVCapture:
                 self.lost += 1
                 continue
             self._damaged = False
-            return True, frame.to_ndarray(format="bgr24")
+            return True, self._to_bgr.reformat(frame, format="bgr24").to_ndarray()
 
     def _next_frame(self) -> Any:
         while not self._decoded:
