@@ -14,7 +14,7 @@ import numpy as np
 
 from crowdwatch.density.model import load_head
 from crowdwatch.density.neck import Image, NeckModel
-from crowdwatch.density.tiles import DenseTiles, stitch
+from crowdwatch.density.tiles import DenseTiles, TiledDensity
 from crowdwatch.detect.densitymap import Cells, DensityMap, cell_centres
 from crowdwatch.detect.yolo import decode_people
 from crowdwatch.types import Detections
@@ -48,7 +48,8 @@ class DensityCounter:
                                 input_shape=input_shape, threads=threads, core=core)
         self._decode = (confidence, iou, max_det)
         # Very dense frames: their density counted again on tiles (density/tiles.py).
-        self._tiles = tiles
+        self._tiles = None if tiles is None else TiledDensity(
+            rule=tiles, maps_of=lambda crops: [self._density(crop) for crop in crops])
 
     def prepare(self, width: int, height: int) -> None:
         """Compile for frames of this size ahead of the first one."""
@@ -59,21 +60,14 @@ class DensityCounter:
         xyxy, scores = decode_people(result.detection, *self._decode)
         detections = Detections(result.letterbox.to_frame(xyxy), scores)
         density = DensityMap(result.extra[0][0], result.letterbox)
-        if self._tiles is not None and self._tiles.triggered(density):
-            density = self._tiled(image, density)
+        if self._tiles is not None:
+            density = self._tiles(image, density)
         return DensityResult(detections, density)
 
-    def _tiled(self, image: Image, whole: DensityMap) -> DensityMap:
-        """The frame's map stitched from its tiles' (boxes stay the whole frame's)."""
-        assert self._tiles is not None
-        tiles = self._tiles.tiles(int(image.shape[1]), int(image.shape[0]))
-        if not len(tiles):
-            return whole
-        maps = []
-        for x0, y0, x1, y1 in tiles:
-            part = self._model.run(image[y0:y1, x0:x1])
-            maps.append(DensityMap(part.extra[0][0], part.letterbox))
-        return stitch(whole, tiles, maps)
+    def _density(self, image: Image) -> DensityMap:
+        """The map of one pass (a tile's: boxes stay the whole frame's)."""
+        result = self._model.run(image)
+        return DensityMap(result.extra[0][0], result.letterbox)
 
     def count(self, image: Image) -> float:
         """People in the whole frame, from density."""

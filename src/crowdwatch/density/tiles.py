@@ -154,14 +154,39 @@ def stitch(whole: DensityMap, tiles: Tiles, maps: Sequence[DensityMap]) -> Densi
     return DensityMap(flat.reshape(grid_h, grid_w).astype(np.float32), whole.letterbox)
 
 
+# Tile crops -> their density maps, in order; None when the detector gives no map for them.
+MapsOf = Callable[[list[Image]], "list[DensityMap] | None"]
+
+
+def submitted_maps(submit: Callable[[Image], Pending]) -> MapsOf:
+    """Maps of crops submitted all at once (they run in parallel on an async detector)."""
+    def maps_of(crops: list[Image]) -> list[DensityMap] | None:
+        passes = [submit(crop) for crop in crops]
+        maps = []
+        for pending in passes:
+            pending.result()
+            part = getattr(pending, "density", None)
+            if part is None:  # a backend that gives no map for tiles
+                return None
+            maps.append(part)
+        return maps
+    return maps_of
+
+
 class TiledDensity:
     """One camera's density on tiles: the whole-frame map as it came, or, on a frame that
     triggers the rule, the map stitched from its tiles run through the same detector (submit:
     the camera's detector below its box tiler, so the tiles are not tiled again)."""
 
-    def __init__(self, submit: Callable[[Image], Pending], rule: DenseTiles | None = None
-                 ) -> None:
-        self._submit = submit
+    def __init__(self, submit: Callable[[Image], Pending] | None = None,
+                 rule: DenseTiles | None = None, *, maps_of: MapsOf | None = None) -> None:
+        # maps_of: a synchronous model's maps, one tile after another (density/counter.py).
+        if submit is not None and maps_of is None:
+            maps_of = submitted_maps(submit)
+        elif (submit is None) == (maps_of is None):
+            raise TypeError("TiledDensity needs submit or maps_of, not both")
+        assert maps_of is not None
+        self._maps_of = maps_of
         self.rule = rule or DenseTiles()
         # Frames counted on tiles so far (for tests and reports).
         self.tiled_frames = 0
@@ -173,14 +198,9 @@ class TiledDensity:
         tiles = self.rule.tiles(width, height)
         if not len(tiles):
             return density
-        passes = [self._submit(image[y0:y1, x0:x1]) for x0, y0, x1, y1 in tiles]
-        maps = []
-        for pending in passes:
-            pending.result()
-            part = getattr(pending, "density", None)
-            if part is None:  # a backend that gives no map for tiles: the whole frame's
-                return density
-            maps.append(part)
+        maps = self._maps_of([image[y0:y1, x0:x1] for x0, y0, x1, y1 in tiles])
+        if maps is None:  # no map for tiles: the whole frame's
+            return density
         self.tiled_frames += 1
         return stitch(density, tiles, maps)
 
