@@ -1,25 +1,57 @@
-"""The trained head -> an OpenVINO IR (fp16 weights) with inputs p3/p4, and its metadata."""
+"""The trained heads -> one OpenVINO IR (fp16 weights) with inputs p3/p4 and outputs density
+(and crowd, where a crowd head is given), and its metadata."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 import yaml
 
-from training.head import P3_CHANNELS, P4_CHANNELS, DensityHead, ExportedHead
+from training.head import P3_CHANNELS, P4_CHANNELS, DensityHead, ExportedHead, MeanOfHeads
 
 
-def export(head: DensityHead, out: Path, settings: Any, work: Path) -> dict[str, str]:
+@dataclass
+class Trained:
+    """A head as trained: the weights, the settings that made them, their validation."""
+
+    head: DensityHead | MeanOfHeads
+    settings: Any
+    validation: dict[str, str]
+
+
+class ExportedHeads(torch.nn.Module):
+    """The main head's map, then the crowd head's, from the same features."""
+
+    def __init__(self, main: DensityHead | MeanOfHeads,
+                 crowd: DensityHead | MeanOfHeads) -> None:
+        super().__init__()
+        self.main, self.crowd = ExportedHead(main), ExportedHead(crowd)
+
+    def forward(self, p3: torch.Tensor, p4: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.main(p3, p4), self.crowd(p3, p4)
+
+
+def describe(trained: Trained) -> dict[str, object]:
+    settings = trained.settings
+    return {"training": json.loads(json.dumps(asdict(settings))),
+            "validation_at_end_of_training": trained.validation,
+            "weights": weights_note(settings),
+            "trained_on": sorted({name.split("-")[0] for name in settings.train})}
+
+
+def export(main: Trained, out: Path, crowd: Trained | None = None) -> dict[str, str]:
     """Write density_head.xml/.bin and metadata.yaml into out; return the files' sha256."""
     import openvino as ov
 
     out.mkdir(parents=True, exist_ok=True)
-    module = ExportedHead(head).eval()
+    module: torch.nn.Module = (ExportedHead(main.head) if crowd is None
+                               else ExportedHeads(main.head, crowd.head))
+    module.eval()
     example = (torch.zeros(1, P3_CHANNELS, 60, 80), torch.zeros(1, P4_CHANNELS, 30, 40))
     with torch.no_grad():
         model = ov.convert_model(module, example_input=example, input=[
@@ -28,26 +60,25 @@ def export(head: DensityHead, out: Path, settings: Any, work: Path) -> dict[str,
     for parameter, name in zip(model.get_parameters(), ("p3", "p4"), strict=True):
         parameter.set_friendly_name(name)
         parameter.output(0).set_names({name})
-    model.output(0).set_names({"density"})
+    for output, name in zip(model.outputs, ("density", "crowd"), strict=False):
+        output.set_names({name})
     ov.save_model(model, out / "density_head.xml", compress_to_fp16=True)
-    curve = (work / "curve.csv").read_text().strip().splitlines()
-    last = dict(zip(curve[0].split(","), curve[-1].split(","), strict=True))
-    metadata = {
+    metadata: dict[str, object] = {
         "description": "crowdwatch density head: people per stride-8 cell from the P3/P4 "
                        "neck outputs of yolo11n_int8_openvino_model",
         "detector": "yolo11n_int8_openvino_model",
         "inputs": {"p3": "model.16 output, (1, 64, H/8, W/8)",
                    "p4": "model.19 output, (1, 128, H/16, W/16)"},
-        "output": "people per cell, (1, 1, H/8, W/8)",
-        "training": json.loads(json.dumps(asdict(settings))),
+        "outputs": {"density": "people per cell, (1, 1, H/8, W/8)",
+                    **({"crowd": "the crowd head's people per cell, (1, 1, H/8, W/8), for "
+                                 "frames the dense rule picks (crowdwatch.density.tiles)"}
+                       if crowd else {})},
         "command": "python -m training.density --shared ../shared --out "
                    "src/crowdwatch/models/yolo11n_density_head",
-        "validation_at_end_of_training": {k: last[k] for k in last if "val" in k and last[k]},
-        "weights": (f"the mean of the EMA weights at the ends of the last "
-                    f"{settings.average_last} epochs (avg_* above)"
-                    if getattr(settings, "average_last", 0) else "the final EMA weights"),
-        "data": {"trained_on": sorted({name.split("-")[0] for name in settings.train}),
-                 "images": "shb-train 0-349, sha-train 0-299, mall-tune 0-599 (of those named)",
+        "density": describe(main),
+        **({"crowd": describe(crowd)} if crowd else {}),
+        "data": {"images": "shb-train 0-349, sha-train 100-299, mall-tune 0-599 (of those "
+                           "each head trained on)",
                  "licence": "ShanghaiTech and Mall are released for research use only; "
                             "see models/README.md"},
     }
@@ -59,16 +90,26 @@ def export(head: DensityHead, out: Path, settings: Any, work: Path) -> dict[str,
     return {p.name: sha(p) for p in sorted(out.iterdir()) if p.suffix in (".xml", ".bin")}
 
 
+def weights_note(settings: Any) -> str:
+    each = (f"the mean of the EMA weights at the ends of the last {settings.average_last} "
+            f"epochs" if getattr(settings, "average_last", 0) else "the final EMA weights")
+    members = getattr(settings, "members", 1)
+    if members > 1:
+        return (f"the mean of the maps of {members} heads (seeds {settings.seed} to "
+                f"{settings.seed + members - 1}), each {each}")
+    return f"{each} (avg_* above)" if getattr(settings, "average_last", 0) else each
+
+
 def export_checkpoint(work: Path, out: Path) -> dict[str, str]:
     """Export a run's checkpoint (python -m training.export WORK OUT): the averaged weights
     when the run averages (Settings.average_last), else the EMA weights."""
-    from training.density import Settings
+    from training.density import Settings, last_curve_row
 
     settings = Settings(**json.loads((work / "settings.json").read_text()))
     head = DensityHead(settings.design, settings.width, settings.scale, settings.norm)
     state = torch.load(work / "checkpoint.pt", weights_only=False)
     head.load_state_dict(state["average"] if settings.average_last else state["ema"])
-    return export(head, out, settings, work)
+    return export(Trained(head, settings, last_curve_row(work)), out)
 
 
 if __name__ == "__main__":

@@ -57,6 +57,10 @@ PLAN = [
     Variant("sha", "train", 768, False),
     Variant("mall", "train", 512, False, step=4),
     Variant("mall", "train", 768, True, step=4),
+    # The crowd head's: its held-out images, and the scales of zoom-2 and zoom-3 tiles.
+    Variant("sha", "val", 640, False),
+    Variant("sha", "train", 1280, False),
+    Variant("sha", "train", 1920, True),
 ]
 
 

@@ -63,10 +63,26 @@ class DensityHead(nn.Module):
         return F.softplus(self.out(self.body(x)))
 
 
+class MeanOfHeads(nn.Module):
+    """Several heads trained alike (other seeds), their maps averaged: each run's calibration
+    is a draw (the Mall's bias moves by about a person between seeds), the mean of the draws
+    is steadier. The heads read the same features, so the cost is the heads' alone."""
+
+    def __init__(self, heads: list[DensityHead]) -> None:
+        super().__init__()
+        if not heads or len({head.scale for head in heads}) != 1:
+            raise ValueError("MeanOfHeads needs at least one head, all with the same scale")
+        self.heads = nn.ModuleList(heads)
+        self.scale = heads[0].scale
+
+    def forward(self, p3: torch.Tensor, p4: torch.Tensor) -> torch.Tensor:
+        return torch.stack([head(p3, p4) for head in self.heads]).mean(0)
+
+
 class ExportedHead(nn.Module):
     """The head as shipped: eval mode, people per cell (the training scale divided out)."""
 
-    def __init__(self, head: DensityHead) -> None:
+    def __init__(self, head: DensityHead | MeanOfHeads) -> None:
         super().__init__()
         self.head = head.eval()
 

@@ -41,4 +41,43 @@ def test_the_average_is_the_mean_of_each_epochs_weights() -> None:
 
 
 def test_averaging_is_the_default() -> None:
-    assert Settings().average_last == 10 < Settings().epochs
+    assert 0 < Settings().average_last < Settings().epochs
+
+
+def test_the_mean_of_heads_exports_the_mean_of_their_maps(tmp_path: Path) -> None:
+    ov = pytest.importorskip("openvino")
+    from training.export import Trained, export
+    from training.head import MeanOfHeads
+
+    settings = Settings(width=8, members=3, scale=1.0)
+    heads = []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        head = DensityHead(settings.design, settings.width, settings.scale, settings.norm)
+        with torch.no_grad():  # the mean lies away from every head's map: biases 0, 0, 3
+            head.out.bias.fill_(3.0 if seed == 2 else 0.0)
+        heads.append(head.eval())
+    generator = torch.Generator().manual_seed(7)
+    p3, p4 = torch.rand(1, 64, 12, 16, generator=generator), torch.rand(1, 128, 6, 8,
+                                                                       generator=generator)
+    with torch.no_grad():
+        maps = [h(p3, p4)[0, 0] / settings.scale for h in heads]
+    export(Trained(MeanOfHeads(heads), settings, {"shb_val_mae": "1.0"}), tmp_path)
+    compiled = ov.Core().compile_model(tmp_path / "density_head.xml", "CPU",
+                                       {"INFERENCE_PRECISION_HINT": "f32"})
+    out = compiled({"p3": p3.numpy(), "p4": p4.numpy()})[0][0, 0]
+    expected = (maps[0] + maps[1] + maps[2]) / 3
+    # fp16 weights in the IR: agreement to fp16's precision, and not any one head's map.
+    assert out.shape == (12, 16)
+    assert abs(float(out.sum()) - float(expected.sum())) < 1e-2 * float(expected.sum())
+    for single in maps:
+        assert abs(float(single.sum()) - float(expected.sum())) > 0.2 * float(expected.sum())
+    metadata = (tmp_path / "metadata.yaml").read_text()
+    assert "the mean of the maps of 3 heads (seeds 0 to 2)" in metadata
+
+
+def test_mean_of_heads_refuses_heads_of_different_scales() -> None:
+    from training.head import MeanOfHeads
+
+    with pytest.raises(ValueError, match="same scale"):
+        MeanOfHeads([DensityHead(width=8, scale=1.0), DensityHead(width=8, scale=100.0)])
