@@ -99,6 +99,43 @@ def test_a_model_that_is_not_a_head_is_refused() -> None:
         load_head(detector)
 
 
+def head_with_outputs(tmp_path: Path, names: list[str]) -> Path:
+    """A head-shaped model (inputs p3, p4) whose outputs carry these names."""
+    import openvino as ov
+    import openvino.opset13 as ops
+
+    p3 = ops.parameter([1, 64, -1, -1], ov.Type.f32, name="p3")
+    p4 = ops.parameter([1, 128, -1, -1], ov.Type.f32, name="p4")
+    outputs = [ops.reduce_mean(p3, [1], True) for _ in names]
+    model = ov.Model(outputs, [p3, p4], "head")
+    for output, name in zip(model.outputs, names, strict=True):
+        output.set_names({name})
+    xml = tmp_path / HEAD_XML
+    ov.save_model(model, xml)
+    return xml
+
+
+@pytest.mark.parametrize(("names", "valid"), [
+    (["density"], True),
+    (["density", "crowd"], True),
+    (["density", "other"], False),
+    (["density", "crowd", "crowd2"], False),
+])
+def test_a_head_has_a_density_output_and_may_have_a_crowd_one(
+        tmp_path: Path, names: list[str], valid: bool) -> None:
+    xml = head_with_outputs(tmp_path, names)
+    if valid:
+        assert len(load_head(xml).outputs) == len(names)
+    else:
+        with pytest.raises(ModelError, match="optionally a crowd output"):
+            load_head(xml)
+
+
+def test_the_shipped_head_gives_density_and_crowd() -> None:
+    head = load_head(SHIPPED / HEAD_XML)
+    assert [sorted(o.get_names()) for o in head.outputs] == [["density"], ["crowd"]]
+
+
 def test_the_manifest_lists_the_same_sums() -> None:
     import yaml
 

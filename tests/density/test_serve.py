@@ -58,6 +58,10 @@ def test_one_pass_gives_the_standalone_counters_boxes_and_map(backend: OpenVINOB
     assert pending.density is not None
     assert pending.density.letterbox == expected.density.letterbox
     np.testing.assert_allclose(pending.density.cells, expected.density.cells, atol=1e-3)
+    # The crowd head's map rides along, the same as the counter's and not the main head's.
+    assert pending.density.crowd is not None and expected.density.crowd is not None
+    np.testing.assert_allclose(pending.density.crowd, expected.density.crowd, atol=1e-3)
+    assert np.abs(pending.density.crowd - pending.density.cells).max() > 1e-2
     assert len(detections) == len(expected.detections) >= 3
     np.testing.assert_allclose(detections.xyxy, expected.detections.xyxy, atol=1.0)
 

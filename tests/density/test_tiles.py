@@ -287,3 +287,81 @@ def test_the_pipeline_counts_a_dense_frame_from_its_tiles(mode: str, people: int
     assert [r.people_raw for r in results] == [people] * 3
     assert detector.tile_passes == (3 * len(DenseTiles().tiles(1024, 768)) if mode == "auto"
                                     else 0)
+
+
+def brute_force_dense_cells(cells: np.ndarray, peak: float, k: int) -> np.ndarray:
+    """Each cell's k x k window (rows i - k//2 .. i - k//2 + k - 1), one by one: the mean of
+    its cells inside the grid against peak."""
+    h, w = cells.shape
+    dense = np.zeros((h, w), bool)
+    for i in range(h):
+        for j in range(w):
+            total, inside = 0.0, 0
+            for y in range(i - k // 2, i - k // 2 + k):
+                for x in range(j - k // 2, j - k // 2 + k):
+                    if 0 <= y < h and 0 <= x < w:
+                        total += float(cells[y, x])
+                        inside += 1
+            dense[i, j] = total / inside >= peak
+    return dense
+
+
+def test_dense_cells_are_those_centred_in_a_dense_window() -> None:
+    # One 4x4 block at 0.8 a cell: a window needs 10 of its cells (8 people / 16 cells), so
+    # only windows shifted by at most one row or one column from it, not both.
+    cells = np.zeros((60, 80), np.float32)
+    cells[10:14, 20:24] = 0.8
+    rule = DenseTiles(peak_people=0.5, window=4)
+    dense = rule.dense_cells(DensityMap(cells, uniform_map(0).letterbox))
+    assert sorted(zip(*np.nonzero(dense), strict=True)) == [(11, 22), (12, 21), (12, 22),
+                                                           (12, 23), (13, 22)]
+    # A frame dense all over is dense to its edges (a window cut by the edge averages what
+    # it holds), and the letterbox's grey band never is.
+    assert rule.dense_cells(uniform_map(0.6)).all()
+    box = Letterbox.fit((480, 640), (640, 640))
+    banded = rule.dense_cells(DensityMap(np.full((80, 80), 5.0, np.float32), box))
+    assert not banded[:10].any() and not banded[70:].any() and banded[10:70].all()
+    rng = np.random.default_rng(3)
+    for window in (1, 3, 4):
+        random = rng.gamma(0.3, 1.0, (12, 16)).astype(np.float32)
+        square = Letterbox.fit((96, 128), (96, 128))
+        got = DenseTiles(peak_people=0.5, window=window).dense_cells(DensityMap(random, square))
+        np.testing.assert_array_equal(got, brute_force_dense_cells(random, 0.5, window))
+
+
+def with_crowd(density: DensityMap, crowd: np.ndarray) -> DensityMap:
+    return DensityMap(density.cells, density.letterbox, crowd.astype(np.float32))
+
+
+def test_a_dense_frame_counts_from_the_crowd_head_and_its_tiles_only_where_dense() -> None:
+    image = np.zeros((768, 1024, 3), np.uint8)
+    tiles = DenseTiles().tiles(1024, 768)
+    per_pixel = 0.002
+    # The crowd head: 10 people a cell in the left half (columns 0-39), none on the right.
+    crowd = np.zeros((60, 80))
+    crowd[:, :40] = 10.0
+    # Tiles: the main head's maps hold 5x what the crowd head's do.
+    def tile_pass(tile: np.ndarray) -> MapPending:
+        x0, y0, x1, y1 = tiles[len(seen)]
+        seen.append(tile.shape)
+        part = even_tile_map(np.array([x0, y0, x1, y1]), per_pixel)
+        return MapPending(with_crowd(DensityMap(part.cells * 5, part.letterbox), part.cells))
+    seen: list[tuple[int, ...]] = []
+    refine = TiledDensity(tile_pass)
+    # Calm by the main head's map: the crowd head's is not asked.
+    calm = with_crowd(uniform_map(0.2), crowd)
+    assert refine(image, calm) is calm and not seen
+    counted = refine(image, with_crowd(uniform_map(0.6), crowd))
+    assert len(seen) == len(tiles)
+    # Dense: columns 0-41 (a window of columns j-2..j+1 reaching the left half holds >= 40
+    # people, 2.5 a cell). Those take the crowd tiles' map (an even 0.002 people a frame
+    # pixel, stitched), the rest keeps the crowd head's whole map (0 there).
+    stitched = stitch(uniform_map(0), tiles,
+                      [even_tile_map(t, per_pixel) for t in tiles]).cells
+    np.testing.assert_allclose(counted.cells[:, :42], stitched[:, :42], rtol=1e-6)
+    assert not counted.cells[:, 42:].any()
+    assert counted.total() == pytest.approx(per_pixel * 1024 * 768 * 42 / 80, rel=0.02)
+    # No maps for the tiles: the crowd head's whole map.
+    fallback = TiledDensity(lambda _tile: MapPending(None))(image,
+                                                            with_crowd(uniform_map(0.6), crowd))
+    assert fallback.total() == pytest.approx(40 * 60 * 10.0)

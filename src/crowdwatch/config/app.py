@@ -28,12 +28,14 @@ CountingMethod = Literal["auto", "boxes", "density"]
 
 class DensityTilesConfig(Strict):
     """``counting.density_tiles``: frames whose density map shows a crowd too dense for one
-    pass (heads of a few input pixels) are counted again on zoomed tiles, their maps stitched
-    (crowdwatch/density/tiles.py; measured in docs/ACCURACY.md). Only those frames cost more."""
+    pass (heads of a few input pixels) count from the crowd head, their dense cells again on
+    zoomed tiles, the maps stitched (crowdwatch/density/tiles.py; measured in
+    docs/ACCURACY.md). Only those frames cost more."""
 
     mode: Literal["auto", "off"] = Field("auto", description="auto: a frame whose whole-frame "
                                          "density map reaches peak_people and min_people is "
-                                         "counted on tiles; off: never")
+                                         "counted by the crowd head, its dense cells on tiles; "
+                                         "off: never (the main head's whole-frame map)")
     peak_people: float = Field(0.5, ge=0.0, le=100.0, description="people per density cell "
                                "(8x8 model-input pixels) in the densest 4x4 block of cells "
                                "(0-100) from which a frame is too dense for one pass; 0.5: "
@@ -41,7 +43,7 @@ class DensityTilesConfig(Strict):
     min_people: float = Field(100.0, ge=0.0, le=1_000_000.0, description="and at least this "
                               "many people in the whole frame (0-1000000), so a small dense "
                               "group never costs tiles")
-    zoom: float = Field(3.0, ge=1.0, le=8.0, description="tile side = the frame's long side / "
+    zoom: float = Field(2.0, ge=1.0, le=8.0, description="tile side = the frame's long side / "
                         "zoom (1-8); each tile fills the model input, so heads look zoom times "
                         "larger")
     overlap: float = Field(0.2, ge=0.0, le=0.5, description="least overlap of neighbouring "

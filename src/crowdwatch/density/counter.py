@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from crowdwatch.density.model import load_head
-from crowdwatch.density.neck import Image, NeckModel
+from crowdwatch.density.neck import Image, NeckModel, NeckPass
 from crowdwatch.density.tiles import DenseTiles, TiledDensity
 from crowdwatch.detect.densitymap import Cells, DensityMap, cell_centres
 from crowdwatch.detect.yolo import decode_people
@@ -28,6 +28,12 @@ class DensityResult:
 
     detections: Detections
     density: DensityMap
+
+
+def pass_map(result: NeckPass) -> DensityMap:
+    """A pass's density map, with the crowd head's where the model has one."""
+    crowd = result.extra[1][0] if len(result.extra) > 1 else None
+    return DensityMap(result.extra[0][0], result.letterbox, crowd)
 
 
 class DensityCounter:
@@ -59,15 +65,14 @@ class DensityCounter:
         result = self._model.run(image)
         xyxy, scores = decode_people(result.detection, *self._decode)
         detections = Detections(result.letterbox.to_frame(xyxy), scores)
-        density = DensityMap(result.extra[0][0], result.letterbox)
+        density = pass_map(result)
         if self._tiles is not None:
             density = self._tiles(image, density)
         return DensityResult(detections, density)
 
     def _density(self, image: Image) -> DensityMap:
         """The map of one pass (a tile's: boxes stay the whole frame's)."""
-        result = self._model.run(image)
-        return DensityMap(result.extra[0][0], result.letterbox)
+        return pass_map(self._model.run(image))
 
     def count(self, image: Image) -> float:
         """People in the whole frame, from density."""

@@ -66,8 +66,9 @@ def neck_outputs(model: ov.Model) -> dict[str, ov.Output]:
 def splice_head(model: ov.Model, head: ov.Model | None, with_neck: bool = True) -> ov.Model:
     """The detector with either its neck outputs (head=None) or the head's density added.
 
-    Outputs, in order: the detection output, then p3 and p4 (no head) or the density map
-    (head given; its parameters named p3 and p4 are replaced by the neck outputs). No head
+    Outputs, in order: the detection output, then p3 and p4 (no head) or the head's outputs
+    (the density map, then the crowd head's where it has one; its parameters named p3 and p4
+    are replaced by the neck outputs). No head
     and with_neck=False: the detector alone (the baseline the cost of density is measured
     against).
     """
@@ -85,7 +86,7 @@ def splice_head(model: ov.Model, head: ov.Model | None, with_neck: bool = True) 
                 raise ModelError(f"the density head has an input {key!r}; expected p3 and p4")
             for target in list(parameter.output(0).get_target_inputs()):
                 target.replace_source_output(neck[key])
-        extra = [head.output(0)]
+        extra = list(head.outputs)
     return ov.Model([model.output(0), *extra], model.get_parameters(), "yolo_density")
 
 

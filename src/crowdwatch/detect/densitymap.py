@@ -21,10 +21,20 @@ DENSITY_STRIDE = 8
 
 @dataclass(frozen=True, slots=True)
 class DensityMap:
-    """People per cell of the model input (stride DENSITY_STRIDE) and the frame's letterbox."""
+    """People per cell of the model input (stride DENSITY_STRIDE) and the frame's letterbox.
+
+    crowd: the same pass's map from the crowd head, where the density model has one (a head
+    trained on very dense crowds, counted from on frames the dense rule picks:
+    crowdwatch.density.tiles); None otherwise.
+    """
 
     cells: Cells
     letterbox: Letterbox
+    crowd: Cells | None = None
+
+    def crowd_map(self) -> DensityMap | None:
+        """The crowd head's map of this pass as a map of its own (None without one)."""
+        return None if self.crowd is None else DensityMap(self.crowd, self.letterbox)
 
     def cell_centres(self) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
         """Frame-pixel x of each column and y of each row of cell centres."""

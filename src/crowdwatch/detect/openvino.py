@@ -92,7 +92,9 @@ class _OpenVINOPending:
             if self._backend.serves_density:
                 # Copied (a few thousand floats): the request's buffers are reused.
                 cells = slot.request.get_output_tensor(1).data[0][0].copy()
-                self.density = DensityMap(cells, slot.letterbox)
+                crowd = (slot.request.get_output_tensor(2).data[0][0].copy()
+                         if len(slot.request.model_outputs) > 2 else None)
+                self.density = DensityMap(cells, slot.letterbox, crowd)
         finally:
             self._compiled.give(slot)
         self.stage_seconds["postprocess"] = time.perf_counter() - started
