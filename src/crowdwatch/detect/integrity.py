@@ -35,9 +35,9 @@ KNOWN_MODELS: dict[str, dict[str, str]] = {
     },
     # The density head (crowdwatch/density/model.py), shipped beside the detector.
     "yolo11n_density_head": {
-        "density_head.xml": "fdee071ad99fef7ca19e25403f1d709c7017542b3db107f1670539e04b8031cc",
-        "density_head.bin": "2703299d643f8407c0ed8cd7ff993f8a640aa6715e8d074e46ad1b0ca14f98b2",
-        "metadata.yaml": "b37faf131c081f577909becf4f66a47da62d6fd4d1e906f7ea4123d19c16227c",
+        "density_head.xml": "f52c6936ff4dcf98b194ae36af0c73d5bd8d59b549761a4d60a47263b0c9a8fa",
+        "density_head.bin": "99f95f572ffdd65aea58889f906361387f36f1d984300f85a26e2591e42ec223",
+        "metadata.yaml": "b00fc9ba98b8c472775cfe0be6f4d6c0b7bbae8cc9b82bd8efc617e3d41ed270",
     },
     "yolo11n_int8_320.onnx": {
         "": "5ea9b19c6c4d89041175fd2d4f9d2e1581d16f37b817021d547278fc5e2f2b58",
