@@ -44,13 +44,10 @@ def describe(trained: Trained) -> dict[str, object]:
             "trained_on": sorted({name.split("-")[0] for name in settings.train})}
 
 
-def export(main: Trained, out: Path, crowd: Trained | None = None) -> dict[str, str]:
-    """Write density_head.xml/.bin and metadata.yaml into out; return the files' sha256."""
+def convert(module: torch.nn.Module) -> Any:
+    """A torch module of (p3, p4) -> maps as an OpenVINO model with inputs named p3 and p4."""
     import openvino as ov
 
-    out.mkdir(parents=True, exist_ok=True)
-    module: torch.nn.Module = (ExportedHead(main.head) if crowd is None
-                               else ExportedHeads(main.head, crowd.head))
     module.eval()
     example = (torch.zeros(1, P3_CHANNELS, 60, 80), torch.zeros(1, P4_CHANNELS, 30, 40))
     with torch.no_grad():
@@ -60,8 +57,44 @@ def export(main: Trained, out: Path, crowd: Trained | None = None) -> dict[str, 
     for parameter, name in zip(model.get_parameters(), ("p3", "p4"), strict=True):
         parameter.set_friendly_name(name)
         parameter.output(0).set_names({name})
+    return model
+
+
+def beside(main: Any, crowd: Any) -> Any:
+    """One model: main's parameters feed both graphs; outputs main's map, then crowd's."""
+    import openvino as ov
+
+    inputs = {p.get_friendly_name(): p for p in main.get_parameters()}
+    for parameter in crowd.get_parameters():
+        for target in list(parameter.output(0).get_target_inputs()):
+            target.replace_source_output(inputs[parameter.get_friendly_name()].output(0))
+    return ov.Model([main.output(0), crowd.output(0)], main.get_parameters(), "density_heads")
+
+
+def export(main: Trained | Path, out: Path, crowd: Trained | None = None) -> dict[str, str]:
+    """Write density_head.xml/.bin and metadata.yaml into out; return the files' sha256.
+
+    main: a trained head, or the folder of an exported one whose graph and metadata are kept
+    as they are (a crowd head added to a head already shipped)."""
+    import openvino as ov
+
+    if isinstance(main, Path):
+        model = ov.Core().read_model(main / "density_head.xml")
+        main_metadata = yaml.safe_load((main / "metadata.yaml").read_text())
+        described = {k: main_metadata[k] for k in ("training", "validation_at_end_of_training",
+                                                   "weights") if k in main_metadata}
+        described["trained_on"] = main_metadata.get("data", {}).get("trained_on")
+        described["source"] = f"kept from {main.name} (sha256 of its .bin "\
+            f"{hashlib.sha256((main / 'density_head.bin').read_bytes()).hexdigest()[:12]})"
+        if crowd is not None:
+            model = beside(model, convert(ExportedHead(crowd.head)))
+    else:
+        described = describe(main)
+        model = convert(ExportedHead(main.head) if crowd is None
+                        else ExportedHeads(main.head, crowd.head))
     for output, name in zip(model.outputs, ("density", "crowd"), strict=False):
         output.set_names({name})
+    out.mkdir(parents=True, exist_ok=True)
     ov.save_model(model, out / "density_head.xml", compress_to_fp16=True)
     metadata: dict[str, object] = {
         "description": "crowdwatch density head: people per stride-8 cell from the P3/P4 "
@@ -73,9 +106,11 @@ def export(main: Trained, out: Path, crowd: Trained | None = None) -> dict[str, 
                     **({"crowd": "the crowd head's people per cell, (1, 1, H/8, W/8), for "
                                  "frames the dense rule picks (crowdwatch.density.tiles)"}
                        if crowd else {})},
-        "command": "python -m training.density --shared ../shared --out "
-                   "src/crowdwatch/models/yolo11n_density_head",
-        "density": describe(main),
+        "command": "python -m training.density --shared ../shared "
+                   + ("--main-from <the previous yolo11n_density_head> "
+                      if isinstance(main, Path) else "")
+                   + "--out src/crowdwatch/models/yolo11n_density_head",
+        "density": described,
         **({"crowd": describe(crowd)} if crowd else {}),
         "data": {"images": "shb-train 0-349, sha-train 100-299, mall-tune 0-599 (of those "
                            "each head trained on)",

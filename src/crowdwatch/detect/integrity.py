@@ -35,9 +35,9 @@ KNOWN_MODELS: dict[str, dict[str, str]] = {
     },
     # The density head (crowdwatch/density/model.py), shipped beside the detector.
     "yolo11n_density_head": {
-        "density_head.xml": "f52c6936ff4dcf98b194ae36af0c73d5bd8d59b549761a4d60a47263b0c9a8fa",
-        "density_head.bin": "99f95f572ffdd65aea58889f906361387f36f1d984300f85a26e2591e42ec223",
-        "metadata.yaml": "b00fc9ba98b8c472775cfe0be6f4d6c0b7bbae8cc9b82bd8efc617e3d41ed270",
+        "density_head.xml": "570597f908081e4391d954df4caeb776889069b7e9441b3413c58a6841d72d24",
+        "density_head.bin": "3d5fb5ad4388717a19c1f9d666872f38a9ee5355326a32774374dc4cf213d0ff",
+        "metadata.yaml": "6f458c7939e6bb53194594d5078d2a1c7d7070fbba0ad8bb983155a99ee07345",
     },
     "yolo11n_int8_320.onnx": {
         "": "5ea9b19c6c4d89041175fd2d4f9d2e1581d16f37b817021d547278fc5e2f2b58",
