@@ -318,6 +318,9 @@ def test_dense_cells_are_those_centred_in_a_dense_window() -> None:
     # A frame dense all over is dense to its edges (a window cut by the edge averages what
     # it holds), and the letterbox's grey band never is.
     assert rule.dense_cells(uniform_map(0.6)).all()
+    # Exactly the rule's 0.5 a cell is dense (the trigger's >=), just below it is not.
+    assert rule.dense_cells(uniform_map(0.5)).all()
+    assert not rule.dense_cells(uniform_map(0.49)).any()
     box = Letterbox.fit((480, 640), (640, 640))
     banded = rule.dense_cells(DensityMap(np.full((80, 80), 5.0, np.float32), box))
     assert not banded[:10].any() and not banded[70:].any() and banded[10:70].all()
@@ -361,6 +364,10 @@ def test_a_dense_frame_counts_from_the_crowd_head_and_its_tiles_only_where_dense
     np.testing.assert_allclose(counted.cells[:, :42], stitched[:, :42], rtol=1e-6)
     assert not counted.cells[:, 42:].any()
     assert counted.total() == pytest.approx(per_pixel * 1024 * 768 * 42 / 80, rel=0.02)
+    # A frame too small for tiles (zoom 1: one tile would be the frame): the crowd head's map.
+    untiled = TiledDensity(lambda _tile: MapPending(None), DenseTiles(zoom=1.0))
+    assert untiled(image, with_crowd(uniform_map(0.6), crowd)).total() == pytest.approx(
+        40 * 60 * 10.0)
     # No maps for the tiles: the crowd head's whole map.
     fallback = TiledDensity(lambda _tile: MapPending(None))(image,
                                                             with_crowd(uniform_map(0.6), crowd))
