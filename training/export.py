@@ -24,18 +24,6 @@ class Trained:
     validation: dict[str, str]
 
 
-class ExportedHeads(torch.nn.Module):
-    """The main head's map, then the crowd head's, from the same features."""
-
-    def __init__(self, main: DensityHead | MeanOfHeads,
-                 crowd: DensityHead | MeanOfHeads) -> None:
-        super().__init__()
-        self.main, self.crowd = ExportedHead(main), ExportedHead(crowd)
-
-    def forward(self, p3: torch.Tensor, p4: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.main(p3, p4), self.crowd(p3, p4)
-
-
 def describe(trained: Trained) -> dict[str, object]:
     settings = trained.settings
     return {"training": json.loads(json.dumps(asdict(settings))),
@@ -86,12 +74,11 @@ def export(main: Trained | Path, out: Path, crowd: Trained | None = None) -> dic
         described["trained_on"] = main_metadata.get("data", {}).get("trained_on")
         described["source"] = f"kept from {main.name} (sha256 of its .bin "\
             f"{hashlib.sha256((main / 'density_head.bin').read_bytes()).hexdigest()[:12]})"
-        if crowd is not None:
-            model = beside(model, convert(ExportedHead(crowd.head)))
     else:
         described = describe(main)
-        model = convert(ExportedHead(main.head) if crowd is None
-                        else ExportedHeads(main.head, crowd.head))
+        model = convert(ExportedHead(main.head))
+    if crowd is not None:
+        model = beside(model, convert(ExportedHead(crowd.head)))
     for output, name in zip(model.outputs, ("density", "crowd"), strict=False):
         output.set_names({name})
     out.mkdir(parents=True, exist_ok=True)

@@ -64,11 +64,8 @@ class DenseTiles:
     def peak(self, density: DensityMap) -> float:
         """People per cell in the densest window x window block of cells."""
         cells = np.where(density.frame_mask(), density.cells, 0.0).astype(np.float64)
-        h, w = cells.shape
-        k = min(self.window, h, w)
-        summed = np.pad(cells, ((1, 0), (1, 0))).cumsum(0).cumsum(1)
-        blocks = summed[k:, k:] - summed[:-k, k:] - summed[k:, :-k] + summed[:-k, :-k]
-        return float(blocks.max()) / (k * k)
+        k = min(self.window, *cells.shape)
+        return float(window_sums(cells, k).max()) / (k * k)
 
     def triggered(self, density: DensityMap) -> bool:
         """Whether the whole-frame map shows a crowd too dense for one pass."""
@@ -81,15 +78,9 @@ class DenseTiles:
         edge averages over its cells in the frame): where one pass cannot resolve the heads."""
         inside = density.frame_mask()
         k = self.window
-
-        def block_sums(values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-            before, after = k // 2, k - 1 - k // 2
-            padded = np.pad(values, ((before, after), (before, after)))
-            summed = np.pad(padded, ((1, 0), (1, 0))).cumsum(0).cumsum(1)
-            return summed[k:, k:] - summed[:-k, k:] - summed[k:, :-k] + summed[:-k, :-k]
-
-        people = block_sums(np.where(inside, density.cells, 0.0).astype(np.float64))
-        cells = block_sums(inside.astype(np.float64))
+        centred = (k // 2, k - 1 - k // 2)
+        people = window_sums(np.where(inside, density.cells, 0.0).astype(np.float64), k, centred)
+        cells = window_sums(inside.astype(np.float64), k, centred)
         return inside & (people >= self.peak_people * np.maximum(cells, 1.0))
 
     def tiles(self, width: int, height: int) -> Tiles:
@@ -101,6 +92,15 @@ class DenseTiles:
         ys = axis_spans(height, tile, min(gap, tile - 1))
         grid = np.array([(x0, y0, x1, y1) for y0, y1 in ys for x0, x1 in xs], np.int64)
         return grid if len(grid) > 1 else np.zeros((0, 4), np.int64)
+
+
+def window_sums(values: npt.NDArray[np.float64], k: int,
+                pad: tuple[int, int] = (0, 0)) -> npt.NDArray[np.float64]:
+    """The sum of every k x k window of values, zero-padded by pad (before, after) on both
+    axes first (no pad: only the windows wholly inside)."""
+    padded = values if pad == (0, 0) else np.pad(values, (pad, pad))
+    summed = np.pad(padded, ((1, 0), (1, 0))).cumsum(0).cumsum(1)
+    return summed[k:, k:] - summed[:-k, k:] - summed[k:, :-k] + summed[:-k, :-k]
 
 
 def core_bounds(starts: Sequence[int], ends: Sequence[int], length: int
