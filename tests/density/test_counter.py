@@ -47,13 +47,14 @@ def counter() -> DensityCounter:
     ((360, 640), (384, 640)),    # 16:9
     ((480, 480), (640, 640)),
 ])
-def test_the_neck_outputs_come_at_strides_8_and_16(frame_hw, input_hw) -> None:
+def test_the_features_come_at_strides_8_16_and_4(frame_hw, input_hw) -> None:
     model = NeckModel(DETECTOR, threads=1)
     result = model.run(np.zeros((*frame_hw, 3), np.uint8))
     assert result.letterbox.input_hw == input_hw
-    p3, p4 = result.extra
+    p3, p4, p2 = result.extra
     assert p3.shape == (64, input_hw[0] // 8, input_hw[1] // 8)
     assert p4.shape == (128, input_hw[0] // 16, input_hw[1] // 16)
+    assert p2.shape == (64, input_hw[0] // 4, input_hw[1] // 4)
 
 
 def test_the_density_pass_gives_the_backends_boxes(counter: DensityCounter,

@@ -99,15 +99,15 @@ def test_a_model_that_is_not_a_head_is_refused() -> None:
         load_head(detector)
 
 
-def head_with_outputs(tmp_path: Path, names: list[str]) -> Path:
-    """A head-shaped model (inputs p3, p4) whose outputs carry these names."""
+def head_with_outputs(tmp_path: Path, names: list[str],
+                      inputs: tuple[str, ...] = ("p3", "p4")) -> Path:
+    """A head-shaped model (inputs p3, p4 unless given) whose outputs carry these names."""
     import openvino as ov
     import openvino.opset13 as ops
 
-    p3 = ops.parameter([1, 64, -1, -1], ov.Type.f32, name="p3")
-    p4 = ops.parameter([1, 128, -1, -1], ov.Type.f32, name="p4")
-    outputs = [ops.reduce_mean(p3, [1], True) for _ in names]
-    model = ov.Model(outputs, [p3, p4], "head")
+    parameters = [ops.parameter([1, 64, -1, -1], ov.Type.f32, name=name) for name in inputs]
+    outputs = [ops.reduce_mean(parameters[0], [1], True) for _ in names]
+    model = ov.Model(outputs, parameters, "head")
     for output, name in zip(model.outputs, names, strict=True):
         output.set_names({name})
     xml = tmp_path / HEAD_XML
@@ -128,6 +128,22 @@ def test_a_head_has_a_density_output_and_may_have_a_crowd_one(
         assert len(load_head(xml).outputs) == len(names)
     else:
         with pytest.raises(ModelError, match="optionally a crowd output"):
+            load_head(xml)
+
+
+@pytest.mark.parametrize(("inputs", "valid"), [
+    (("p3", "p4"), True),
+    (("p3", "p4", "p2"), True),
+    (("p3",), False),
+    (("p3", "p4", "p5"), False),
+])
+def test_a_head_reads_p3_and_p4_and_may_read_p2(
+        tmp_path: Path, inputs: tuple[str, ...], valid: bool) -> None:
+    xml = head_with_outputs(tmp_path, ["density", "crowd"], inputs)
+    if valid:
+        assert len(load_head(xml).get_parameters()) == len(inputs)
+    else:
+        with pytest.raises(ModelError, match="inputs p3 and p4"):
             load_head(xml)
 
 

@@ -61,8 +61,8 @@ def verify_embedded_head(folder: Path) -> None:
 
 
 def load_head(xml: Path, core: ov.Core | None = None) -> ov.Model:
-    """The head as an OpenVINO model with inputs p3 and p4 and its density output, then
-    optionally the crowd head's (named crowd)."""
+    """The head as an OpenVINO model with inputs p3 and p4 (and p2, where a head reads it)
+    and its density output, then optionally the crowd head's (named crowd)."""
     import openvino as ov
 
     try:
@@ -72,8 +72,8 @@ def load_head(xml: Path, core: ov.Core | None = None) -> ov.Model:
         raise ModelError(f"cannot load density model {xml}: {first}") from None
     names = sorted(p.get_friendly_name() for p in model.get_parameters())
     outputs = [output.get_names() for output in model.outputs]
-    if names != ["p3", "p4"] or not (len(outputs) == 1 or (len(outputs) == 2
-                                                            and "crowd" in outputs[1])):
-        raise ModelError(f"{xml} is not a crowdwatch density head (inputs p3 and p4, a "
-                         "density output and optionally a crowd output)")
+    one_or_crowd = len(outputs) == 1 or (len(outputs) == 2 and "crowd" in outputs[1])
+    if names not in (["p3", "p4"], ["p2", "p3", "p4"]) or not one_or_crowd:
+        raise ModelError(f"{xml} is not a crowdwatch density head (inputs p3 and p4, "
+                         "optionally p2, a density output and optionally a crowd output)")
     return model

@@ -12,6 +12,7 @@ so training sees what the runtime sees.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,21 +24,26 @@ from crowdwatch.detect.densitymap import DENSITY_STRIDE
 from crowdwatch.detect.yolo import Letterbox, input_shape_for
 from crowdwatch.errors import ModelError
 
-__all__ = ["DENSITY_STRIDE", "NeckModel", "NeckPass", "neck_outputs", "splice_head"]
+__all__ = ["DENSITY_STRIDE", "FEATURES", "NeckModel", "NeckPass", "neck_outputs", "splice_head"]
 
 if TYPE_CHECKING:
     import openvino as ov
 
 Image = npt.NDArray[np.uint8]
 
-# The neck blocks whose outputs feed the YOLO11 detect head at strides 8 and 16.
+# The neck blocks whose outputs feed the YOLO11 detect head at strides 8 and 16, and the
+# backbone's stride-4 block (model.2), which a head may read too (training's Settings.fine:
+# a crowd's heads are 2-3 input pixels, finer than stride 8; the shipped heads do not).
 NECK_BLOCKS = {"p3": "__module.model.16.cv2.conv/aten::_convolution/Add",
-               "p4": "__module.model.19.cv2.conv/aten::_convolution/Add"}
-NECK_STRIDES = {"p3": 8, "p4": 16}
+               "p4": "__module.model.19.cv2.conv/aten::_convolution/Add",
+               "p2": "__module.model.2.cv2.conv/aten::_convolution/Add"}
+NECK_STRIDES = {"p3": 8, "p4": 16, "p2": 4}
+# What a head may read, and what a pass without a head returns (training's features).
+FEATURES = ("p3", "p4", "p2")
 
 
-def neck_outputs(model: ov.Model) -> dict[str, ov.Output]:
-    """The activated outputs of the P3/P4 neck blocks, as the detect head consumes them.
+def neck_outputs(model: ov.Model, keys: Sequence[str] = FEATURES) -> dict[str, ov.Output]:
+    """The activated outputs of the feature blocks, as the next layers consume them.
 
     Each block ends in a convolution, a SiLU and, in an INT8 IR, a FakeQuantize: the
     FakeQuantize's output is what the next layers read (and what the CPU plugin keeps in
@@ -45,7 +51,8 @@ def neck_outputs(model: ov.Model) -> dict[str, ov.Output]:
     """
     by_name = {op.get_friendly_name(): op for op in model.get_ordered_ops()}
     found = {}
-    for key, name in NECK_BLOCKS.items():
+    for key in keys:
+        name = NECK_BLOCKS[key]
         op = by_name.get(name)
         if op is None:
             raise ModelError(f"the detector model has no {name} node: the density counter "
@@ -66,9 +73,9 @@ def neck_outputs(model: ov.Model) -> dict[str, ov.Output]:
 def splice_head(model: ov.Model, head: ov.Model | None, with_neck: bool = True) -> ov.Model:
     """The detector with either its neck outputs (head=None) or the head's density added.
 
-    Outputs, in order: the detection output, then p3 and p4 (no head) or the head's outputs
-    (the density map, then the crowd head's where it has one; its parameters named p3 and p4
-    are replaced by the neck outputs). No head
+    Outputs, in order: the detection output, then p3, p4 and p2 (no head) or the head's
+    outputs (the density map, then the crowd head's where it has one; its parameters, named
+    after FEATURES, are replaced by those outputs). No head
     and with_neck=False: the detector alone (the baseline the cost of density is measured
     against).
     """
@@ -76,14 +83,18 @@ def splice_head(model: ov.Model, head: ov.Model | None, with_neck: bool = True) 
 
     if head is None and not with_neck:
         return model
-    neck = neck_outputs(model)
     if head is None:
-        extra = [neck["p3"], neck["p4"]]
+        neck = neck_outputs(model)
+        extra = [neck[key] for key in FEATURES]
     else:
+        wanted = [parameter.get_friendly_name() for parameter in head.get_parameters()]
+        unknown = [key for key in wanted if key not in NECK_BLOCKS]
+        if unknown:
+            raise ModelError(f"the density head has an input {unknown[0]!r}; expected "
+                             f"{', '.join(FEATURES)}")
+        neck = neck_outputs(model, wanted)
         for parameter in head.get_parameters():
             key = parameter.get_friendly_name()
-            if key not in neck:
-                raise ModelError(f"the density head has an input {key!r}; expected p3 and p4")
             for target in list(parameter.output(0).get_target_inputs()):
                 target.replace_source_output(neck[key])
         extra = list(head.outputs)
