@@ -38,6 +38,7 @@ class Settings:
     design: str = "reduce"
     width: int = 32
     norm: bool = True                   # BatchNorm after each hidden conv
+    fine: bool = False                  # read the stride-4 P2 features too (training/head.py)
     epochs: int = 25                    # an "epoch" here is steps_per_epoch steps, then val
     steps_per_epoch: int = 40
     batch: int = 16
@@ -111,53 +112,65 @@ def density_target(points: np.ndarray, grid_hw: tuple[int, int], sigma: float) -
     return blur(counts / kept)
 
 
+# Each feature's cells per density cell along a side (NECK_STRIDES relative to stride 8).
+CELLS_PER_DENSITY_CELL = {"p2": 2.0, "p3": 1.0, "p4": 0.5}
+
+
 @dataclass
 class Item:
     dataset: str
-    p3: torch.Tensor      # (64, H, W) fp16
-    p4: torch.Tensor      # (128, H/2, W/2) fp16
+    features: dict[str, torch.Tensor]  # p3 (64, H, W), p4 (128, H/2, W/2), p2 (64, 2H, 2W)
     target: torch.Tensor  # (H, W) people per cell
     weight: torch.Tensor  # (H, W) 1 where the loss counts (ROI)
     count: int
 
+    def inputs(self) -> tuple[torch.Tensor, ...]:
+        """The head's arguments (p3, p4[, p2]) as a batch of one."""
+        return tuple(self.features[k][None].float() for k in ("p3", "p4", "p2")
+                     if k in self.features)
 
-def load_folder(folder: Path, sigma: float, min_people: int = 0) -> list[Item]:
+
+def load_folder(folder: Path, sigma: float, min_people: int = 0,
+                fine: bool = False) -> list[Item]:
     """A cached folder's samples with at least min_people people: only the indices of its
     split (training/data.py SPLITS), so a cache extracted under other splits never leaks
-    held-out images into training."""
+    held-out images into training. fine: with the P2 features too."""
     items = []
     dataset, split = folder.name.split("-")[:2]
     wanted = SPLITS[dataset][split]
+    keys = ("p3", "p4", "p2") if fine else ("p3", "p4")
     for path in sorted(folder.glob("*[0-9].npz")):
         if int(path.stem) not in wanted:
             continue
         with np.load(path) as data:
             if int(data["count"]) < min_people:
                 continue
-            p3 = torch.from_numpy(data["p3"])
-            grid = tuple(p3.shape[1:])
+            if fine and "p2" not in data:
+                raise SystemExit(f"{path} has no p2 features: extracted by an older "
+                                 "training.features; delete the cache folder and extract again")
+            features = {k: torch.from_numpy(data[k]) for k in keys}
+            grid = tuple(features["p3"].shape[1:])
             target = density_target(data["points"], grid, sigma)
             weight = data["roi"].astype(np.float32) if "roi" in data else np.ones(grid, np.float32)
-            items.append(Item(dataset, p3, torch.from_numpy(data["p4"]),
-                              torch.from_numpy(target * weight), torch.from_numpy(weight),
-                              int(data["count"])))
+            items.append(Item(dataset, features, torch.from_numpy(target * weight),
+                              torch.from_numpy(weight), int(data["count"])))
     return items
 
 
-def random_crop(item: Item, crop: int, rng: random.Random) -> tuple[torch.Tensor, ...]:
+def random_crop(item: Item, crop: int,
+                rng: random.Random) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
     """A crop x crop cell window (even offsets, so P4 stays aligned), zero-padded if small."""
-    _, h, w = item.p3.shape
+    h, w = item.target.shape
     y = 2 * rng.randrange(max(h - crop, 0) // 2 + 1)
     x = 2 * rng.randrange(max(w - crop, 0) // 2 + 1)
-    p3 = item.p3[:, y:y + crop, x:x + crop].float()
-    p4 = item.p4[:, y // 2:(y + crop) // 2, x // 2:(x + crop) // 2].float()
-    target = item.target[y:y + crop, x:x + crop]
-    weight = item.weight[y:y + crop, x:x + crop]
-    if p3.shape[1:] != (crop, crop):
-        dh, dw = crop - p3.shape[1], crop - p3.shape[2]
-        p3, target, weight = (F.pad(t, (0, dw, 0, dh)) for t in (p3, target, weight))
-        p4 = F.pad(p4, (0, dw // 2, 0, dh // 2))
-    return p3, p4, target, weight
+
+    def window(t: torch.Tensor, per_cell: float) -> torch.Tensor:
+        y0, x0, size = int(y * per_cell), int(x * per_cell), int(crop * per_cell)
+        part = t[..., y0:y0 + size, x0:x0 + size].float()
+        return F.pad(part, (0, size - part.shape[-1], 0, size - part.shape[-2]))
+
+    features = {k: window(t, CELLS_PER_DENSITY_CELL[k]) for k, t in item.features.items()}
+    return features, window(item.target, 1.0), window(item.weight, 1.0)
 
 
 @torch.no_grad()
@@ -166,17 +179,19 @@ def evaluate(model: DensityHead | MeanOfHeads, items: list[Item]) -> dict[str, f
     model.eval()
     errors = []
     for item in items:
-        pred = model(item.p3[None].float(), item.p4[None].float())[0, 0] / model.scale
+        pred = model(*item.inputs())[0, 0] / model.scale
         errors.append(float((pred * item.weight).sum()) - item.count)
     e = np.asarray(errors)
     return {"mae": float(np.abs(e).mean()), "rmse": float(np.sqrt((e ** 2).mean())),
             "bias": float(e.mean())}
 
 
-def validation_sets(cache: Path, sigma: float, names: list[str]) -> dict[str, list[Item]]:
+def validation_sets(cache: Path, sigma: float, names: list[str],
+                    fine: bool = False) -> dict[str, list[Item]]:
     """The held-out images at the runtime's input, every 4th for the Mall (consecutive frames
     look alike); the final figures come from the runtime on all of them (training/evaluate.py)."""
-    return {name: load_folder(cache / f"{name}-val-640", sigma)[::4 if name == "mall" else 1]
+    return {name: load_folder(cache / f"{name}-val-640", sigma, fine=fine)[::4 if name == "mall"
+                                                                           else 1]
             for name in names}
 
 
@@ -197,8 +212,8 @@ def train_members(settings: Settings, cache: Path,
                    work / f"seed-{settings.seed + k}") for k in range(settings.members)]
     mean = MeanOfHeads(heads)
     validation = {f"{name}_val_{key}": f"{value:.3f}"
-                  for name, items in validation_sets(cache, settings.sigma,
-                                                     settings.validate).items()
+                  for name, items in validation_sets(cache, settings.sigma, settings.validate,
+                                                     settings.fine).items()
                   for key, value in evaluate(mean, items).items()}
     log.info("mean of %d heads: %s", len(heads), validation)
     return mean, validation
@@ -214,11 +229,12 @@ def train(settings: Settings, cache: Path, work: Path) -> DensityHead:
     started = time.perf_counter()
     data = [item for name in settings.train
             for item in load_folder(cache / name, settings.sigma,
-                                    settings.min_people.get(name.split("-")[0], 0))]
-    val = validation_sets(cache, settings.sigma, settings.validate)
+                                    settings.min_people.get(name.split("-")[0], 0),
+                                    settings.fine)]
+    val = validation_sets(cache, settings.sigma, settings.validate, settings.fine)
     log.info("loaded %d training samples in %.0f s", len(data), time.perf_counter() - started)
 
-    model = DensityHead(settings.design, settings.width, settings.scale, settings.norm)
+    model = head_for(settings)
     ema = copy.deepcopy(model)
     optimizer = torch.optim.AdamW(model.parameters(), settings.lr,
                                   weight_decay=settings.weight_decay)
@@ -258,8 +274,9 @@ def train(settings: Settings, cache: Path, work: Path) -> DensityHead:
         for step in range(steps_per_epoch):
             batch = [random_crop(data[i], settings.crop, rng)
                      for i in order[step * settings.batch:(step + 1) * settings.batch]]
-            p3, p4, target, weight = (torch.stack(t) for t in zip(*batch, strict=True))
-            pred = model(p3, p4)[:, 0] * weight
+            features = {k: torch.stack([crop[0][k] for crop in batch]) for k in batch[0][0]}
+            target, weight = (torch.stack(t) for t in list(zip(*batch, strict=True))[1:])
+            pred = model(features["p3"], features["p4"], features.get("p2"))[:, 0] * weight
             target = target * settings.scale
             map_loss = ((pred - target) ** 2).sum() / len(batch)
             count_loss = (pred.sum((1, 2)) - target.sum((1, 2))).abs().mean()
@@ -317,8 +334,13 @@ def average_in(average: dict[str, torch.Tensor] | None, ema: DensityHead,
     return average
 
 
+def head_for(settings: Settings) -> DensityHead:
+    return DensityHead(settings.design, settings.width, settings.scale, settings.norm,
+                       settings.fine)
+
+
 def averaged_head(settings: Settings, average: dict[str, torch.Tensor]) -> DensityHead:
-    head = DensityHead(settings.design, settings.width, settings.scale, settings.norm)
+    head = head_for(settings)
     head.load_state_dict(average)
     return head
 
@@ -340,13 +362,18 @@ def main() -> None:
                         help="keep this exported head (density_head.xml, metadata.yaml) as the "
                              "density output, as the shipped one was made, and train only the "
                              "crowd head")
+    parser.add_argument("--crowd-from", type=Path, default=None, metavar="FOLDER",
+                        help="keep this exported head's crowd output as it is, and train only "
+                             "the main head")
     parser.add_argument("--no-extract", action="store_true",
                         help="train on the cached features only (skip missing extraction)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     settings = Settings(**json.loads(args.settings))
+    recipe = crowd_settings(**json.loads(args.crowd_settings))
     if not args.no_extract:
-        extract(args.shared, args.cache, PLAN, threads=2)
+        extract(args.shared, args.cache, PLAN, threads=2, fine=settings.fine or (
+            recipe.fine and args.crowd_from is None and not args.no_crowd))
     from training.export import Trained, export
 
     main_head: Trained | Path
@@ -355,9 +382,10 @@ def main() -> None:
     else:
         head, validation = train_members(settings, args.cache, args.work)
         main_head = Trained(head, settings, validation)
-    crowd = None
-    if not args.no_crowd:
-        recipe = crowd_settings(**json.loads(args.crowd_settings))
+    crowd: Trained | Path | None = None
+    if args.crowd_from is not None:
+        crowd = args.crowd_from
+    elif not args.no_crowd:
         crowd_head, crowd_validation = train_members(recipe, args.cache, args.work / "crowd")
         crowd = Trained(crowd_head, recipe, crowd_validation)
     if args.out:

@@ -1,5 +1,5 @@
-"""The trained heads -> one OpenVINO IR (fp16 weights) with inputs p3/p4 and outputs density
-(and crowd, where a crowd head is given), and its metadata."""
+"""The trained heads -> one OpenVINO IR (fp16 weights) with inputs p3/p4 (and p2, where a head
+reads it) and outputs density (and crowd, where a crowd head is given), and its metadata."""
 
 from __future__ import annotations
 
@@ -12,7 +12,14 @@ from typing import Any
 import torch
 import yaml
 
-from training.head import P3_CHANNELS, P4_CHANNELS, DensityHead, ExportedHead, MeanOfHeads
+from training.head import (
+    P2_CHANNELS,
+    P3_CHANNELS,
+    P4_CHANNELS,
+    DensityHead,
+    ExportedHead,
+    MeanOfHeads,
+)
 
 
 @dataclass
@@ -32,73 +39,117 @@ def describe(trained: Trained) -> dict[str, object]:
             "trained_on": sorted({name.split("-")[0] for name in settings.train})}
 
 
-def convert(module: torch.nn.Module) -> Any:
-    """A torch module of (p3, p4) -> maps as an OpenVINO model with inputs named p3 and p4."""
+def convert(module: ExportedHead) -> Any:
+    """A head of (p3, p4[, p2]) -> maps as an OpenVINO model with inputs named so."""
     import openvino as ov
 
     module.eval()
-    example = (torch.zeros(1, P3_CHANNELS, 60, 80), torch.zeros(1, P4_CHANNELS, 30, 40))
+    shapes = {"p3": (P3_CHANNELS, 60, 80), "p4": (P4_CHANNELS, 30, 40),
+              "p2": (P2_CHANNELS, 120, 160)}
+    names = ("p3", "p4", "p2") if module.fine else ("p3", "p4")
+    example = tuple(torch.zeros(1, *shapes[name]) for name in names)
     with torch.no_grad():
         model = ov.convert_model(module, example_input=example, input=[
-            ("p3", ov.PartialShape([1, P3_CHANNELS, -1, -1])),
-            ("p4", ov.PartialShape([1, P4_CHANNELS, -1, -1]))])
-    for parameter, name in zip(model.get_parameters(), ("p3", "p4"), strict=True):
+            (name, ov.PartialShape([1, shapes[name][0], -1, -1])) for name in names])
+    for parameter, name in zip(model.get_parameters(), names, strict=True):
         parameter.set_friendly_name(name)
         parameter.output(0).set_names({name})
     return model
 
 
 def beside(main: Any, crowd: Any) -> Any:
-    """One model: main's parameters feed both graphs; outputs main's map, then crowd's."""
+    """One model: main's parameters feed both graphs (an input only crowd reads, p2, stays
+    crowd's); outputs main's map, then crowd's."""
     import openvino as ov
 
     inputs = {p.get_friendly_name(): p for p in main.get_parameters()}
+    own = []
     for parameter in crowd.get_parameters():
+        shared = inputs.get(parameter.get_friendly_name())
+        if shared is None:
+            own.append(parameter)
+            continue
         for target in list(parameter.output(0).get_target_inputs()):
-            target.replace_source_output(inputs[parameter.get_friendly_name()].output(0))
-    return ov.Model([main.output(0), crowd.output(0)], main.get_parameters(), "density_heads")
+            target.replace_source_output(shared.output(0))
+    return ov.Model([main.output(0), crowd.output(0)], [*main.get_parameters(), *own],
+                    "density_heads")
 
 
-def export(main: Trained | Path, out: Path, crowd: Trained | None = None) -> dict[str, str]:
-    """Write density_head.xml/.bin and metadata.yaml into out; return the files' sha256.
+def feeding(model: Any, output: Any) -> list[Any]:
+    """The model's parameters that this output depends on."""
+    seen: set[str] = set()
+    stack = [output.get_node()]
+    while stack:
+        node = stack.pop()
+        if node.get_name() in seen:
+            continue
+        seen.add(node.get_name())
+        stack.extend(i.get_source_output().get_node() for i in node.inputs())
+    return [p for p in model.get_parameters() if p.get_name() in seen]
 
-    main: a trained head, or the folder of an exported one whose graph and metadata are kept
-    as they are (a crowd head added to a head already shipped)."""
+
+def kept(folder: Path, output: str) -> tuple[Any, dict[str, object]]:
+    """One output of an exported head folder ("density" or "crowd") as a model of its own,
+    with the metadata it was described by, so it ships again byte for byte."""
     import openvino as ov
 
-    if isinstance(main, Path):
-        model = ov.Core().read_model(main / "density_head.xml")
-        main_metadata = yaml.safe_load((main / "metadata.yaml").read_text())
-        described = {k: main_metadata[k] for k in ("training", "validation_at_end_of_training",
-                                                   "weights") if k in main_metadata}
-        described["trained_on"] = main_metadata.get("data", {}).get("trained_on")
-        described["source"] = f"kept from {main.name} (sha256 of its .bin "\
-            f"{hashlib.sha256((main / 'density_head.bin').read_bytes()).hexdigest()[:12]})"
-    else:
-        described = describe(main)
-        model = convert(ExportedHead(main.head))
+    model = ov.Core().read_model(folder / "density_head.xml")
+    index = next((i for i, o in enumerate(model.outputs) if output in o.get_names()), None)
+    if index is None:
+        raise SystemExit(f"{folder} has no {output} output to keep")
+    one = ov.Model([model.output(index)], feeding(model, model.output(index)),
+                   f"kept_{output}")
+    metadata = yaml.safe_load((folder / "metadata.yaml").read_text())
+    section = metadata.get(output, {})
+    described = {k: section[k] for k in ("training", "validation_at_end_of_training", "weights",
+                                         "trained_on") if k in section}
+    described["source"] = f"kept from {folder.name} (sha256 of its .bin "\
+        f"{hashlib.sha256((folder / 'density_head.bin').read_bytes()).hexdigest()[:12]})"
+    return one, described
+
+
+def export(main: Trained | Path, out: Path, crowd: Trained | Path | None = None
+           ) -> dict[str, str]:
+    """Write density_head.xml/.bin and metadata.yaml into out; return the files' sha256.
+
+    main, crowd: a trained head, or the folder of an exported one whose graph (that output's)
+    and metadata are kept as they are (one head retrained beside one already shipped)."""
+    import openvino as ov
+
+    def as_model(head: Trained | Path, output: str) -> tuple[Any, dict[str, object]]:
+        if isinstance(head, Path):
+            return kept(head, output)
+        return convert(ExportedHead(head.head)), describe(head)
+
+    model, described = as_model(main, "density")
+    crowd_described: dict[str, object] | None = None
     if crowd is not None:
-        model = beside(model, convert(ExportedHead(crowd.head)))
+        crowd_model, crowd_described = as_model(crowd, "crowd")
+        model = beside(model, crowd_model)
     for output, name in zip(model.outputs, ("density", "crowd"), strict=False):
         output.set_names({name})
     out.mkdir(parents=True, exist_ok=True)
     ov.save_model(model, out / "density_head.xml", compress_to_fp16=True)
+    reads_p2 = {"p2": "model.2 output, (1, 64, H/4, W/4)"} if "p2" in {
+        p.get_friendly_name() for p in model.get_parameters()} else {}
+    kept_from = "".join(f"--{flag}-from <the previous yolo11n_density_head> "
+                        for flag, head in (("main", main), ("crowd", crowd))
+                        if isinstance(head, Path))
     metadata: dict[str, object] = {
         "description": "crowdwatch density head: people per stride-8 cell from the P3/P4 "
-                       "neck outputs of yolo11n_int8_openvino_model",
+                       "neck outputs (and the stride-4 P2 output where it reads it) of "
+                       "yolo11n_int8_openvino_model",
         "detector": "yolo11n_int8_openvino_model",
         "inputs": {"p3": "model.16 output, (1, 64, H/8, W/8)",
-                   "p4": "model.19 output, (1, 128, H/16, W/16)"},
+                   "p4": "model.19 output, (1, 128, H/16, W/16)", **reads_p2},
         "outputs": {"density": "people per cell, (1, 1, H/8, W/8)",
                     **({"crowd": "the crowd head's people per cell, (1, 1, H/8, W/8), for "
                                  "frames the dense rule picks (crowdwatch.density.tiles)"}
-                       if crowd else {})},
-        "command": "python -m training.density --shared ../shared "
-                   + ("--main-from <the previous yolo11n_density_head> "
-                      if isinstance(main, Path) else "")
+                       if crowd is not None else {})},
+        "command": "python -m training.density --shared ../shared " + kept_from
                    + "--out src/crowdwatch/models/yolo11n_density_head",
         "density": described,
-        **({"crowd": describe(crowd)} if crowd else {}),
+        **({"crowd": crowd_described} if crowd_described is not None else {}),
         "data": {"images": "shb-train 0-349, sha-train 100-299, mall-tune 0-599 (of those "
                            "each head trained on)",
                  "licence": "ShanghaiTech and Mall are released for research use only; "
@@ -125,10 +176,10 @@ def weights_note(settings: Any) -> str:
 def export_checkpoint(work: Path, out: Path) -> dict[str, str]:
     """Export a run's checkpoint (python -m training.export WORK OUT): the averaged weights
     when the run averages (Settings.average_last), else the EMA weights."""
-    from training.density import Settings, last_curve_row
+    from training.density import Settings, head_for, last_curve_row
 
     settings = Settings(**json.loads((work / "settings.json").read_text()))
-    head = DensityHead(settings.design, settings.width, settings.scale, settings.norm)
+    head = head_for(settings)
     state = torch.load(work / "checkpoint.pt", weights_only=False)
     head.load_state_dict(state["average"] if settings.average_last else state["ema"])
     return export(Trained(head, settings, last_curve_row(work)), out)

@@ -1,8 +1,10 @@
 """Neck features of the shipped INT8 detector IR, extracted once and cached (fp16, never
 committed): the same letterbox, input size and graph as the runtime (crowdwatch.density.neck).
 
-Each cached sample holds p3 (64, H/8, W/8), p4 (128, H/16, W/16), the head points mapped
-into model-input pixels and, for Mall, the region of interest per stride-8 cell.
+Each cached sample holds p3 (64, H/8, W/8), p4 (128, H/16, W/16), with fine=True p2 (64, H/4,
+W/4: the backbone's stride-4 block, for heads with Settings.fine; not the shipped ones), the
+head points mapped into model-input pixels and, for Mall, the region of interest per stride-8
+cell.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from crowdwatch.density.neck import DENSITY_STRIDE, NeckModel
+from crowdwatch.density.neck import DENSITY_STRIDE, FEATURES, NeckModel
 from crowdwatch.detect.yolo import Letterbox
 from training.data import SPLITS, Sample, samples
 
@@ -77,7 +79,8 @@ def cell_roi(roi: np.ndarray, letterbox: Letterbox) -> np.ndarray:
     return roi[np.ix_(yi, xi)] & inside_y[:, None] & inside_x[None, :]
 
 
-def extract_one(model: NeckModel, sample: Sample, variant: Variant, out: Path) -> None:
+def extract_one(model: NeckModel, sample: Sample, variant: Variant, out: Path,
+                fine: bool = False) -> None:
     image = cv2.imread(str(sample.path), cv2.IMREAD_COLOR)
     if image is None:
         raise FileNotFoundError(sample.path)
@@ -92,8 +95,10 @@ def extract_one(model: NeckModel, sample: Sample, variant: Variant, out: Path) -
     (new_w, new_h), (pad_x, pad_y) = box.resized_wh, box.pad_xy
     scale = np.array([new_w / image.shape[1], new_h / image.shape[0]], np.float32)
     input_points = points * scale + np.array([pad_x, pad_y], np.float32)
-    arrays = {"p3": result.extra[0].astype(np.float16), "p4": result.extra[1].astype(np.float16),
-              "points": input_points.astype(np.float32), "count": np.int32(len(points))}
+    arrays = {name: feature.astype(np.float16)
+              for name, feature in zip(FEATURES, result.extra, strict=True)
+              if fine or name != "p2"}
+    arrays.update(points=input_points.astype(np.float32), count=np.int32(len(points)))
     if roi is not None:
         arrays["roi"] = cell_roi(roi, box)
     tmp = out.with_suffix(".tmp.npz")
@@ -101,7 +106,14 @@ def extract_one(model: NeckModel, sample: Sample, variant: Variant, out: Path) -
     tmp.rename(out)
 
 
-def extract(shared: Path, cache: Path, plan: list[Variant], threads: int) -> None:
+def has_p2(path: Path) -> bool:
+    with np.load(path) as data:
+        return "p2" in data.files
+
+
+def extract(shared: Path, cache: Path, plan: list[Variant], threads: int,
+            fine: bool = False) -> None:
+    """Every variant's missing samples (fine: with p2, re-extracting those cached without)."""
     for variant in plan:
         folder = cache / variant.folder
         folder.mkdir(parents=True, exist_ok=True)
@@ -110,9 +122,9 @@ def extract(shared: Path, cache: Path, plan: list[Variant], threads: int) -> Non
         started, done = time.perf_counter(), 0
         for sample in samples(shared, variant.dataset, indices):
             out = folder / f"{sample.index:06d}.npz"
-            if out.exists():
+            if out.exists() and (not fine or has_p2(out)):
                 continue
-            extract_one(model, sample, variant, out)
+            extract_one(model, sample, variant, out, fine)
             done += 1
         log.info("%s: %d extracted in %.0f s", variant.folder, done,
                  time.perf_counter() - started)
@@ -123,9 +135,10 @@ def main() -> None:
     parser.add_argument("--shared", type=Path, default=Path("../shared"))
     parser.add_argument("--cache", type=Path, default=Path("/tmp/crowdwatch-density-cache"))
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--fine", action="store_true", help="with the stride-4 p2 features")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    extract(args.shared, args.cache, PLAN, args.threads)
+    extract(args.shared, args.cache, PLAN, args.threads, args.fine)
 
 
 if __name__ == "__main__":
