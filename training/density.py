@@ -146,8 +146,8 @@ def load_folder(folder: Path, sigma: float, min_people: int = 0,
             if int(data["count"]) < min_people:
                 continue
             if fine and "p2" not in data:
-                raise SystemExit(f"{path} has no p2 features: extracted by an older "
-                                 "training.features; delete the cache folder and extract again")
+                raise SystemExit(f"{path} has no p2 features (extracted without --fine): run "
+                                 "python -m training.features --fine, or drop --no-extract")
             features = {k: torch.from_numpy(data[k]) for k in keys}
             grid = tuple(features["p3"].shape[1:])
             target = density_target(data["points"], grid, sigma)
