@@ -19,6 +19,7 @@ import random
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -245,15 +246,9 @@ def train(settings: Settings, cache: Path, work: Path) -> DensityHead:
     start_epoch = 0
     # The running mean of the EMA weights over the averaged epochs (None before the first).
     average: dict[str, torch.Tensor] | None = None
-    checkpoint = work / "checkpoint.pt"
-    if checkpoint.exists():
-        state = torch.load(checkpoint, weights_only=False)
-        model.load_state_dict(state["model"])
-        ema.load_state_dict(state["ema"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        start_epoch = state["epoch"]
-        average = state.get("average")
+    parts = {"model": model, "ema": ema, "optimizer": optimizer, "scheduler": scheduler}
+    if (resumed := resume(work, parts)) is not None:
+        start_epoch, average = resumed
         log.info("resumed after epoch %d", start_epoch)
     weights = [settings.mix.get(i.dataset, 1.0) for i in data]
     curve = work / "curve.csv"
@@ -277,22 +272,10 @@ def train(settings: Settings, cache: Path, work: Path) -> DensityHead:
             features = {k: torch.stack([crop[0][k] for crop in batch]) for k in batch[0][0]}
             target, weight = (torch.stack(t) for t in list(zip(*batch, strict=True))[1:])
             pred = model(features["p3"], features["p4"], features.get("p2"))[:, 0] * weight
-            target = target * settings.scale
-            map_loss = ((pred - target) ** 2).sum() / len(batch)
-            count_loss = (pred.sum((1, 2)) - target.sum((1, 2))).abs().mean()
-            loss = map_loss + settings.count_weight * settings.scale * count_loss
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            losses.append(float(loss.detach()))
-            with torch.no_grad():
-                for e, m in zip(ema.state_dict().values(), model.state_dict().values(),
-                                strict=True):
-                    if e.dtype.is_floating_point:
-                        e.mul_(settings.ema).add_(m.detach(), alpha=1 - settings.ema)
-                    else:
-                        e.copy_(m)
+            loss = density_loss(pred, target * settings.scale,
+                                settings.count_weight * settings.scale)
+            losses.append(step_once(loss, optimizer, scheduler))
+            ema_update(ema, model, settings.ema)
         scores = {name: evaluate(ema, items) for name, items in val.items()}
         averaged: list[object] = [""] * len(val)
         if settings.average_last and epoch >= settings.epochs - settings.average_last:
@@ -309,17 +292,64 @@ def train(settings: Settings, cache: Path, work: Path) -> DensityHead:
         log.info("epoch %d %.0fs loss %.1f %s", epoch + 1, seconds, row[3],
                  " ".join(f"{name} MAE {score['mae']:.2f} bias {score['bias']:+.2f}"
                           for name, score in scores.items()))
-        torch.save({"model": model.state_dict(), "ema": ema.state_dict(),
-                    "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                    "epoch": epoch + 1, "average": average}, work / "checkpoint.tmp")
-        (work / "checkpoint.tmp").replace(checkpoint)
+        save_checkpoint(work, parts, epoch + 1, average)
     if settings.average_last:
         assert average is not None
         return averaged_head(settings, average)
     return ema
 
 
-def average_in(average: dict[str, torch.Tensor] | None, ema: DensityHead,
+def density_loss(pred: torch.Tensor, target: torch.Tensor, count_weight: float) -> torch.Tensor:
+    """Squared error per cell summed over each map, plus count_weight x the L1 error of each
+    map's sum: the map places people, the count term keeps their total honest."""
+    map_loss = ((pred - target) ** 2).sum() / len(pred)
+    count_loss = (pred.sum((1, 2)) - target.sum((1, 2))).abs().mean()
+    return map_loss + count_weight * count_loss
+
+
+def step_once(loss: torch.Tensor, optimizer: torch.optim.Optimizer,
+              scheduler: torch.optim.lr_scheduler.LRScheduler) -> float:
+    """One optimiser and schedule step on loss; the loss's value."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    scheduler.step()
+    return float(loss.detach())
+
+
+def save_checkpoint(work: Path, parts: dict[str, Any], epoch: int,
+                    average: dict[str, torch.Tensor] | None) -> None:
+    """The training state after epoch, written whole or not at all (a run killed mid-write
+    resumes from the previous epoch)."""
+    state = {name: part.state_dict() for name, part in parts.items()}
+    torch.save({**state, "epoch": epoch, "average": average}, work / "checkpoint.tmp")
+    (work / "checkpoint.tmp").replace(work / "checkpoint.pt")
+
+
+def resume(work: Path, parts: dict[str, Any]
+           ) -> tuple[int, dict[str, torch.Tensor] | None] | None:
+    """Loads work's checkpoint into parts: the epochs done and the weights' running mean;
+    None when there is no checkpoint."""
+    checkpoint = work / "checkpoint.pt"
+    if not checkpoint.exists():
+        return None
+    state = torch.load(checkpoint, weights_only=False)
+    for name, part in parts.items():
+        part.load_state_dict(state[name])
+    return state["epoch"], state.get("average")
+
+
+@torch.no_grad()
+def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    """One step of the weights' exponential moving average (integer buffers copied)."""
+    for e, m in zip(ema.state_dict().values(), model.state_dict().values(), strict=True):
+        if e.dtype.is_floating_point:
+            e.mul_(decay).add_(m.detach(), alpha=1 - decay)
+        else:
+            e.copy_(m)
+
+
+def average_in(average: dict[str, torch.Tensor] | None, ema: torch.nn.Module,
                seen: int) -> dict[str, torch.Tensor]:
     """The running mean of EMA weights with one more epoch's (seen: epochs averaged so far).
     Integer buffers (BatchNorm's batch counter) take the newest value."""
