@@ -32,6 +32,17 @@ def heights(count: int, height: float) -> np.ndarray:
     (100, 20.0, 120.0, "density"),
     # Between sparse and crowd with a gap: undecided.
     (5, 50.0, 20.0, None),
+    # Each threshold's edge (the rule's words: "fewer than", "at least"):
+    # exactly sparse_people is not sparse; with a gap of 9, undecided.
+    (6, 120.0, 15.0, None),
+    # Exactly crowd_people is a crowd: 10 boxes miss 15 (>= max(5, 6.25)): density.
+    (10, 60.0, 25.0, "density"),
+    # Below a crowd, a gap of exactly min_gap is not agreement: undecided.
+    (15, 60.0, 20.0, None),
+    # A crowd of 40 whose boxes miss exactly a quarter (10): density.
+    (30, 60.0, 40.0, "density"),
+    # Boxes exactly 5 % of the frame high (24 of 480) are not small: undecided.
+    (100, 24.0, 120.0, None),
 ])
 def test_each_frame_votes_from_what_it_shows(boxes, height, density, expected) -> None:
     assert vote(RULE, heights(boxes, height), density, 480) == expected
@@ -63,8 +74,31 @@ def test_the_probe_takes_the_majority_so_far(frames, expected) -> None:
     assert [chooser.update(*frame, 480) for frame in frames] == expected
 
 
+def test_a_switch_starts_a_new_count_of_votes() -> None:
+    # After switching to density, it takes switch_frames (3) boxes votes again to go back.
+    chooser = MethodChooser(RULE)
+    frames = [CROWD] * 3 + [SPARSE] * 3 + [SPARSE] * 3
+    assert [chooser.update(*frame, 480) for frame in frames] == (
+        ["density"] * 3 + ["density", "density", "boxes"] + ["boxes"] * 3)
+    chooser = MethodChooser(RULE)
+    frames = [SPARSE] * 3 + [CROWD] * 3 + [SPARSE] * 2 + [SPARSE]
+    assert [chooser.update(*frame, 480) for frame in frames] == (
+        ["boxes"] * 3 + ["boxes", "boxes", "density"] + ["density", "density", "boxes"])
+
+
 def test_a_rule_with_inconsistent_thresholds_is_refused() -> None:
-    with pytest.raises(ValueError, match="sparse_people"):
+    with pytest.raises(ValueError, match=r"^sparse_people must be between 0 and crowd_people$"):
         ChoiceRule(crowd_people=10, sparse_people=20)
-    with pytest.raises(ValueError, match="switch_frames"):
+    with pytest.raises(ValueError, match=r"^switch_frames must be at least 1$"):
         ChoiceRule(switch_frames=0)
+
+
+@pytest.mark.parametrize("edges", [
+    {"sparse_people": 0.0},                          # never sparse: no boxes vote for emptiness
+    {"sparse_people": 25.0, "crowd_people": 25.0},   # no middle band
+    {"switch_frames": 1},                            # switch on the first vote
+])
+def test_a_rule_at_its_bounds_is_accepted(edges: dict[str, float]) -> None:
+    rule = ChoiceRule(**edges)  # type: ignore[arg-type]
+    for name, value in edges.items():
+        assert getattr(rule, name) == value

@@ -23,9 +23,16 @@ def test_count_errors() -> None:
 
 
 def test_points_fall_in_their_regions() -> None:
-    points = np.array([[10, 10], [630, 10], [630, 470], [330, 250], [700, 10]], np.float32)
-    # Quadrants row by row: top-left, top-right, bottom-left, bottom-right; x=700 is outside.
-    np.testing.assert_array_equal(region_counts(points, (480, 640), 1), [1, 1, 0, 2])
+    points = np.array([[10, 10], [630, 10], [630, 470], [330, 250], [700, 10], [0.5, 0.2]],
+                      np.float32)
+    # Quadrants row by row: top-left, top-right, bottom-left, bottom-right; x=700 is outside,
+    # a point in the first pixel (0.5, 0.2) is inside.
+    np.testing.assert_array_equal(region_counts(points, (480, 640), 1), [2, 1, 0, 2])
+
+
+def test_no_frames_cannot_be_scored() -> None:
+    with pytest.raises(ValueError, match=r"^no frames to score$"):
+        count_errors([], [])
 
 
 def test_game_counts_each_region_error() -> None:

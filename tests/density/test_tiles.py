@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,6 +18,7 @@ from crowdwatch.density.tiles import (
     TiledDensity,
     core_bounds,
     dense_tiles_rule,
+    density_tiles,
     stitch,
 )
 from crowdwatch.detect.base import Detector, Done
@@ -128,6 +130,28 @@ def test_stitched_people_stay_where_they_are() -> None:
     np.testing.assert_allclose(stitched.cells, expected, atol=1e-6)
 
 
+@pytest.mark.parametrize("frame_hw", [(768, 1024), (1080, 1920), (1920, 1080)])
+def test_stitched_people_land_in_the_whole_frames_cells(frame_hw: tuple[int, int]) -> None:
+    # One person at the centre of each corner cell of the frame (letterbox borders included:
+    # 1920x1080 has 12 grey input rows above and below, 1080x1920 12 columns each side) and
+    # one inside: each must land in the cell the whole frame's own pass would put it in.
+    h, w = frame_hw
+    whole = empty_whole(frame_hw)
+    (new_w, new_h), (pad_x, pad_y) = whole.letterbox.resized_wh, whole.letterbox.pad_xy
+    inside = whole.frame_mask()
+    rows, cols = np.flatnonzero(inside.any(1)), np.flatnonzero(inside.any(0))
+    picks = [(rows[0], cols[0]), (rows[0], cols[-1]), (rows[-1], cols[0]),
+             (rows[-1], cols[-1]), (rows[len(rows) // 2], cols[len(cols) // 3])]
+    people = np.array([(((c + 0.5) * DENSITY_STRIDE - pad_x) * w / new_w,
+                        ((r + 0.5) * DENSITY_STRIDE - pad_y) * h / new_h) for r, c in picks])
+    expected = np.zeros_like(whole.cells)
+    for r, c in picks:
+        expected[r, c] += 1
+    tiles = DenseTiles(zoom=2.0).tiles(w, h)
+    stitched = stitch(whole, tiles, [tile_map(frame_hw, t, people) for t in tiles])
+    np.testing.assert_allclose(stitched.cells, expected, atol=1e-6)
+
+
 def uniform_map(people_per_cell: float, hw: tuple[int, int] = (60, 80)) -> DensityMap:
     box = Letterbox.fit((768, 1024), (hw[0] * 8, hw[1] * 8))
     return DensityMap(np.full(hw, people_per_cell, np.float32), box)
@@ -150,6 +174,24 @@ def test_the_trigger_needs_a_dense_peak_and_enough_people() -> None:
     assert rule.triggered(DensityMap(cells, sparse.letterbox))
 
 
+def test_the_trigger_is_reached_at_its_thresholds() -> None:
+    # 0.5 people in every one of 4,800 cells: 2,400 people, a peak of exactly 0.5.
+    assert DenseTiles(peak_people=0.5, min_people=2400).triggered(uniform_map(0.5))
+    assert not DenseTiles(peak_people=0.5, min_people=2401).triggered(uniform_map(0.5))
+    assert not DenseTiles(peak_people=0.51, min_people=0).triggered(uniform_map(0.5))
+
+
+def test_the_border_adds_no_people_to_dense_cells() -> None:
+    # 3/8 people a cell (exact in binary) over a 4:3 frame in a square input: no window
+    # reaches 0.5, not even those cut by the grey bands (they average over their frame cells
+    # only); at a threshold of 3/8 every frame cell is dense, and no border cell.
+    box = Letterbox.fit((480, 640), (640, 640))
+    cells = np.where(DensityMap(np.zeros((80, 80), np.float32), box).frame_mask(), 0.375, 0.0)
+    assert not DenseTiles().dense_cells(DensityMap(cells.astype(np.float32), box)).any()
+    assert DenseTiles(peak_people=0.375).dense_cells(
+        DensityMap(cells.astype(np.float32), box)).sum() == 60 * 80
+
+
 def test_the_letterbox_border_never_triggers() -> None:
     # A 4:3 frame in a square input: the grey bands above and below hold no people.
     box = Letterbox.fit((480, 640), (640, 640))
@@ -159,14 +201,73 @@ def test_the_letterbox_border_never_triggers() -> None:
 
 
 def test_a_small_frame_gets_no_single_tile() -> None:
-    assert len(DenseTiles(zoom=1.0).tiles(640, 480)) == 0
+    assert DenseTiles(zoom=1.0).tiles(640, 480).shape == (0, 4)
 
 
-@pytest.mark.parametrize("field", [{"zoom": 0.5}, {"overlap": 0.6}, {"window": 0},
-                                   {"peak_people": -1}])
-def test_bad_rules_are_refused(field: dict[str, float]) -> None:
-    with pytest.raises(ValueError):
-        DenseTiles(**field)
+@pytest.mark.parametrize(("frame_wh", "zoom", "overlap", "columns", "rows"), [
+    # 1024x768 at zoom 2: tiles of 512, overlapping by at least 102 (0.2 x 512): 3 x 2.
+    ((1024, 768), 2.0, 0.2, 3, 2),
+    # At zoom 3: tiles of 342, at least 68 shared: 4 x 3 (the docs' 12 tiles).
+    ((1024, 768), 3.0, 0.2, 4, 3),
+    # A wide, low frame: tiles of 667 over 1000 x 400: two side by side, one row.
+    ((1000, 400), 1.5, 0.2, 2, 1),
+])
+def test_tiles_cover_the_frame_with_their_overlap(frame_wh: tuple[int, int], zoom: float,
+                                                  overlap: float, columns: int,
+                                                  rows: int) -> None:
+    width, height = frame_wh
+    tiles = DenseTiles(zoom=zoom, overlap=overlap).tiles(width, height)
+    assert len(tiles) == columns * rows
+    side = int(np.ceil(max(width, height) / zoom))
+    xs = sorted({(int(x0), int(x1)) for x0, _, x1, _ in tiles})
+    ys = sorted({(int(y0), int(y1)) for _, y0, _, y1 in tiles})
+    assert (len(xs), len(ys)) == (columns, rows)
+    for spans, length in ((xs, width), (ys, height)):
+        assert spans[0][0] == 0 and spans[-1][1] == length
+        assert all(end - start <= side for start, end in spans)
+        shared = [left[1] - right[0] for left, right in itertools.pairwise(spans)]
+        assert all(gap >= round(overlap * side) for gap in shared)
+
+
+@pytest.mark.parametrize(("field", "message"), [
+    ({"zoom": 0.5}, r"^zoom must lie in \[1, 8\]$"),
+    ({"zoom": 8.5}, r"^zoom must lie in \[1, 8\]$"),
+    ({"overlap": 0.6}, r"^overlap must lie in \[0, 0.5\]$"),
+    ({"overlap": -0.1}, r"^overlap must lie in \[0, 0.5\]$"),
+    ({"window": 0}, r"^window must be at least 1 cell$"),
+    ({"peak_people": -1}, r"^peak_people and min_people must be at least 0$"),
+    ({"min_people": -1}, r"^peak_people and min_people must be at least 0$"),
+])
+def test_bad_rules_are_refused(field: dict[str, float], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        DenseTiles(**field)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("field", [{"zoom": 1.0}, {"zoom": 8.0}, {"overlap": 0.0},
+                                   {"overlap": 0.5}, {"window": 1},
+                                   {"peak_people": 0.0, "min_people": 0.0}])
+def test_rules_at_their_bounds_are_accepted(field: dict[str, float]) -> None:
+    rule = DenseTiles(**field)  # type: ignore[arg-type]
+    assert all(getattr(rule, name) == value for name, value in field.items())
+
+
+def test_the_config_sets_the_rule() -> None:
+    tiles = DensityTilesConfig(peak_people=0.8, min_people=50, zoom=3.0, overlap=0.3)
+    counting = CountingConfig(density_tiles=tiles)
+    expected = DenseTiles(peak_people=0.8, min_people=50, zoom=3.0, overlap=0.3)
+    assert dense_tiles_rule(counting) == expected
+    refine = density_tiles(counting, lambda _tile: MapPending(None))
+    assert refine is not None and refine.rule == expected
+
+
+def test_tiled_density_takes_one_way_to_run_tiles() -> None:
+    def submit(_tile: np.ndarray) -> MapPending:
+        return MapPending(None)
+
+    with pytest.raises(TypeError, match=r"^TiledDensity needs submit or maps_of, not both$"):
+        TiledDensity(submit, maps_of=lambda crops: None)
+    with pytest.raises(TypeError, match=r"^TiledDensity needs submit or maps_of, not both$"):
+        TiledDensity()
 
 
 def test_the_config_defaults_are_the_rules() -> None:
@@ -220,6 +321,9 @@ def test_only_a_dense_frame_is_counted_again_on_tiles() -> None:
     stitched = refine(image, dense)
     assert stitched.total() == pytest.approx(per_pixel * 1024 * 768, rel=1e-5)
     assert refine.tiled_frames == 1
+    queue.extend(even_tile_map(t, per_pixel) for t in tiles)
+    refine(image, dense)
+    assert refine.tiled_frames == 2
 
 
 class DenseSource(FrameSource):

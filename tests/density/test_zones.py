@@ -83,3 +83,40 @@ def test_weights_are_computed_once_per_frame_size() -> None:
     assert integrator.weights(other, (60, 80)) is not first
     # 640x480 at 480x640: 8 frame pixels a cell, so x, y < 100 covers 12.5 cells a side.
     assert integrator.weights(other, (60, 80))[0].sum() == pytest.approx(12.5 * 12.5)
+
+
+def test_the_frames_edges_are_half_open() -> None:
+    # 636 frame pixels wide in a 640 input: 2 grey columns each side, 1 frame pixel a input
+    # pixel. Column 0's sample points lie at x = 0 and 4 (both in the frame, whose pixels
+    # span [0, 636)), column 79's at 632 and 636 (the second just outside).
+    letterbox = Letterbox.fit((480, 636), (480, 640))
+    assert letterbox.pad_xy == (2, 0)
+    weights = zone_weights(letterbox, (60, 80), [box(-10, -10, 700, 500)])[0]
+    assert weights[:, 0].tolist() == [1.0] * 60
+    assert weights[:, 79].tolist() == [0.5] * 60
+    assert weights[:, 1:79].min() == 1.0
+
+
+def test_an_ignore_region_never_counts_the_letterbox_border() -> None:
+    # 640x360 in a square input: rows 17-61 of cells hold the frame (see above); the left
+    # quarter of the frame is ignored.
+    letterbox = Letterbox.fit((360, 640), (640, 640))
+    ones = DensityMap(np.ones((80, 80), np.float32), letterbox)
+    whole_frame = box(-1000, -1000, 2000, 2000)
+    counts = ZoneIntegrator([whole_frame], [box(0, 0, 160, 360)]).counts(ones)
+    assert counts[0] == pytest.approx(45 * 60)
+
+
+def test_the_integrators_sampling_decides_a_boundary_cell() -> None:
+    # x < 7 frame pixels: column 0's centre (6.4) is in; of its two sample columns (3.2 and
+    # 9.6) one is.
+    zone = box(0, 0, 7, 12.8)
+    assert ZoneIntegrator([zone], samples=1).weights(SHB, (60, 80))[0, 0, 0] == 1.0
+    assert ZoneIntegrator([zone], samples=2).weights(SHB, (60, 80))[0, 0, 0] == 0.5
+    assert zone_weights(SHB, (60, 80), [zone])[0, 0, 0] == 0.5  # two samples by default
+
+
+def test_weights_are_kept_as_float32() -> None:
+    # One weight per zone and cell, for every frame size a camera shows: half the memory of
+    # float64, and exact for shares of 4 sample points.
+    assert ZoneIntegrator([box(0, 0, 100, 100)]).weights(SHB, (60, 80)).dtype == np.float32
