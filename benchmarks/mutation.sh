@@ -2,7 +2,7 @@
 # Mutation testing over the counting core and the operational metrics (docs/TESTING.md).
 # Configuration: [tool.mutmut] in pyproject.toml (files mutated, tests run). Needs mutmut in
 # the environment (pip install mutmut; measured with mutmut 3.8.1): PYTHON names the
-# interpreter (default python3, e.g. PYTHON=.venv/bin/python). About 3 minutes on 2 cores.
+# interpreter (default python3, e.g. PYTHON=.venv/bin/python). About 7 minutes on 2 cores.
 #   benchmarks/mutation.sh            run, then list the survivors and the score
 #   benchmarks/mutation.sh show NAME  the diff of one mutant
 set -euo pipefail

@@ -17,9 +17,11 @@ class Clock:
 
 def test_beat_keeps_the_running_totals() -> None:
     health = HealthState(["a"], clock=Clock())
-    health.report("a", SourceStatus(up=True, frames_dropped=3, frames_skipped=2, reconnects=1))
+    health.report("a", SourceStatus(up=True, frames_dropped=3, frames_skipped=2, reconnects=1,
+                                    frames_received=40, stream_fps=25.0))
     health.beat("a", up=False)
-    assert health.sources()["a"] == SourceStatus(False, 3, 2, 1)
+    assert health.sources()["a"] == SourceStatus(False, 3, 2, 1, frames_received=40,
+                                                 stream_fps=25.0)
 
 
 @pytest.mark.parametrize(("elapsed", "age", "state"), [

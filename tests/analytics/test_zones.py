@@ -198,6 +198,17 @@ def test_a_zone_outside_the_frame_is_an_error(polygon: list, fragment: str) -> N
     assert fragment in str(error.value)
 
 
+@pytest.mark.parametrize("polygon", [
+    [(0, 0), (1, 0), (1, 1), (0, 1)],            # the frame's first pixel: area 1, inside
+    [(639, 479), (700, 479), (700, 500), (639, 500)],  # only its last pixel inside
+])
+def test_a_zone_with_any_area_in_the_frame_is_accepted(polygon: list) -> None:
+    from crowdwatch.analytics.zones import check_zones_in_frame
+
+    camera = CameraConfig(id="gate", source="x", zones=[ZoneConfig(name="z", polygon=polygon)])
+    check_zones_in_frame(camera, "cameras[0]", 640, 480)
+
+
 @pytest.mark.parametrize(("side", "flagged"), [(2, False), (3, True)])
 def test_fractions_are_suspected_only_in_frames_over_two_pixels(side: int,
                                                                  flagged: bool) -> None:

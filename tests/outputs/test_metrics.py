@@ -101,6 +101,20 @@ def test_source_totals_become_monotonic_counters() -> None:
     assert value(s, "crowdwatch_source_up", camera="gate") == 0
 
 
+def test_frames_received_and_the_streams_nominal_rate_are_exported() -> None:
+    health = HealthState(["gate"])
+    exporter = sink(health)
+    health.report("gate", SourceStatus(up=True, frames_received=120))
+    s = samples(exporter)
+    assert value(s, "crowdwatch_source_frames_received_total", camera="gate") == 120
+    # Unknown until the decoder says: absent, never a 0 that looks like a dead stream.
+    assert not any(name == "crowdwatch_source_nominal_frames_per_second" for name, _ in s)
+    health.report("gate", SourceStatus(up=True, frames_received=150, stream_fps=25.0))
+    s = samples(exporter)
+    assert value(s, "crowdwatch_source_nominal_frames_per_second", camera="gate") == 25.0
+    assert value(s, "crowdwatch_source_frames_received_total", camera="gate") == 150
+
+
 def test_names_follow_prometheus_conventions() -> None:
     text = generate_latest(sink().registry).decode()
     ours = [f for f in text_string_to_metric_families(text) if f.name.startswith("crowdwatch_")]
@@ -262,3 +276,20 @@ def test_the_counting_method_gauge_marks_the_method_in_use(method: str, boxes: i
     s = samples(exporter)
     assert value(s, "crowdwatch_counting_method", camera="gate", method="boxes") == boxes
     assert value(s, "crowdwatch_counting_method", camera="gate", method="density") == density
+
+
+def test_line_counters_fed_elsewhere_are_not_moved_by_frames() -> None:
+    # With a state file, its saves move crowdwatch_line_crossings_total
+    # (integrations.LineCountersFromState); frames counting them too would count twice.
+    exporter = MetricsSink(FLOW_CONFIG, HealthState(["gate"]))
+    exporter.count_lines = False
+    exporter.write(FrameResult(camera="gate", frame_index=0, position_s=0.0, captured_at=1.0,
+                               people=1, people_raw=1,
+                               flow=FlowResult({"door": LineTotals(2, 1, new_in=2, new_out=1)},
+                                               {"queue": ZoneDwell(inside=1, longest_s=4.0)})))
+    s = samples(exporter)
+    for direction in ("in", "out"):
+        assert value(s, "crowdwatch_line_crossings_total", camera="gate", line="door",
+                     direction=direction) == 0
+    # Dwell is still the frames'.
+    assert value(s, "crowdwatch_zone_longest_stay_seconds", camera="gate", zone="queue") == 4.0
