@@ -15,15 +15,6 @@ class Clock:
         return self.now
 
 
-def test_beat_keeps_the_running_totals() -> None:
-    health = HealthState(["a"], clock=Clock())
-    health.report("a", SourceStatus(up=True, frames_dropped=3, frames_skipped=2, reconnects=1,
-                                    frames_received=40, stream_fps=25.0))
-    health.beat("a", up=False)
-    assert health.sources()["a"] == SourceStatus(False, 3, 2, 1, frames_received=40,
-                                                 stream_fps=25.0)
-
-
 @pytest.mark.parametrize(("elapsed", "age", "state"), [
     (0.0, 0.0, "up"),
     (1.23456, 1.235, "up"),  # rounded to the millisecond
@@ -34,7 +25,7 @@ def test_seconds_since_loop_is_the_clock_since_the_last_report(elapsed: float, a
                                                                state: str) -> None:
     clock = Clock()
     health = HealthState(["a", "b"], stale_after_s=30.0, clock=clock)
-    health.beat("a", up=True)
+    health.report("a", SourceStatus(up=True))
     clock.now += elapsed
     cameras = health.cameras()
     assert cameras["a"] == {"state": state, "seconds_since_loop": age}
@@ -42,7 +33,8 @@ def test_seconds_since_loop_is_the_clock_since_the_last_report(elapsed: float, a
     assert health.alive() is (state != "stalled")
 
 
-def test_a_camera_first_seen_by_beat_starts_from_zero_totals() -> None:
+def test_a_camera_not_declared_at_start_is_reported_too() -> None:
     health = HealthState([], clock=Clock())
-    health.beat("late", up=True)
-    assert health.sources() == {"late": SourceStatus(True, 0, 0, 0)}
+    health.report("late", SourceStatus(up=True, frames_received=5))
+    assert health.sources() == {"late": SourceStatus(True, frames_received=5)}
+    assert health.cameras() == {"late": {"state": "up", "seconds_since_loop": 0.0}}

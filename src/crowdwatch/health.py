@@ -46,14 +46,6 @@ class HealthState:
             self._beats[camera] = self._clock()
             self._status[camera] = status
 
-    def beat(self, camera: str, up: bool) -> None:
-        """Report only whether the source is up (running totals unchanged)."""
-        with self._lock:
-            old = self._status.get(camera, SourceStatus())
-        self.report(camera, SourceStatus(up, old.frames_dropped, old.frames_skipped,
-                                         old.reconnects, frames_received=old.frames_received,
-                                         stream_fps=old.stream_fps))
-
     def finish(self, camera: str) -> None:
         """The camera's file source ended normally: no longer expected to beat."""
         with self._lock:

@@ -7,7 +7,7 @@ import urllib.request
 import pytest
 from prometheus_client import CollectorRegistry, Gauge
 
-from crowdwatch.health import HealthState
+from crowdwatch.health import HealthState, SourceStatus
 from crowdwatch.web.server import Server
 
 
@@ -54,11 +54,11 @@ def test_readiness_follows_every_camera(served: tuple[HealthState, int]) -> None
     status, body = get(port, "/readyz")
     assert status == 503
     assert json.loads(body)["cameras"]["a"]["state"] == "starting"
-    health.beat("a", up=True)
-    health.beat("b", up=False)
+    health.report("a", SourceStatus(up=True))
+    health.report("b", SourceStatus(up=False))
     status, body = get(port, "/readyz")
     assert (status, json.loads(body)["cameras"]["b"]["state"]) == (503, "down")
-    health.beat("b", up=True)
+    health.report("b", SourceStatus(up=True))
     assert get(port, "/readyz")[0] == 200
     health.finish("b")
     assert json.loads(get(port, "/readyz")[1])["cameras"]["b"]["state"] == "finished"
@@ -67,12 +67,12 @@ def test_readiness_follows_every_camera(served: tuple[HealthState, int]) -> None
 
 def test_liveness_fails_only_when_a_loop_is_stuck(served: tuple[HealthState, int]) -> None:
     health, port = served
-    health.beat("a", up=False)  # a down source still turns its loop: alive
-    health.beat("b", up=True)
+    health.report("a", SourceStatus(up=False))  # a down source still turns its loop: alive
+    health.report("b", SourceStatus(up=True))
     CLOCK.now += 30.0  # exactly at the limit: still alive
     assert get(port, "/healthz")[0] == 200
     CLOCK.now += 0.001
-    health.beat("b", up=True)
+    health.report("b", SourceStatus(up=True))
     status, body = get(port, "/healthz")
     assert status == 503
     assert json.loads(body)["cameras"]["a"]["state"] == "stalled"
@@ -82,7 +82,7 @@ def test_health_is_served_without_metrics() -> None:
     health = HealthState(["a"])
     server = Server(health, "127.0.0.1", 0)
     try:
-        health.beat("a", up=True)
+        health.report("a", SourceStatus(up=True))
         assert get(server.port, "/readyz")[0] == 200
         assert get(server.port, "/metrics")[0] == 404
     finally:
