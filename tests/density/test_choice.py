@@ -77,11 +77,11 @@ def test_the_probe_takes_the_majority_so_far(frames, expected) -> None:
 def test_a_switch_starts_a_new_count_of_votes() -> None:
     # After switching to density, it takes switch_frames (3) boxes votes again to go back.
     chooser = MethodChooser(RULE)
-    frames = [CROWD] * 3 + [SPARSE] * 3 + [SPARSE] * 3
+    frames = [CROWD] * 3 + [SPARSE] * 6
     assert [chooser.update(*frame, 480) for frame in frames] == (
         ["density"] * 3 + ["density", "density", "boxes"] + ["boxes"] * 3)
     chooser = MethodChooser(RULE)
-    frames = [SPARSE] * 3 + [CROWD] * 3 + [SPARSE] * 2 + [SPARSE]
+    frames = [SPARSE] * 3 + [CROWD] * 3 + [SPARSE] * 3
     assert [chooser.update(*frame, 480) for frame in frames] == (
         ["boxes"] * 3 + ["boxes", "boxes", "density"] + ["density", "density", "boxes"])
 

@@ -187,9 +187,9 @@ def test_the_border_adds_no_people_to_dense_cells() -> None:
     # only); at a threshold of 3/8 every frame cell is dense, and no border cell.
     box = Letterbox.fit((480, 640), (640, 640))
     cells = np.where(DensityMap(np.zeros((80, 80), np.float32), box).frame_mask(), 0.375, 0.0)
-    assert not DenseTiles().dense_cells(DensityMap(cells.astype(np.float32), box)).any()
-    assert DenseTiles(peak_people=0.375).dense_cells(
-        DensityMap(cells.astype(np.float32), box)).sum() == 60 * 80
+    density = DensityMap(cells.astype(np.float32), box)
+    assert not DenseTiles().dense_cells(density).any()
+    assert DenseTiles(peak_people=0.375).dense_cells(density).sum() == 60 * 80
 
 
 def test_the_letterbox_border_never_triggers() -> None:

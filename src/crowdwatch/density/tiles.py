@@ -28,7 +28,7 @@ import numpy.typing as npt
 from crowdwatch.config import CountingConfig
 from crowdwatch.detect.base import Pending
 from crowdwatch.detect.densitymap import DENSITY_STRIDE, DensityMap
-from crowdwatch.detect.tiling import axis_spans
+from crowdwatch.detect.tiling import tile_grid
 from crowdwatch.types import Image
 
 Tiles = npt.NDArray[np.int64]
@@ -86,11 +86,9 @@ class DenseTiles:
     def tiles(self, width: int, height: int) -> Tiles:
         """The tiles (K, 4) xyxy in frame pixels, row by row; none (0, 4) when one tile would
         be the whole frame."""
-        tile = int(np.ceil(max(width, height) / self.zoom))
-        gap = round(tile * self.overlap)
-        xs = axis_spans(width, tile, min(gap, tile - 1))
-        ys = axis_spans(height, tile, min(gap, tile - 1))
-        grid = np.array([(x0, y0, x1, y1) for y0, y1 in ys for x0, x1 in xs], np.int64)
+        # The box tiler's grid (overlap <= 0.5 keeps the gap under the tile side).
+        grid = tile_grid(width, height, int(np.ceil(max(width, height) / self.zoom)),
+                         self.overlap)
         return grid if len(grid) > 1 else np.zeros((0, 4), np.int64)
 
 
