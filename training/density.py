@@ -397,6 +397,9 @@ def main() -> None:
                              "the main head")
     parser.add_argument("--no-extract", action="store_true",
                         help="train on the cached features only (skip missing extraction)")
+    parser.add_argument("--fp32", action="store_true",
+                        help="export the heads unquantized (default: INT8, calibrated on "
+                             "cached training features; training/export.py)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     settings = Settings(**json.loads(args.settings))
@@ -404,7 +407,7 @@ def main() -> None:
     if not args.no_extract:
         extract(args.shared, args.cache, PLAN, threads=2, fine=settings.fine or (
             recipe.fine and args.crowd_from is None and not args.no_crowd))
-    from training.export import Trained, export
+    from training.export import Trained, calibration_files, export
 
     main_head: Trained | Path
     if args.main_from is not None:
@@ -419,7 +422,8 @@ def main() -> None:
         crowd_head, crowd_validation = train_members(recipe, args.cache, args.work / "crowd")
         crowd = Trained(crowd_head, recipe, crowd_validation)
     if args.out:
-        export(main_head, args.out, crowd)
+        export(main_head, args.out, crowd,
+               None if args.fp32 else calibration_files(args.cache))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """The exported density IR: a crowd head added beside a head already exported keeps that
-head's map exactly, and a crowd head that reads p2 gets its own input (training/export.py;
-needs the [train] extra)."""
+head's map exactly, a crowd head that reads p2 gets its own input, and the INT8 export
+quantizes the heads it is given and keeps an INT8 head as it is (training/export.py; needs
+the [train] extra)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,13 @@ ov = pytest.importorskip("openvino")
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from training.density import Settings, crowd_settings  # noqa: E402
-from training.export import Trained, export  # noqa: E402
+from training.export import (  # noqa: E402
+    CALIBRATION,
+    Trained,
+    calibration_files,
+    export,
+    is_int8,
+)
 from training.head import DensityHead  # noqa: E402
 
 
@@ -97,3 +104,81 @@ def test_a_kept_head_brings_only_the_inputs_it_reads(tmp_path: Path) -> None:
     names = {m: sorted(p.get_friendly_name() for p in ov.Core().read_model(
         tmp_path / m / "density_head.xml").get_parameters()) for m in ("old", "new")}
     assert names == {"old": ["p2", "p3", "p4"], "new": ["p3", "p4"]}
+
+
+def feature_cache(root: Path, per_folder: dict[str, int]) -> Path:
+    """A feature cache of random p3/p4 samples (the shapes training/features.py writes)."""
+    rng = np.random.default_rng(11)
+    for folder, count in per_folder.items():
+        (root / folder).mkdir(parents=True)
+        for index in range(count):
+            np.savez(root / folder / f"{index:06d}.npz",
+                     p3=rng.random((64, 12, 16)).astype(np.float16),
+                     p4=rng.random((128, 6, 8)).astype(np.float16))
+    return root
+
+
+def test_calibration_is_a_fixed_draw_of_each_training_folder(tmp_path: Path) -> None:
+    cache = feature_cache(tmp_path, {folder: wanted + 7 for folder, wanted in
+                                     CALIBRATION.items()})
+    files = calibration_files(cache)
+    assert files == calibration_files(cache)
+    assert len(files) == len(set(files)) == sum(CALIBRATION.values())
+    for folder, wanted in CALIBRATION.items():
+        drawn = sorted(f.name for f in files if f.parent.name == folder)
+        # A shuffled draw across the folder, not its first files.
+        assert len(drawn) == wanted and drawn != [f"{i:06d}.npz" for i in range(wanted)]
+
+
+def test_calibration_names_the_folder_that_lacks_samples(tmp_path: Path) -> None:
+    short = next(iter(CALIBRATION))
+    cache = feature_cache(tmp_path, {folder: 3 if folder == short else wanted
+                                     for folder, wanted in CALIBRATION.items()})
+    with pytest.raises(SystemExit, match=f"{short} holds 3 samples.*extract the features"):
+        calibration_files(cache)
+
+
+def test_the_int8_export_quantizes_and_counts_as_the_fp32_one(tmp_path: Path) -> None:
+    pytest.importorskip("nncf")
+    cache = feature_cache(tmp_path / "cache", CALIBRATION)
+    main, crowd = small_head(0, 0.0), small_head(1, 2.0)
+    settings = Settings(width=8, scale=1.0)
+    export(Trained(main, settings, {}), tmp_path / "fp32",
+           Trained(crowd, crowd_settings(width=8), {}))
+    export(Trained(main, settings, {}), tmp_path / "int8",
+           Trained(crowd, crowd_settings(width=8), {}), calibration_files(cache))
+    core = ov.Core()
+    assert not is_int8(core.read_model(tmp_path / "fp32" / "density_head.xml"))
+    assert is_int8(core.read_model(tmp_path / "int8" / "density_head.xml"))
+    rng = np.random.default_rng(3)
+    for _ in range(3):
+        inputs = {"p3": rng.random((1, 64, 12, 16), np.float32),
+                  "p4": rng.random((1, 128, 6, 8), np.float32)}
+        full = run(tmp_path / "fp32" / "density_head.xml", **inputs)
+        quantized = run(tmp_path / "int8" / "density_head.xml", **inputs)
+        for exact, rounded in zip(full, quantized, strict=True):
+            assert not np.array_equal(exact, rounded)
+            assert abs(float(rounded.sum()) - float(exact.sum())) < 0.03 * float(exact.sum())
+    metadata = (tmp_path / "int8" / "metadata.yaml").read_text()
+    assert metadata.count("post-training quantization") == 2
+
+
+def test_an_int8_head_kept_beside_a_new_one_stays_as_it_is(tmp_path: Path) -> None:
+    pytest.importorskip("nncf")
+    cache = calibration_files(feature_cache(tmp_path / "cache", CALIBRATION))
+    new_main = small_head(2, 1.0)
+    export(Trained(small_head(0, 0.0), Settings(width=8, scale=1.0), {}), tmp_path / "old",
+           Trained(small_head(1, 2.0), crowd_settings(width=8), {}), cache)
+    export(Trained(new_main, Settings(width=8, scale=1.0), {}), tmp_path / "new",
+           tmp_path / "old", cache)
+    export(Trained(new_main, Settings(width=8, scale=1.0), {}), tmp_path / "new32")
+    rng = np.random.default_rng(9)
+    inputs = {"p3": rng.random((1, 64, 12, 16), np.float32),
+              "p4": rng.random((1, 128, 6, 8), np.float32)}
+    _, old_crowd = run(tmp_path / "old" / "density_head.xml", **inputs)
+    density, new_crowd = run(tmp_path / "new" / "density_head.xml", **inputs)
+    (exact,) = run(tmp_path / "new32" / "density_head.xml", **inputs)
+    np.testing.assert_array_equal(new_crowd, old_crowd)
+    # The new head is quantized on its own: close to its fp32 map, not equal to it.
+    assert not np.array_equal(density, exact)
+    assert abs(float(density.sum()) - float(exact.sum())) < 0.03 * float(exact.sum())
