@@ -35,9 +35,9 @@ KNOWN_MODELS: dict[str, dict[str, str]] = {
     },
     # The density head (crowdwatch/density/model.py), shipped beside the detector.
     "yolo11n_density_head": {
-        "density_head.xml": "570597f908081e4391d954df4caeb776889069b7e9441b3413c58a6841d72d24",
-        "density_head.bin": "3d5fb5ad4388717a19c1f9d666872f38a9ee5355326a32774374dc4cf213d0ff",
-        "metadata.yaml": "6f458c7939e6bb53194594d5078d2a1c7d7070fbba0ad8bb983155a99ee07345",
+        "density_head.xml": "30bf25db09eb3420a31f19f91c693f983083faf4998fad4bdbf33aa724acb46d",
+        "density_head.bin": "0a96ee21f22b12f518f9f458ff583e5756719759a4de34a1af1445e4a0ad5d74",
+        "metadata.yaml": "d70012cbb52ce5014c40f126269c580d7579eb5a5a2217976dc8a62c228d12e3",
     },
     "yolo11n_int8_320.onnx": {
         "": "5ea9b19c6c4d89041175fd2d4f9d2e1581d16f37b817021d547278fc5e2f2b58",
