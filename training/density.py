@@ -409,6 +409,8 @@ def main() -> None:
             recipe.fine and args.crowd_from is None and not args.no_crowd))
     from training.export import Trained, calibration_files, export
 
+    # Before training: a cache without the calibration samples fails now, not after an hour.
+    calibration = None if args.fp32 or not args.out else calibration_files(args.cache)
     main_head: Trained | Path
     if args.main_from is not None:
         main_head = args.main_from
@@ -422,8 +424,7 @@ def main() -> None:
         crowd_head, crowd_validation = train_members(recipe, args.cache, args.work / "crowd")
         crowd = Trained(crowd_head, recipe, crowd_validation)
     if args.out:
-        export(main_head, args.out, crowd,
-               None if args.fp32 else calibration_files(args.cache))
+        export(main_head, args.out, crowd, calibration)
 
 
 if __name__ == "__main__":
