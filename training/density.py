@@ -136,6 +136,10 @@ def load_folder(folder: Path, sigma: float, min_people: int = 0,
     """A cached folder's samples with at least min_people people: only the indices of its
     split (training/data.py SPLITS), so a cache extracted under other splits never leaks
     held-out images into training. fine: with the P2 features too."""
+    if not folder.is_dir():
+        # An empty list here would train the recipe on part of its data without a word.
+        raise SystemExit(f"{folder} is not in the feature cache: run python -m "
+                         "training.features --shared ../shared, or drop --no-extract")
     items = []
     dataset, split = folder.name.split("-")[:2]
     wanted = SPLITS[dataset][split]

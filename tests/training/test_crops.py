@@ -1,5 +1,6 @@
 """Training crops: every feature level is cut from the same frame region as the target
-(training/density.py random_crop), at its own stride."""
+(training/density.py random_crop), at its own stride; a cached folder a recipe names must
+exist (load_folder)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 torch = pytest.importorskip("torch")
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from training.density import Item, random_crop  # noqa: E402
+from training.density import Item, load_folder, random_crop  # noqa: E402
 
 
 def positions(stride: int, h: int, w: int) -> torch.Tensor:
@@ -46,3 +47,10 @@ def test_a_frame_smaller_than_the_crop_is_zero_padded() -> None:
     assert features["p2"].shape == (64, 16, 16) and features["p4"].shape == (128, 4, 4)
     assert float(target.sum()) == 6 * 8 and float(weight.sum()) == 6 * 8
     assert float(features["p2"].sum()) == 64 * 12 * 16
+
+
+def test_a_cached_folder_that_is_missing_stops_training(tmp_path: Path) -> None:
+    # Training on the rest would quietly change the recipe (a crowd head trained without its
+    # 1920-pixel SHA features did not reproduce the shipped one).
+    with pytest.raises(SystemExit, match="sha-train-1920-flip is not in the feature cache"):
+        load_folder(tmp_path / "sha-train-1920-flip", sigma=1.0)
