@@ -61,6 +61,10 @@ class Settings:
     # (training/head.py MeanOfHeads). Five of run L1's recipe counted the held-out Mall
     # frames better (2.64 -> 2.55) but cost x1.4 a frame: not shipped (docs/ACCURACY.md).
     members: int = 1
+    # Distillation: overrides of another recipe (e.g. {"width": 64, "members": 5}), trained
+    # first (in <work>/teacher); this head then learns that recipe's map on each crop instead
+    # of the Gaussian head points (docs/ACCURACY.md, "distilled from the wider heads").
+    teacher: dict[str, Any] | None = None
     threads: int = 1                    # the shipped head was trained with 1 (2 runs at once)
     # Cached feature folders trained on (training/features.py PLAN). sha-train is extracted
     # too, but mixing it in made Mall and the streets worse (docs/ACCURACY.md).
@@ -210,11 +214,16 @@ def last_curve_row(work: Path) -> dict[str, str]:
 def train_members(settings: Settings, cache: Path,
                   work: Path) -> tuple[DensityHead | MeanOfHeads, dict[str, str]]:
     """The head to ship and its validation figures: one run, or the mean of settings.members
-    runs (each in work/seed-N, resumable like one run)."""
+    runs (each in work/seed-N, resumable like one run), each distilled from settings.teacher
+    where there is one (trained first, in work/teacher)."""
+    teacher = None
+    if settings.teacher is not None:
+        teacher, _ = train_members(Settings(**settings.teacher), cache, work / "teacher")
     if settings.members == 1:
-        return train(settings, cache, work), last_curve_row(work)
+        return train(settings, cache, work, teacher), last_curve_row(work)
     heads = [train(dataclasses.replace(settings, seed=settings.seed + k, members=1), cache,
-                   work / f"seed-{settings.seed + k}") for k in range(settings.members)]
+                   work / f"seed-{settings.seed + k}", teacher)
+             for k in range(settings.members)]
     mean = MeanOfHeads(heads)
     validation = {f"{name}_val_{key}": f"{value:.3f}"
                   for name, items in validation_sets(cache, settings.sigma, settings.validate,
@@ -224,7 +233,12 @@ def train_members(settings: Settings, cache: Path,
     return mean, validation
 
 
-def train(settings: Settings, cache: Path, work: Path) -> DensityHead:
+def train(settings: Settings, cache: Path, work: Path,
+          teacher: DensityHead | MeanOfHeads | None = None) -> DensityHead:
+    """One run of the recipe (resumed from work's checkpoint); with a teacher, its maps of
+    each crop are the targets."""
+    if teacher is not None:
+        teacher.eval()
     torch.set_num_threads(settings.threads)
     random.seed(settings.seed)
     np.random.seed(settings.seed)
@@ -275,6 +289,8 @@ def train(settings: Settings, cache: Path, work: Path) -> DensityHead:
                      for i in order[step * settings.batch:(step + 1) * settings.batch]]
             features = {k: torch.stack([crop[0][k] for crop in batch]) for k in batch[0][0]}
             target, weight = (torch.stack(t) for t in list(zip(*batch, strict=True))[1:])
+            if teacher is not None:
+                target = teacher_map(teacher, features) * weight
             pred = model(features["p3"], features["p4"], features.get("p2"))[:, 0] * weight
             loss = density_loss(pred, target * settings.scale,
                                 settings.count_weight * settings.scale)
@@ -301,6 +317,13 @@ def train(settings: Settings, cache: Path, work: Path) -> DensityHead:
         assert average is not None
         return averaged_head(settings, average)
     return ema
+
+
+@torch.no_grad()
+def teacher_map(teacher: DensityHead | MeanOfHeads,
+                features: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The teacher's people per cell on a batch of crops (its training scale divided out)."""
+    return teacher(features["p3"], features["p4"], features.get("p2"))[:, 0] / teacher.scale
 
 
 def density_loss(pred: torch.Tensor, target: torch.Tensor, count_weight: float) -> torch.Tensor:
