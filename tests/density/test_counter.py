@@ -15,8 +15,15 @@ import pytest
 
 from crowdwatch.config import DetectorConfig
 from crowdwatch.density.counter import DensityCounter
-from crowdwatch.density.model import resolve_head
-from crowdwatch.density.neck import NeckModel, neck_outputs
+from crowdwatch.density.model import load_head, resolve_head
+from crowdwatch.density.neck import (
+    NeckModel,
+    head_inputs,
+    neck_outputs,
+    sized_for,
+    splice_head,
+    split_head,
+)
 from crowdwatch.detect.models import EMBEDDED_DIR
 from crowdwatch.detect.openvino import OpenVINOBackend
 from crowdwatch.errors import ModelError
@@ -118,3 +125,65 @@ def test_the_count_of_real_crowds_is_near_the_truth(counter: DensityCounter) -> 
     # All 50 validation images: MAE 11.9 (docs/ACCURACY.md); boxes alone miss ~60 %.
     assert np.mean(np.abs(errors)) <= 20
     assert abs(np.mean(errors)) <= 12
+
+
+def two_output_head() -> object:
+    """A head whose density output reads p3 alone and whose crowd output reads p3 and p4."""
+    import openvino as ov
+    import openvino.opset13 as ops
+
+    p3 = ops.parameter([1, 64, -1, -1], np.float32, name="p3")
+    p4 = ops.parameter([1, 128, -1, -1], np.float32, name="p4")
+    p3.set_friendly_name("p3")
+    p4.set_friendly_name("p4")
+    density = ops.reduce_mean(p3, ops.constant(np.array([1], np.int64)), keep_dims=True)
+    crowd = ops.add(density, ops.reduce_mean(p4, ops.constant(np.array([1, 2, 3], np.int64)),
+                                             keep_dims=True))
+    model = ov.Model([density, crowd], [p3, p4], "head")
+    model.outputs[0].set_names({"density"})
+    model.outputs[1].set_names({"crowd"})
+    return model
+
+
+def test_a_head_splits_into_its_outputs_each_with_the_inputs_it_reads() -> None:
+    import openvino as ov
+
+    main, crowd = split_head(two_output_head())
+    assert [p.get_friendly_name() for p in main.get_parameters()] == ["p3"]
+    assert crowd is not None
+    assert [p.get_friendly_name() for p in crowd.get_parameters()] == ["p3", "p4"]
+    sized = sized_for(crowd, (480, 640))
+    assert [tuple(p.get_partial_shape().to_shape()) for p in sized.get_parameters()] == [
+        (1, 64, 60, 80), (1, 128, 30, 40)]
+    rng = np.random.default_rng(0)
+    # fp16 in, as the pass exposes the features.
+    p3 = rng.random((1, 64, 60, 80)).astype(np.float16)
+    p4 = rng.random((1, 128, 30, 40)).astype(np.float16)
+    got = ov.Core().compile_model(sized, "CPU")([p3, p4])[0]
+    # Worked out with numpy: p3's channel mean plus p4's overall mean.
+    expected = (p3.astype(np.float64).mean(1, keepdims=True)
+                + p4.astype(np.float64).mean())
+    np.testing.assert_allclose(got, expected, rtol=1e-4)
+
+
+def test_a_head_without_a_crowd_output_splits_into_itself() -> None:
+    import openvino as ov
+
+    head = two_output_head()
+    single = ov.Model([head.outputs[0]], head.get_parameters(), "single")
+    main, crowd = split_head(single)
+    assert crowd is None and len(main.outputs) == 1
+
+
+def test_the_pass_exposes_the_neck_features_a_head_run_apart_reads() -> None:
+    import openvino as ov
+
+    main, crowd = split_head(load_head(resolve_head()))
+    assert crowd is not None
+    model = splice_head(ov.Core().read_model(DETECTOR), main, expose=head_inputs(crowd))
+    names = head_inputs(crowd)
+    assert names == ["p3", "p4"]
+    shapes = [output.get_partial_shape() for output in model.outputs]
+    assert len(shapes) == 4   # boxes, density, then p3 and p4
+    assert shapes[2][1].get_length() == 64 and shapes[3][1].get_length() == 128
+    assert [o.get_element_type() for o in model.outputs[2:]] == [ov.Type.f16] * 2

@@ -18,6 +18,7 @@ from crowdwatch.density import model as density_model
 from crowdwatch.density.counter import DensityCounter
 from crowdwatch.density.model import DEFAULT_HEAD, resolve_head
 from crowdwatch.density.serve import serve_density
+from crowdwatch.detect import openvino as openvino_backend
 from crowdwatch.detect.base import Detector, Done
 from crowdwatch.detect.fair import fair_share
 from crowdwatch.detect.models import EMBEDDED_DIR
@@ -58,12 +59,40 @@ def test_one_pass_gives_the_standalone_counters_boxes_and_map(backend: OpenVINOB
     assert pending.density is not None
     assert pending.density.letterbox == expected.density.letterbox
     np.testing.assert_allclose(pending.density.cells, expected.density.cells, atol=1e-3)
-    # The crowd head's map rides along, the same as the counter's and not the main head's.
-    assert pending.density.crowd is not None and expected.density.crowd is not None
-    np.testing.assert_allclose(pending.density.crowd, expected.density.crowd, atol=1e-3)
-    assert np.abs(pending.density.crowd - pending.density.cells).max() > 1e-2
+    # The crowd head's map, run apart when asked for, is the counter's (one pass with both
+    # heads) and not the main head's.
+    crowd = pending.density.crowd_map()
+    assert crowd is not None and expected.density.crowd is not None
+    np.testing.assert_allclose(crowd.cells, expected.density.crowd, atol=1e-3)
+    assert np.abs(crowd.cells - pending.density.cells).max() > 1e-2
     assert len(detections) == len(expected.detections) >= 3
     np.testing.assert_allclose(detections.xyxy, expected.detections.xyxy, atol=1.0)
+
+
+def test_the_crowd_head_runs_only_for_a_map_that_asks_for_it(
+        backend: OpenVINOBackend, frame: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
+    runs: list[int] = []
+    run_crowd = openvino_backend._Compiled.crowd_cells
+
+    def counted(entry: openvino_backend._Compiled, features: list[object]) -> np.ndarray:
+        runs.append(1)
+        return run_crowd(entry, features)
+
+    monkeypatch.setattr(openvino_backend._Compiled, "crowd_cells", counted)
+    first = backend.submit(frame)
+    first.result()
+    # Another frame in the same infer request (given back after the first result).
+    other = backend.submit(np.ascontiguousarray(frame[::-1]))
+    other.result()
+    assert runs == []
+    # The first pass kept its own features: its map is its frame's, not the later one's.
+    first_crowd = first.density.crowd_map().cells
+    assert len(runs) == 1
+    again = backend.submit(frame)
+    again.result()
+    np.testing.assert_array_equal(first_crowd, again.density.crowd_map().cells)
+    assert np.abs(other.density.crowd_map().cells - first_crowd).max() > 1e-2
+    assert len(runs) == 3
 
 
 def test_the_map_travels_through_fair_share_and_the_tilers_whole_frame(

@@ -24,7 +24,8 @@ from crowdwatch.detect.densitymap import DENSITY_STRIDE
 from crowdwatch.detect.yolo import Letterbox, input_shape_for
 from crowdwatch.errors import ModelError
 
-__all__ = ["DENSITY_STRIDE", "FEATURES", "NeckModel", "NeckPass", "neck_outputs", "splice_head"]
+__all__ = ["DENSITY_STRIDE", "FEATURES", "NeckModel", "NeckPass", "head_inputs", "neck_outputs",
+           "sized_for", "splice_head", "split_head"]
 
 if TYPE_CHECKING:
     import openvino as ov
@@ -70,14 +71,25 @@ def neck_outputs(model: ov.Model, keys: Sequence[str] = FEATURES) -> dict[str, o
     return found
 
 
-def splice_head(model: ov.Model, head: ov.Model | None, with_neck: bool = True) -> ov.Model:
+def head_inputs(head: ov.Model) -> list[str]:
+    """The neck features a head reads (its parameters' names), in its parameters' order."""
+    names = [parameter.get_friendly_name() for parameter in head.get_parameters()]
+    unknown = [key for key in names if key not in NECK_BLOCKS]
+    if unknown:
+        raise ModelError(f"the density head has an input {unknown[0]!r}; expected "
+                         f"{', '.join(FEATURES)}")
+    return names
+
+
+def splice_head(model: ov.Model, head: ov.Model | None, with_neck: bool = True,
+                expose: Sequence[str] = ()) -> ov.Model:
     """The detector with either its neck outputs (head=None) or the head's density added.
 
     Outputs, in order: the detection output, then p3, p4 and p2 (no head) or the head's
     outputs (the density map, then the crowd head's where it has one; its parameters, named
-    after FEATURES, are replaced by those outputs). No head
-    and with_neck=False: the detector alone (the baseline the cost of density is measured
-    against).
+    after FEATURES, are replaced by those outputs), then the neck features named in expose
+    (what a head run apart reads: split_head). No head and with_neck=False: the detector
+    alone (the baseline the cost of density is measured against).
     """
     import openvino as ov
 
@@ -87,18 +99,66 @@ def splice_head(model: ov.Model, head: ov.Model | None, with_neck: bool = True) 
         neck = neck_outputs(model)
         extra = [neck[key] for key in FEATURES]
     else:
-        wanted = [parameter.get_friendly_name() for parameter in head.get_parameters()]
-        unknown = [key for key in wanted if key not in NECK_BLOCKS]
-        if unknown:
-            raise ModelError(f"the density head has an input {unknown[0]!r}; expected "
-                             f"{', '.join(FEATURES)}")
-        neck = neck_outputs(model, wanted)
+        wanted = head_inputs(head)
+        neck = neck_outputs(model, list(dict.fromkeys([*wanted, *expose])))
         for parameter in head.get_parameters():
             key = parameter.get_friendly_name()
             for target in list(parameter.output(0).get_target_inputs()):
                 target.replace_source_output(neck[key])
-        extra = list(head.outputs)
-    return ov.Model([model.output(0), *extra], model.get_parameters(), "yolo_density")
+        extra = [*head.outputs, *(neck[key] for key in expose)]
+    spliced = ov.Model([model.output(0), *extra], model.get_parameters(), "yolo_density")
+    if not expose:
+        return spliced
+    from openvino.preprocess import PrePostProcessor
+
+    # The features go out in fp16: half the bytes to hand over and copy on every frame (in
+    # fp32 that cost as much as the crowd head itself), and the crowd head's map does not
+    # change (its inputs are quantized again; sized_for takes fp16).
+    ppp = PrePostProcessor(spliced)
+    for index in range(len(spliced.outputs) - len(expose), len(spliced.outputs)):
+        ppp.output(index).tensor().set_element_type(ov.Type.f16)
+    return ppp.build()
+
+
+def split_head(head: ov.Model) -> tuple[ov.Model, ov.Model | None]:
+    """The head's density output and its crowd output (None without one) as models of their
+    own, each with only the inputs it reads: the crowd head's map is read only on frames the
+    dense rule picks, so the runtime can run it apart, fed the pass's neck features
+    (splice_head's expose), on those frames alone."""
+    import openvino as ov
+
+    def alone(index: int) -> ov.Model:
+        model = head.clone()
+        output = model.outputs[index]
+        # Python wrappers of one node differ: nodes are told apart by their unique names.
+        reached, stack = set(), [output.get_node()]
+        while stack:
+            node = stack.pop()
+            if node.get_name() not in reached:
+                reached.add(node.get_name())
+                stack.extend(i.get_source_output().get_node() for i in node.inputs())
+        parameters = [p for p in model.get_parameters() if p.get_name() in reached]
+        return ov.Model([output], parameters, f"{head.get_friendly_name()}_{index}").clone()
+
+    return alone(0), (alone(1) if len(head.outputs) > 1 else None)
+
+
+def sized_for(head: ov.Model, input_hw: tuple[int, int]) -> ov.Model:
+    """A copy of a head run apart, its inputs fixed to the neck's shapes at this input size
+    and taken in fp16, as splice_head exposes them."""
+    import openvino as ov
+    from openvino.preprocess import PrePostProcessor
+
+    model = head.clone()
+    model.reshape({parameter.get_friendly_name(): [
+        1, int(parameter.get_partial_shape()[1].get_length()),
+        input_hw[0] // NECK_STRIDES[parameter.get_friendly_name()],
+        input_hw[1] // NECK_STRIDES[parameter.get_friendly_name()]]
+        for parameter in model.get_parameters()})
+    ppp = PrePostProcessor(model)
+    for index in range(len(model.inputs)):
+        ppp.input(index).tensor().set_element_type(ov.Type.f16)
+    return ppp.build()
 
 
 @dataclass(frozen=True, slots=True)

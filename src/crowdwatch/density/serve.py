@@ -23,7 +23,7 @@ log = logging.getLogger("crowdwatch.density")
 
 def _attach(detector: Detector, model_path: Path | None) -> None:
     from crowdwatch.density.model import HEAD_DETECTOR, load_head, resolve_head
-    from crowdwatch.density.neck import splice_head
+    from crowdwatch.density.neck import head_inputs, sized_for, splice_head, split_head
 
     use = getattr(detector, "use_density_head", None)
     if use is None:
@@ -33,8 +33,15 @@ def _attach(detector: Detector, model_path: Path | None) -> None:
         raise ModelError(f"the density model reads the features of {HEAD_DETECTOR}, not of "
                          f"{model_path.name}; use that detector model or counting.method: "
                          "boxes")
-    head = load_head(resolve_head())
-    use(lambda model: splice_head(model, head.clone()))
+    # The crowd head runs apart, only for frames the dense rule picks (density/tiles.py): its
+    # map is read nowhere else (docs/ACCURACY.md, "The crowd head only where it is read").
+    main, crowd = split_head(load_head(resolve_head()))
+    if crowd is None:
+        use(lambda model: splice_head(model, main.clone()))
+        return
+    features = head_inputs(crowd)
+    use(lambda model: splice_head(model, main.clone(), expose=features),
+        lambda input_hw: sized_for(crowd, input_hw))
 
 
 def serve_density(detector: Detector, method: str, model_path: Path | None) -> bool:

@@ -7,7 +7,8 @@ openvino backend can hand it on without importing the density package.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -25,16 +26,23 @@ class DensityMap:
 
     crowd: the same pass's map from the crowd head, where the density model has one (a head
     trained on very dense crowds, counted from on frames the dense rule picks:
-    crowdwatch.density.tiles); None otherwise.
+    crowdwatch.density.tiles); None otherwise. crowd_source: computes that map when asked
+    instead (the openvino backend runs the crowd head only for the frames that read it).
     """
 
     cells: Cells
     letterbox: Letterbox
     crowd: Cells | None = None
+    crowd_source: Callable[[], Cells] | None = field(default=None, compare=False, repr=False)
 
     def crowd_map(self) -> DensityMap | None:
-        """The crowd head's map of this pass as a map of its own (None without one)."""
-        return None if self.crowd is None else DensityMap(self.crowd, self.letterbox)
+        """The crowd head's map of this pass as a map of its own (None without one); from
+        crowd_source, it runs the crowd head at each call."""
+        if self.crowd is not None:
+            return DensityMap(self.crowd, self.letterbox)
+        if self.crowd_source is not None:
+            return DensityMap(self.crowd_source(), self.letterbox)
+        return None
 
     def cell_centres(self) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
         """Frame-pixel x of each column and y of each row of cell centres."""

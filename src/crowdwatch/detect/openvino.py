@@ -12,12 +12,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from crowdwatch.config import DetectorConfig
 from crowdwatch.detect.base import PERSON_CLASS, Detector, Image, Pending, available_cores
-from crowdwatch.detect.densitymap import DensityMap
+from crowdwatch.detect.densitymap import Cells, DensityMap
 from crowdwatch.detect.irshape import reshape_yolo_ir, yolo_ir_for
 from crowdwatch.detect.yolo import Letterbox, decode_people, input_shape_for
 from crowdwatch.errors import ModelError
@@ -39,11 +40,29 @@ class _Slot:
 
 
 class _Compiled:
-    """One compiled input size and its pool of idle infer requests."""
+    """One compiled input size and its pool of idle infer requests; with a crowd head run
+    apart, its compiled model at this size and that model's idle requests."""
 
-    def __init__(self, compiled: ov.CompiledModel) -> None:
+    def __init__(self, compiled: ov.CompiledModel,
+                 crowd: ov.CompiledModel | None = None) -> None:
         self.compiled = compiled
+        self.crowd = crowd
         self._idle: queue.SimpleQueue[_Slot] = queue.SimpleQueue()
+        self._idle_crowd: queue.SimpleQueue[ov.InferRequest] = queue.SimpleQueue()
+
+    def crowd_cells(self, features: list[object]) -> Cells:
+        """The crowd head's map of a pass, from that pass's neck features (in the crowd
+        model's input order); any thread may ask."""
+        assert self.crowd is not None
+        try:
+            request = self._idle_crowd.get_nowait()
+        except queue.Empty:
+            request = self.crowd.create_infer_request()
+        try:
+            request.infer(features)
+            return request.get_output_tensor(0).data[0][0].copy()
+        finally:
+            self._idle_crowd.put(request)
 
     def take(self) -> _Slot:
         try:
@@ -92,9 +111,13 @@ class _OpenVINOPending:
             if self._backend.serves_density:
                 # Copied (a few thousand floats): the request's buffers are reused.
                 cells = slot.request.get_output_tensor(1).data[0][0].copy()
-                crowd = (slot.request.get_output_tensor(2).data[0][0].copy()
-                         if len(slot.request.model_outputs) > 2 else None)
-                self.density = DensityMap(cells, slot.letterbox, crowd)
+                crowd = None
+                if self._compiled.crowd is not None:
+                    # The crowd head's inputs, kept for a frame that reads its map.
+                    features = [slot.request.get_output_tensor(i).data.copy()
+                                for i in range(2, len(slot.request.model_outputs))]
+                    crowd = partial(self._compiled.crowd_cells, features)
+                self.density = DensityMap(cells, slot.letterbox, crowd_source=crowd)
         finally:
             self._compiled.give(slot)
         self.stage_seconds["postprocess"] = time.perf_counter() - started
@@ -132,6 +155,7 @@ class OpenVINOBackend(Detector):
                           if shape.is_static else None)
         self._reshape_failed = False
         self._head: Callable[[ov.Model], ov.Model] | None = None
+        self._crowd: Callable[[tuple[int, int]], ov.Model] | None = None
         if config.input_shape == "square":
             self._compile((config.imgsz, config.imgsz), model)
 
@@ -140,13 +164,20 @@ class OpenVINOBackend(Detector):
         """Each pass also gives the frame's density map (Pending.density)."""
         return self._head is not None
 
-    def use_density_head(self, splice: Callable[[ov.Model], ov.Model]) -> None:
+    def use_density_head(self, splice: Callable[[ov.Model], ov.Model],
+                         crowd: Callable[[tuple[int, int]], ov.Model] | None = None) -> None:
         """Splice the density head onto the detector at every compiled size (splice: the
         reshaped detector -> the detector with the density map as its second output, from
         crowdwatch.density), so one pass gives boxes and the density map; sizes compiled
-        before are compiled again."""
+        before are compiled again.
+
+        crowd: the crowd head run apart (input size -> its model, whose inputs are the
+        spliced detector's outputs after the density map, in order); its map is computed
+        only for the passes whose DensityMap.crowd_map() is asked for.
+        """
         with self._lock:
             self._head = splice
+            self._crowd = crowd
             sizes = list(self._compiled)
             self._compiled.clear()
             for input_hw in sizes:
@@ -177,7 +208,13 @@ class OpenVINOBackend(Detector):
             "PERFORMANCE_HINT": "THROUGHPUT",
             "INFERENCE_NUM_THREADS": self._threads,
         })
-        entry = _Compiled(compiled)
+        crowd = None
+        if self._crowd is not None and self._head is not None:
+            # Run in the thread that asks, on frames the dense rule picks and their tiles: all
+            # the cores for one small request (one thread each cost more on such a frame).
+            crowd = self._core.compile_model(self._crowd(input_hw), "CPU", {
+                "PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": self._threads})
+        entry = _Compiled(compiled, crowd)
         self._compiled[input_hw] = entry
         return entry
 
