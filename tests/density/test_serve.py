@@ -70,7 +70,9 @@ def test_one_pass_gives_the_standalone_counters_boxes_and_map(backend: OpenVINOB
 
 
 def test_the_crowd_head_runs_only_for_a_map_that_asks_for_it(
-        backend: OpenVINOBackend, frame: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
+        frame: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
+    backend = OpenVINOBackend(DetectorConfig(threads=2), DETECTOR_DIR)
+    assert serve_density(backend, "auto", DETECTOR_DIR)
     runs: list[int] = []
     run_crowd = openvino_backend._Compiled.crowd_cells
 
@@ -85,9 +87,12 @@ def test_the_crowd_head_runs_only_for_a_map_that_asks_for_it(
     other = backend.submit(np.ascontiguousarray(frame[::-1]))
     other.result()
     assert runs == []
+    # Not even compiled before a frame reads it (a sparse camera never holds it).
+    (entry,) = backend._compiled.values()
+    assert entry._crowd_model is None
     # The first pass kept its own features: its map is its frame's, not the later one's.
     first_crowd = first.density.crowd_map().cells
-    assert len(runs) == 1
+    assert len(runs) == 1 and entry._crowd_model is not None
     again = backend.submit(frame)
     again.result()
     np.testing.assert_array_equal(first_crowd, again.density.crowd_map().cells)

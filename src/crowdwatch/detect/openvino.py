@@ -44,9 +44,13 @@ class _Compiled:
     apart, its compiled model at this size and that model's idle requests."""
 
     def __init__(self, compiled: ov.CompiledModel,
-                 crowd: ov.CompiledModel | None = None) -> None:
+                 crowd: Callable[[], ov.CompiledModel] | None = None) -> None:
         self.compiled = compiled
+        # Compiled on the first frame that reads the crowd map: a camera that never shows a
+        # very dense crowd never holds it (about 7 MB resident).
         self.crowd = crowd
+        self._crowd_model: ov.CompiledModel | None = None
+        self._crowd_lock = threading.Lock()
         self._idle: queue.SimpleQueue[_Slot] = queue.SimpleQueue()
         self._idle_crowd: queue.SimpleQueue[ov.InferRequest] = queue.SimpleQueue()
 
@@ -57,7 +61,10 @@ class _Compiled:
         try:
             request = self._idle_crowd.get_nowait()
         except queue.Empty:
-            request = self.crowd.create_infer_request()
+            with self._crowd_lock:
+                if self._crowd_model is None:
+                    self._crowd_model = self.crowd()
+            request = self._crowd_model.create_infer_request()
         try:
             request.infer(features)
             return request.get_output_tensor(0).data[0][0].copy()
@@ -212,7 +219,7 @@ class OpenVINOBackend(Detector):
         if self._crowd is not None and self._head is not None:
             # Run in the thread that asks, on frames the dense rule picks and their tiles: all
             # the cores for one small request (one thread each cost more on such a frame).
-            crowd = self._core.compile_model(self._crowd(input_hw), "CPU", {
+            crowd = partial(self._core.compile_model, self._crowd(input_hw), "CPU", {
                 "PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": self._threads})
         entry = _Compiled(compiled, crowd)
         self._compiled[input_hw] = entry
