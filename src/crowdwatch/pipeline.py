@@ -236,6 +236,9 @@ class CameraWorker:
                 density = self.chain.refine_density(frame.image, density)
                 # Tiles of a very dense frame are detection time too.
                 stage_seconds["detect"] += time.perf_counter() - started
+            if density is not None:
+                # The sinks may keep the result a while: not the crowd head's inputs with it.
+                density = density.without_crowd()
         result = self.chain.analysis.analyse(frame, detected, stage_seconds, item.tiles,
                                              density)
         for sink in self.run.sinks:

@@ -393,6 +393,37 @@ def test_the_pipeline_counts_a_dense_frame_from_its_tiles(mode: str, people: int
                                     else 0)
 
 
+class SparseDetector(Detector):
+    """Whole frames of 0.001 people a cell, each map able to compute a crowd map (counted)."""
+
+    name = "sparse"
+
+    def __init__(self) -> None:
+        self.crowd_runs = 0
+
+    def crowd(self) -> np.ndarray:
+        self.crowd_runs += 1
+        return np.zeros((60, 80), np.float32)
+
+    def submit(self, image: Image) -> DenseDone:
+        plain = uniform_map(0.001)
+        return DenseDone(Detections.empty(), density=DensityMap(
+            plain.cells, plain.letterbox, crowd_source=self.crowd))
+
+
+def test_the_pipeline_hands_maps_on_without_the_crowd_heads_inputs() -> None:
+    config = parse_config({"cameras": [{"id": "c", "source": "c.mp4"}],
+                           "counting": {"method": "density"}})
+    results: list[FrameResult] = []
+    detector = SparseDetector()
+    build_pipeline(config, detector, [CallbackSink(results.append)],
+                   source_opener=lambda _camera: DenseSource()).run()
+    assert len(results) == 3 and detector.crowd_runs == 0
+    for result in results:
+        assert result.density is not None and result.density.crowd_source is None
+        assert result.density.total() == pytest.approx(0.001 * 60 * 80, rel=1e-4)
+
+
 def brute_force_dense_cells(cells: np.ndarray, peak: float, k: int) -> np.ndarray:
     """Each cell's k x k window (rows i - k//2 .. i - k//2 + k - 1), one by one: the mean of
     its cells inside the grid against peak."""

@@ -44,6 +44,13 @@ class DensityMap:
             return DensityMap(self.crowd_source(), self.letterbox)
         return None
 
+    def without_crowd(self) -> DensityMap:
+        """The map alone, as it is counted and handed on to the outputs: a frame keeps the
+        crowd head's inputs (crowd_source, ~1 MB) only until the dense rule has looked."""
+        if self.crowd is None and self.crowd_source is None:
+            return self
+        return DensityMap(self.cells, self.letterbox)
+
     def cell_centres(self) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
         """Frame-pixel x of each column and y of each row of cell centres."""
         return cell_centres(self.letterbox, self.cells.shape, 1)
