@@ -33,7 +33,7 @@ from crowdwatch.detect.openvino import OpenVINOBackend
 DETECTOR = EMBEDDED_DIR / "yolo11n_int8_openvino_model"
 
 
-def backend(head_xml: Path | None, apart: bool, threads: int) -> OpenVINOBackend:
+def backend(head_xml: Path | None, apart: bool, threads: int | None) -> OpenVINOBackend:
     """The backend with no head, both heads in the pass, or the crowd head apart."""
     detector = OpenVINOBackend(DetectorConfig(threads=threads), DETECTOR)
     if head_xml is None:
@@ -84,7 +84,7 @@ def triggered(image_path: Path, repeats: int) -> dict[str, float]:
     image = cv2.imread(str(image_path))
     if image is None:
         raise SystemExit(f"cannot read {image_path}; give an image of a very dense crowd")
-    detector = backend(resolve_head(), True, 0)
+    detector = backend(resolve_head(), True, None)  # all cores, as cameras run
 
     def run() -> object:
         pending = detector.submit(image)
