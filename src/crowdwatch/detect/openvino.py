@@ -41,14 +41,14 @@ class _Slot:
 
 class _Compiled:
     """One compiled input size and its pool of idle infer requests; with a crowd head run
-    apart, its compiled model at this size and that model's idle requests."""
+    apart, what compiles it at this size (on first use) and its idle requests."""
 
     def __init__(self, compiled: ov.CompiledModel,
-                 crowd: Callable[[], ov.CompiledModel] | None = None) -> None:
+                 compile_crowd: Callable[[], ov.CompiledModel] | None = None) -> None:
         self.compiled = compiled
-        # Compiled on the first frame that reads the crowd map: a camera that never shows a
-        # very dense crowd never holds it (about 7 MB resident).
-        self.crowd = crowd
+        # Called on the first frame that reads the crowd map: a camera that never shows a
+        # very dense crowd never holds the compiled crowd head (about 7 MB resident).
+        self.compile_crowd = compile_crowd
         self._crowd_model: ov.CompiledModel | None = None
         self._crowd_lock = threading.Lock()
         self._idle: queue.SimpleQueue[_Slot] = queue.SimpleQueue()
@@ -57,13 +57,13 @@ class _Compiled:
     def crowd_cells(self, features: list[object]) -> Cells:
         """The crowd head's map of a pass, from that pass's neck features (in the crowd
         model's input order); any thread may ask."""
-        assert self.crowd is not None
+        assert self.compile_crowd is not None
         try:
             request = self._idle_crowd.get_nowait()
         except queue.Empty:
             with self._crowd_lock:
                 if self._crowd_model is None:
-                    self._crowd_model = self.crowd()
+                    self._crowd_model = self.compile_crowd()
             request = self._crowd_model.create_infer_request()
         try:
             request.infer(features)
@@ -119,7 +119,7 @@ class _OpenVINOPending:
                 # Copied (a few thousand floats): the request's buffers are reused.
                 cells = slot.request.get_output_tensor(1).data[0][0].copy()
                 crowd = None
-                if self._compiled.crowd is not None:
+                if self._compiled.compile_crowd is not None:
                     # The crowd head's inputs, kept for a frame that reads its map.
                     features = [slot.request.get_output_tensor(i).data.copy()
                                 for i in range(2, len(slot.request.model_outputs))]
