@@ -25,7 +25,8 @@ import numpy as np
 
 from crowdwatch.config import DetectorConfig
 from crowdwatch.density.model import load_head, resolve_head
-from crowdwatch.density.neck import head_inputs, sized_for, splice_head, split_head
+from crowdwatch.density.neck import splice_head
+from crowdwatch.density.serve import use_head
 from crowdwatch.density.tiles import DenseTiles, TiledDensity
 from crowdwatch.detect.models import EMBEDDED_DIR
 from crowdwatch.detect.openvino import OpenVINOBackend
@@ -39,11 +40,8 @@ def backend(head_xml: Path | None, apart: bool, threads: int | None) -> OpenVINO
     if head_xml is None:
         return detector
     head = load_head(head_xml)
-    main, crowd = split_head(head)
-    if apart and crowd is not None:
-        names = head_inputs(crowd)
-        detector.use_density_head(lambda m: splice_head(m, main.clone(), expose=names),
-                                  lambda input_hw: sized_for(crowd, input_hw))
+    if apart:
+        use_head(detector.use_density_head, head)  # as the runtime does
     else:
         detector.use_density_head(lambda m: splice_head(m, head.clone()))
     return detector

@@ -1,7 +1,8 @@
 """The density head put into the running detector for `counting.method: auto | density`.
 
-The openvino backend on the detector the head was trained on compiles the head spliced onto
-its own neck (neck.py), so each pass gives boxes and the density map. Anything else (another
+The openvino backend on the detector the head was trained on compiles the main head spliced
+onto its own neck (neck.py), so each pass gives boxes and the density map, and the crowd head
+apart, for the frames that read its map. Anything else (another
 backend or model, a missing or damaged head): `density` fails at start with one line (run
 and check), `auto` warns once and counts with boxes.
 """
@@ -9,21 +10,39 @@ and check), `auto` warns once and counts with boxes.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from crowdwatch.errors import ModelError
 
 if TYPE_CHECKING:
+    import openvino as ov
+
     from crowdwatch.config import AppConfig
     from crowdwatch.detect.base import Detector
 
 log = logging.getLogger("crowdwatch.density")
 
 
+def use_head(use_density_head: Callable[..., None], head: ov.Model) -> None:
+    """Hand a backend's use_density_head the head: its density output spliced into the pass,
+    its crowd output (where it has one) run apart, only for frames the dense rule picks
+    (density/tiles.py): its map is read nowhere else (docs/ACCURACY.md, "The crowd head only
+    where it is read")."""
+    from crowdwatch.density.neck import head_inputs, sized_for, splice_head, split_head
+
+    main, crowd = split_head(head)
+    if crowd is None:
+        use_density_head(lambda model: splice_head(model, main.clone()))
+        return
+    features = head_inputs(crowd)
+    use_density_head(lambda model: splice_head(model, main.clone(), expose=features),
+                     lambda input_hw: sized_for(crowd, input_hw))
+
+
 def _attach(detector: Detector, model_path: Path | None) -> None:
     from crowdwatch.density.model import HEAD_DETECTOR, load_head, resolve_head
-    from crowdwatch.density.neck import head_inputs, sized_for, splice_head, split_head
 
     use = getattr(detector, "use_density_head", None)
     if use is None:
@@ -33,15 +52,7 @@ def _attach(detector: Detector, model_path: Path | None) -> None:
         raise ModelError(f"the density model reads the features of {HEAD_DETECTOR}, not of "
                          f"{model_path.name}; use that detector model or counting.method: "
                          "boxes")
-    # The crowd head runs apart, only for frames the dense rule picks (density/tiles.py): its
-    # map is read nowhere else (docs/ACCURACY.md, "The crowd head only where it is read").
-    main, crowd = split_head(load_head(resolve_head()))
-    if crowd is None:
-        use(lambda model: splice_head(model, main.clone()))
-        return
-    features = head_inputs(crowd)
-    use(lambda model: splice_head(model, main.clone(), expose=features),
-        lambda input_hw: sized_for(crowd, input_hw))
+    use_head(use, load_head(resolve_head()))
 
 
 def serve_density(detector: Detector, method: str, model_path: Path | None) -> bool:
