@@ -13,8 +13,12 @@ import os
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -68,6 +72,19 @@ def _need_program(name: str) -> Path:
     if os.environ.get("CI"):
         pytest.fail(message)
     pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def pets_frame() -> np.ndarray:
+    """The sample clip's first frame (768x576), read-only: shared by every test that asks."""
+    import cv2
+
+    capture = cv2.VideoCapture(str(SAMPLE_CLIP))
+    ok, frame = capture.read()
+    capture.release()
+    assert ok, SAMPLE_CLIP
+    frame.flags.writeable = False
+    return frame
 
 
 @pytest.fixture(scope="session")

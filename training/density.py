@@ -261,21 +261,12 @@ def train(settings: Settings, cache: Path, work: Path,
     total = steps_per_epoch * settings.epochs
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, settings.lr, total_steps=total, pct_start=0.1)
-    start_epoch = 0
-    # The running mean of the EMA weights over the averaged epochs (None before the first).
-    average: dict[str, torch.Tensor] | None = None
     parts = {"model": model, "ema": ema, "optimizer": optimizer, "scheduler": scheduler}
-    if (resumed := resume(work, parts)) is not None:
-        start_epoch, average = resumed
-        log.info("resumed after epoch %d", start_epoch)
+    # average: the running mean of the EMA weights over the averaged epochs (None before).
+    start_epoch, average = begin(
+        work, parts, ["epoch", "seconds", "lr", "train_loss", *curve_columns(list(val))])
     weights = [settings.mix.get(i.dataset, 1.0) for i in data]
     curve = work / "curve.csv"
-    if start_epoch == 0:
-        with curve.open("w", newline="") as file:
-            csv.writer(file).writerow(
-                ["epoch", "seconds", "lr", "train_loss"]
-                + [f"{n}_val_{k}" for n in val for k in ("mae", "rmse", "bias")]
-                + [f"avg_{n}_val_mae" for n in val])
     for epoch in range(start_epoch, settings.epochs):
         # The epoch's own seed: a resumed run draws the same crops as an uninterrupted one.
         rng = random.Random(settings.seed * 1000 + epoch)
@@ -351,6 +342,25 @@ def save_checkpoint(work: Path, parts: dict[str, Any], epoch: int,
     state = {name: part.state_dict() for name, part in parts.items()}
     torch.save({**state, "epoch": epoch, "average": average}, work / "checkpoint.tmp")
     (work / "checkpoint.tmp").replace(work / "checkpoint.pt")
+
+
+def curve_columns(validated: list[str]) -> list[str]:
+    """The learning curve's validation columns: each set's scores, then the averaged
+    weights' MAE."""
+    return ([f"{n}_val_{k}" for n in validated for k in ("mae", "rmse", "bias")]
+            + [f"avg_{n}_val_mae" for n in validated])
+
+
+def begin(work: Path, parts: dict[str, Any], header: list[str]
+          ) -> tuple[int, dict[str, torch.Tensor] | None]:
+    """A run's start: work's checkpoint loaded into parts (the epochs done, the weights'
+    running mean), or for a new run (0, None) and the learning curve begun with header."""
+    if (resumed := resume(work, parts)) is not None:
+        log.info("resumed after epoch %d", resumed[0])
+        return resumed
+    with (work / "curve.csv").open("w", newline="") as file:
+        csv.writer(file).writerow(header)
+    return 0, None
 
 
 def resume(work: Path, parts: dict[str, Any]

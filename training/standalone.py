@@ -33,10 +33,11 @@ from crowdwatch.density.neck import DENSITY_STRIDE
 from training.data import SPLITS, pets_samples, samples
 from training.density import (
     average_in,
+    begin,
+    curve_columns,
     density_loss,
     density_target,
     ema_update,
-    resume,
     save_checkpoint,
     step_once,
 )
@@ -194,19 +195,11 @@ def train(settings: StandaloneSettings, shared: Path, work: Path,
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, settings.lr, total_steps=settings.steps_per_epoch * settings.epochs,
         pct_start=0.1)
-    start_epoch, average = 0, None
     parts = {"model": model, "ema": ema, "optimizer": optimizer, "scheduler": scheduler}
-    if (resumed := resume(work, parts)) is not None:
-        start_epoch, average = resumed
-        log.info("resumed after epoch %d", start_epoch)
+    start_epoch, average = begin(work, parts,
+                                 ["epoch", "seconds", "train_loss", *curve_columns(list(val))])
     weights = [settings.mix.get(item.dataset, 1.0) for item in data]
     curve = work / "curve.csv"
-    if start_epoch == 0:
-        with curve.open("w", newline="") as file:
-            csv.writer(file).writerow(["epoch", "seconds", "train_loss"]
-                                      + [f"{n}_val_{k}" for n in val
-                                         for k in ("mae", "rmse", "bias")]
-                                      + [f"avg_{n}_val_mae" for n in val])
     for epoch in range(start_epoch, settings.epochs):
         if stop_after is not None and epoch >= stop_after:
             return None

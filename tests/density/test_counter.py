@@ -31,17 +31,7 @@ from crowdwatch.errors import ModelError
 REPO = Path(__file__).resolve().parents[2]
 DETECTOR_DIR = EMBEDDED_DIR / "yolo11n_int8_openvino_model"
 DETECTOR = DETECTOR_DIR / "yolo11n.xml"
-SAMPLE_CLIP = REPO / "samples" / "vtest_h264.mp4"
 SHB_DIR = os.environ.get("CROWDWATCH_SHB_DIR")
-
-
-@pytest.fixture(scope="module")
-def pets_frame() -> np.ndarray:
-    capture = cv2.VideoCapture(str(SAMPLE_CLIP))
-    ok, frame = capture.read()
-    capture.release()
-    assert ok, SAMPLE_CLIP
-    return frame
 
 
 @pytest.fixture(scope="module")

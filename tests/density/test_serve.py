@@ -8,7 +8,6 @@ import logging
 import shutil
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
@@ -29,16 +28,6 @@ from crowdwatch.types import Detections, Image
 
 REPO = Path(__file__).resolve().parents[2]
 DETECTOR_DIR = EMBEDDED_DIR / "yolo11n_int8_openvino_model"
-SAMPLE_CLIP = REPO / "samples" / "vtest_h264.mp4"
-
-
-@pytest.fixture(scope="module")
-def frame() -> np.ndarray:
-    capture = cv2.VideoCapture(str(SAMPLE_CLIP))
-    ok, image = capture.read()
-    capture.release()
-    assert ok, SAMPLE_CLIP
-    return image
 
 
 @pytest.fixture(scope="module")
@@ -49,13 +38,13 @@ def backend() -> OpenVINOBackend:
 
 
 def test_one_pass_gives_the_standalone_counters_boxes_and_map(backend: OpenVINOBackend,
-                                                              frame: np.ndarray) -> None:
+                                                              pets_frame: np.ndarray) -> None:
     config = backend.config
-    pending = backend.submit(frame)
+    pending = backend.submit(pets_frame)
     detections = pending.result()
     expected = DensityCounter(DETECTOR_DIR / "yolo11n.xml", resolve_head(),
                               confidence=config.confidence, iou=config.iou,
-                              max_det=config.max_det, threads=2).run(frame)
+                              max_det=config.max_det, threads=2).run(pets_frame)
     assert pending.density is not None
     assert pending.density.letterbox == expected.density.letterbox
     np.testing.assert_allclose(pending.density.cells, expected.density.cells, atol=1e-3)
@@ -70,7 +59,7 @@ def test_one_pass_gives_the_standalone_counters_boxes_and_map(backend: OpenVINOB
 
 
 def test_the_crowd_head_runs_only_for_a_map_that_asks_for_it(
-        frame: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
+        pets_frame: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
     backend = OpenVINOBackend(DetectorConfig(threads=2), DETECTOR_DIR)
     assert serve_density(backend, "auto", DETECTOR_DIR)
     runs: list[int] = []
@@ -81,10 +70,10 @@ def test_the_crowd_head_runs_only_for_a_map_that_asks_for_it(
         return run_crowd(entry, features)
 
     monkeypatch.setattr(openvino_backend._Compiled, "crowd_cells", counted)
-    first = backend.submit(frame)
+    first = backend.submit(pets_frame)
     first.result()
     # Another frame in the same infer request (given back after the first result).
-    other = backend.submit(np.ascontiguousarray(frame[::-1]))
+    other = backend.submit(np.ascontiguousarray(pets_frame[::-1]))
     other.result()
     assert runs == []
     # Not even compiled before a frame reads it (a sparse camera never holds it).
@@ -93,7 +82,7 @@ def test_the_crowd_head_runs_only_for_a_map_that_asks_for_it(
     # The first pass kept its own features: its map is its frame's, not the later one's.
     first_crowd = first.density.crowd_map().cells
     assert len(runs) == 1 and entry._crowd_model is not None
-    again = backend.submit(frame)
+    again = backend.submit(pets_frame)
     again.result()
     np.testing.assert_array_equal(first_crowd, again.density.crowd_map().cells)
     assert np.abs(other.density.crowd_map().cells - first_crowd).max() > 1e-2
@@ -101,22 +90,22 @@ def test_the_crowd_head_runs_only_for_a_map_that_asks_for_it(
 
 
 def test_the_map_travels_through_fair_share_and_the_tilers_whole_frame(
-        backend: OpenVINOBackend, frame: np.ndarray) -> None:
-    plain = backend.submit(frame)
+        backend: OpenVINOBackend, pets_frame: np.ndarray) -> None:
+    plain = backend.submit(pets_frame)
     plain.result()
     lane = fair_share(backend).lane("cam0")
-    through_lane = lane.submit(frame)
+    through_lane = lane.submit(pets_frame)
     through_lane.result()
     tiler = tiled(backend, TilingConfig(mode="on"), 640)
-    through_tiles = tiler.submit(frame)
+    through_tiles = tiler.submit(pets_frame)
     through_tiles.result()
     for pending in (through_lane, through_tiles):
         assert pending.density is not None
         np.testing.assert_array_equal(pending.density.cells, plain.density.cells)
 
 
-def test_a_plain_backend_has_no_map(frame: np.ndarray) -> None:
-    pending = OpenVINOBackend(DetectorConfig(threads=2), DETECTOR_DIR).submit(frame)
+def test_a_plain_backend_has_no_map(pets_frame: np.ndarray) -> None:
+    pending = OpenVINOBackend(DetectorConfig(threads=2), DETECTOR_DIR).submit(pets_frame)
     pending.result()
     assert pending.density is None
 
@@ -165,20 +154,20 @@ def test_a_damaged_head_fails_under_density_and_falls_back_under_auto(
 
 
 def test_the_pipelines_density_tiles_give_the_standalone_counters_map(
-        backend: OpenVINOBackend, frame: np.ndarray) -> None:
+        backend: OpenVINOBackend, pets_frame: np.ndarray) -> None:
     from crowdwatch.density.tiles import DenseTiles, TiledDensity
 
     # A rule that fires on any frame (PETS is sparse), 6 tiles: the tiles' path through the
     # backend (a FairShare lane, as a camera of several has) is the one eval measured.
     rule = DenseTiles(peak_people=0, min_people=0, zoom=2.0)
-    pending = fair_share(backend).lane("cam0").submit(frame)
+    pending = fair_share(backend).lane("cam0").submit(pets_frame)
     pending.result()
     refine = TiledDensity(fair_share(backend).lane("cam0").submit, rule)
-    stitched = refine(frame, pending.density)
+    stitched = refine(pets_frame, pending.density)
     config = backend.config
     expected = DensityCounter(DETECTOR_DIR / "yolo11n.xml", resolve_head(),
                               confidence=config.confidence, iou=config.iou,
-                              max_det=config.max_det, threads=2, tiles=rule).run(frame)
+                              max_det=config.max_det, threads=2, tiles=rule).run(pets_frame)
     assert refine.tiled_frames == 1
     assert not np.allclose(stitched.cells, pending.density.cells, atol=1e-2)
     np.testing.assert_allclose(stitched.cells, expected.density.cells, atol=1e-3)
