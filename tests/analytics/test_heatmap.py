@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -116,3 +118,117 @@ def test_density_in_ignore_regions_is_left_out() -> None:
     assert heat is not None
     assert heat.grid[:, :32].sum() == 0  # the ignored half
     assert heat.grid[:, 32:].sum() == pytest.approx(2400 / 2 * 2.0)  # the right half, 2 s
+
+
+@pytest.mark.parametrize(("width", "height", "shape"), [
+    (1, 100, (64, 1)),    # a frame far taller than wide: one column, not two
+    (100, 1, (1, 64)),
+    (480, 480, (64, 64)),
+])
+def test_a_grid_keeps_at_least_one_cell_a_side(width: int, height: int,
+                                               shape: tuple[int, int]) -> None:
+    assert grid_shape(width, height, 64) == shape
+
+
+def test_feet_on_the_frames_top_row_and_right_edge_stay_in_their_cells() -> None:
+    # 640x480, cells of 10 px. A head-high box at the top (foot y 5: row 0, not row 1), and a
+    # box squeezed onto the right edge by clipping (foot x 640: the last column).
+    xyxy = np.array([[100, 0, 120, 5], [640, 200, 640, 255]], np.float32)
+    grid = boxes_on_grid(xyxy, (480, 640), (48, 64))
+    assert grid[0, 11] == 1 and grid[25, 63] == 1 and grid.sum() == 2
+
+
+def test_one_hot_cell_keeps_its_people_when_the_grid_is_coarser() -> None:
+    # 60x80 density cells onto a 3x4 grid (20 cells a side each): area resampling keeps the
+    # 3 people in the heat cell holding the density cell, whatever sampling would miss.
+    cells = np.zeros((60, 80), np.float32)
+    cells[1, 1] = 3.0
+    grid = density_on_grid(DensityMap(cells, Letterbox.fit((480, 640), (480, 640))), (3, 4))
+    expected = np.zeros((3, 4))
+    expected[0, 0] = 3.0
+    np.testing.assert_allclose(grid, expected, atol=1e-9)
+
+
+@pytest.mark.parametrize("people", [0.0, 0.5])
+def test_few_or_no_people_keep_their_exact_sum(people: float) -> None:
+    cells = np.zeros((60, 80), np.float32)
+    cells[30:32, 40:44] = people / 8
+    grid = density_on_grid(DensityMap(cells, Letterbox.fit((480, 640), (480, 640))), (48, 64))
+    assert grid.sum() == pytest.approx(people)
+    assert np.isfinite(grid).all()
+
+
+def test_negative_cells_add_no_negative_heat() -> None:
+    cells = np.zeros((60, 80), np.float32)
+    cells[5, 5] = -2.0  # a model's rounding below zero
+    cells[50, 70] = 1.0
+    grid = density_on_grid(DensityMap(cells, Letterbox.fit((480, 640), (480, 640))), (48, 64))
+    assert grid.min() >= 0 and grid.sum() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(("frame_hw", "pad_xy", "border"), [
+    ((480, 632), (4, 0), np.s_[:, 79]),  # the last column's centres at frame x 632: outside
+    ((472, 640), (0, 4), np.s_[59, :]),  # the last row's at frame y 472
+])
+def test_the_border_cells_next_to_the_frame_stay_out(
+        frame_hw: tuple[int, int], pad_xy: tuple[int, int], border: tuple[object, ...]) -> None:
+    cells = np.zeros((60, 80), np.float32)
+    cells[border] = 7.0
+    cells[30, 40] = 1.0
+    letterbox = Letterbox.fit(frame_hw, (480, 640))
+    assert letterbox.pad_xy == pad_xy
+    grid = density_on_grid(DensityMap(cells, letterbox),
+                           grid_shape(frame_hw[1], frame_hw[0], 64))
+    assert grid.sum() == pytest.approx(1.0)
+
+
+def test_a_frame_too_thin_for_any_cell_adds_nothing() -> None:
+    # 2000x1 into 640x640: the frame is a strip thinner than a pixel row, between cell centres.
+    letterbox = Letterbox.fit((1, 2000), (640, 640))
+    grid = density_on_grid(DensityMap(np.ones((80, 80), np.float32), letterbox), (1, 64))
+    np.testing.assert_array_equal(grid, np.zeros((1, 64)))
+
+
+def test_the_first_frame_records_its_size_and_half_life() -> None:
+    heat = HeatGrid(half_life_s=30, max_step_s=5, cells=4).add(0.0, np.zeros((3, 4)), (30, 40))
+    assert heat.frame_hw == (30, 40) and heat.half_life_s == 30 and heat.at == 0.0
+
+
+def test_ignore_regions_follow_the_frames_height_and_each_camera() -> None:
+    from crowdwatch.analytics.scene import CameraScene
+    from crowdwatch.config import parse_config
+
+    bottom_half = [{"polygon": [[0, 0.5], [1, 0.5], [1, 1], [0, 1]], "normalized": True}]
+    config = parse_config({"cameras": [
+        {"id": "cam", "source": "clip.mp4", "ignore": bottom_half},
+        {"id": "open", "source": "clip.mp4"}]})
+    heatmaps = Heatmaps(HeatmapConfig(cells=64), {c.id: CameraScene(c) for c in config.cameras})
+    cells = np.full((60, 80), 0.5, np.float32)
+    density = DensityMap(cells, Letterbox.fit((480, 640), (480, 640)))
+    for camera in ("cam", "open"):
+        for at in (0.0, 2.0):
+            result = _result(at, "density", density, [])
+            heatmaps.write(dataclasses.replace(result, camera=camera))
+    ignored, open_ = heatmaps.get("cam"), heatmaps.get("open")
+    assert ignored is not None and open_ is not None
+    assert ignored.grid.shape == (48, 64)
+    assert ignored.grid[24:].sum() == 0  # rows 24-47: the bottom half of a 480-high frame
+    assert ignored.grid[:24].sum() == pytest.approx(2400 / 2 * 2.0)
+    assert open_.grid.sum() == pytest.approx(2400 * 2.0)  # the other camera ignores nothing
+
+
+def test_the_frame_size_comes_from_the_map_or_the_last_frame_without_an_image() -> None:
+    heatmaps = Heatmaps(HeatmapConfig(half_life_s=100, cells=64))
+    cells = np.zeros((60, 80), np.float32)
+    cells[10, 20] = 4.0
+    density = DensityMap(cells, Letterbox.fit((480, 640), (480, 640)))
+    box = [[400, 300, 420, 405]]  # foot (410, 405): row 40, column 41 of a 640x480 frame
+    no_image = dataclasses.replace(_result(0.0, "density", density, box), image=None)
+    heatmaps.write(no_image)
+    heat = heatmaps.get("cam")
+    assert heat is not None and heat.frame_hw == (480, 640)
+    # Neither image nor map: the last frame's size, and the boxes still count.
+    heatmaps.write(dataclasses.replace(no_image, position_s=1.0, density=None, method="boxes"))
+    heat = heatmaps.get("cam")
+    assert heat is not None and heat.frame_hw == (480, 640)
+    assert heat.grid[40, 41] == pytest.approx(1.0)
