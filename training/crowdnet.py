@@ -264,9 +264,10 @@ def evaluate(net: CrowdNet, photos: list[Photo]) -> dict[str, float]:
             "bias": float(e.mean())}
 
 
-def train(settings: NetSettings, shared: Path, work: Path) -> CrowdNet:
+def train(settings: NetSettings, shared: Path, work: Path,
+          stop_after: int | None = None) -> CrowdNet | None:
     """One run (resumed from work's checkpoint); the mean of the last average_last epochs'
-    EMA weights."""
+    EMA weights. None after stop_after epochs, to be resumed from work by the next call."""
     torch.set_num_threads(settings.threads)
     random.seed(settings.seed)
     np.random.seed(settings.seed)
@@ -295,6 +296,8 @@ def train(settings: NetSettings, shared: Path, work: Path) -> CrowdNet:
     curve = work / "curve.csv"
     first_averaged = settings.epochs - settings.average_last
     for epoch in range(start_epoch, settings.epochs):
+        if stop_after is not None and epoch >= stop_after:
+            return None
         rng = random.Random(settings.seed * 1000 + epoch)
         torch.manual_seed(settings.seed * 1000 + epoch)
         order = rng.choices(range(len(data)), weights, k=total // settings.epochs
@@ -357,10 +360,14 @@ def main() -> None:
     parser.add_argument("--shared", type=Path, required=True)
     parser.add_argument("--work", type=Path, default=Path("/tmp/crowdwatch-crowdnet"))
     parser.add_argument("--settings", default="{}", help="JSON overrides of NetSettings")
+    parser.add_argument("--stop-after", type=int, default=None, metavar="EPOCHS",
+                        help="stop after this many epochs (resume later with the same --work)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     settings = NetSettings(**json.loads(args.settings))
-    net = train(settings, args.shared, args.work)
+    net = train(settings, args.shared, args.work, args.stop_after)
+    if net is None:
+        return
     torch.save(net.state_dict(), args.work / "crowdnet.pt")
 
 

@@ -19,9 +19,11 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("ultralytics")
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from training import crowdnet  # noqa: E402
 from training.crowdnet import (  # noqa: E402
     CrowdNet,
     DetectorNeck,
+    NetSettings,
     Photo,
     letterboxed,
     random_crop,
@@ -114,3 +116,23 @@ def test_the_shipped_crowd_head_in_torch_counts_as_its_ir(pets_frame: np.ndarray
     # The IR quantizes each activation to INT8; the torch head computes in float.
     assert np.corrcoef(ours.ravel(), theirs.ravel())[0, 1] > 0.98
     assert float(ours.sum()) == pytest.approx(float(theirs.sum()), rel=0.1)
+
+
+def test_a_resumed_run_ends_where_an_uninterrupted_one_does(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def synthetic(shared: Path, dataset: str, split: str, min_people: int = 0) -> list[Photo]:
+        generator = np.random.default_rng(len(dataset) + len(split))
+        return [Photo(dataset, generator.integers(0, 255, (48, 64, 3), dtype=np.uint8),
+                      generator.uniform(0, 48, (5, 2)).astype(np.float32)) for _ in range(2)]
+
+    monkeypatch.setattr(crowdnet, "load_photos", synthetic)
+    settings = NetSettings(epochs=3, steps_per_epoch=2, batch=2, crop=32, average_last=2,
+                           threads=1, scales={"sha": [64]}, validate=["sha"])
+    whole = crowdnet.train(settings, tmp_path, tmp_path / "whole")
+    cut = tmp_path / "cut"
+    assert crowdnet.train(settings, tmp_path, cut, stop_after=1) is None
+    assert torch.load(cut / "checkpoint.pt", weights_only=False)["epoch"] == 1
+    resumed = crowdnet.train(settings, tmp_path, cut)
+    assert whole is not None and resumed is not None
+    torch.testing.assert_close(resumed.state_dict(), whole.state_dict())
+    assert (cut / "curve.csv").read_text().count("\n") == 1 + 3
