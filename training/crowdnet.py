@@ -88,7 +88,8 @@ class NetSettings:
     validate: list[str] = field(default_factory=lambda: ["sha", "shb"])
 
 
-def folded_convolutions(model: Any, head: bool = False) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def folded_convolutions(model: Any, head: bool = False
+                        ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """module name -> (weight, bias) of each convolution of an OpenVINO model, dequantized to
     float32, BatchNorm folded in: a YOLO IR's named as ultralytics' modules (model.2.cv1.conv),
     a density head's (head=True; training/head.py) as the convolutions of DensityHead with
@@ -157,13 +158,13 @@ class DetectorNeck(nn.Module):
 
     def __init__(self, xml: Path = DETECTOR) -> None:
         super().__init__()
+        import openvino as ov
+
         configure_ultralytics()
         from ultralytics.nn.tasks import DetectionModel
 
         full = DetectionModel("yolo11n.yaml", nc=80, verbose=False).fuse(verbose=False)
         self.layers = full.model[:P4_BLOCK + 1]
-        import openvino as ov
-
         # New Parameters: ultralytics freezes the convolutions it folds BatchNorm into.
         load_folded(self.layers, folded_convolutions(ov.Core().read_model(xml)), "model.")
 
@@ -300,8 +301,8 @@ def train(settings: NetSettings, shared: Path, work: Path,
             return None
         rng = random.Random(settings.seed * 1000 + epoch)
         torch.manual_seed(settings.seed * 1000 + epoch)
-        order = rng.choices(range(len(data)), weights, k=total // settings.epochs
-                            * settings.batch)
+        order = rng.choices(range(len(data)), weights,
+                            k=settings.steps_per_epoch * settings.batch)
         net.train()
         losses = []
         started = time.perf_counter()
