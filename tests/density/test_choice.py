@@ -51,7 +51,7 @@ def test_each_frame_votes_from_what_it_shows(boxes, height, density, expected) -
 CROWD, SPARSE, UNSURE = (heights(60, 40), 120.0), (heights(6, 120), 10.0), (heights(5, 50), 20.0)
 
 
-def test_the_method_changes_only_after_enough_votes_in_a_row() -> None:
+def test_the_method_changes_only_after_enough_votes_for_the_other() -> None:
     chooser = MethodChooser(RULE)
     seen = [chooser.update(*frame, 480) for frame in
             [SPARSE, SPARSE, SPARSE, CROWD, CROWD, SPARSE, CROWD, CROWD, CROWD, UNSURE, SPARSE,
@@ -61,6 +61,19 @@ def test_the_method_changes_only_after_enough_votes_in_a_row() -> None:
                     "boxes", "boxes", "density",        # third crowd vote in a row: switch
                     "density",                          # an undecided frame keeps it
                     "density", "density", "boxes"]
+
+
+def test_undecided_frames_neither_count_nor_break_a_run_of_votes() -> None:
+    # The Mall votes nothing on about a third of its frames: a run of crowd votes with
+    # undecided frames between them still switches, on its third crowd vote.
+    chooser = MethodChooser(RULE)
+    frames = [SPARSE] * 3 + [CROWD, UNSURE, CROWD, UNSURE, UNSURE, CROWD, UNSURE]
+    assert [chooser.update(*frame, 480) for frame in frames] == (
+        ["boxes"] * 3 + ["boxes"] * 5 + ["density", "density"])
+    # A vote for the method in use does break it.
+    chooser = MethodChooser(RULE)
+    frames = [SPARSE] * 3 + [CROWD, UNSURE, CROWD, SPARSE, CROWD, UNSURE, CROWD]
+    assert [chooser.update(*frame, 480) for frame in frames] == ["boxes"] * 10
 
 
 @pytest.mark.parametrize(("frames", "expected"), [

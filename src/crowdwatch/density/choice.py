@@ -9,8 +9,9 @@ fewer than crowd_people and the two agree within min_gap. Otherwise no vote.
 
 For its first switch_frames frames (the probe) a camera uses the majority of the votes so
 far (boxes on a tie or none), so a short source gets the choice a longer one would; after
-that the method changes only after switch_frames votes in a row for the other one, so a
-camera does not flicker between the two.
+that the method changes only after switch_frames votes for the other one with no vote for it
+in between (frames that vote nothing neither count nor break the run), so a camera does not
+flicker between the two.
 """
 
 from __future__ import annotations
@@ -79,7 +80,11 @@ class MethodChooser:
             self.method = ("density" if self._tally["density"] > self._tally["boxes"]
                            else "boxes")
             return self.method
-        if choice is None or choice == self.method:
+        if choice is None:
+            # Nothing decisive: neither a vote to stay nor one to switch. (Resetting here
+            # kept the Mall on boxes: a third of its frames vote nothing.)
+            return self.method
+        if choice == self.method:
             self._streak = 0
             return self.method
         self._streak += 1
