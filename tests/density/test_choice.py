@@ -64,7 +64,7 @@ def test_the_method_changes_only_after_enough_votes_for_the_other() -> None:
 
 
 def test_undecided_frames_neither_count_nor_break_a_run_of_votes() -> None:
-    # The Mall votes nothing on about a third of its frames: a run of crowd votes with
+    # The Mall votes nothing on most of its frames: a run of crowd votes with
     # undecided frames between them still switches, on its third crowd vote.
     chooser = MethodChooser(RULE)
     frames = [SPARSE] * 3 + [CROWD, UNSURE, CROWD, UNSURE, UNSURE, CROWD, UNSURE]

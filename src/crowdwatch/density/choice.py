@@ -82,7 +82,7 @@ class MethodChooser:
             return self.method
         if choice is None:
             # Nothing decisive: neither a vote to stay nor one to switch. (Resetting here
-            # kept the Mall on boxes: a third of its frames vote nothing.)
+            # kept the Mall on boxes: most of its frames vote nothing.)
             return self.method
         if choice == self.method:
             self._streak = 0
