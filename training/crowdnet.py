@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import csv
 import json
 import logging
 import random
@@ -45,7 +44,7 @@ from training.density import (
     density_loss,
     density_target,
     ema_update,
-    save_checkpoint,
+    end_epoch,
     step_once,
 )
 from training.features import DETECTOR
@@ -294,7 +293,6 @@ def train(settings: NetSettings, shared: Path, work: Path,
     start_epoch, average = begin(work, parts,
                                  ["epoch", "seconds", "train_loss", *curve_columns(list(val))])
     weights = [settings.mix.get(photo.dataset, 1.0) for photo in data]
-    curve = work / "curve.csv"
     first_averaged = settings.epochs - settings.average_last
     for epoch in range(start_epoch, settings.epochs):
         if stop_after is not None and epoch >= stop_after:
@@ -322,17 +320,8 @@ def train(settings: NetSettings, shared: Path, work: Path,
             average = average_in(average, ema, epoch - first_averaged)
             mean_net = averaged_net(settings, average)
             averaged = [round(evaluate(mean_net, photos)["mae"], 3) for photos in val.values()]
-        row = [epoch + 1, round(time.perf_counter() - started, 1),
-               round(float(np.mean(losses)), 2),
-               *(round(score[k], 3) for score in scores.values()
-                 for k in ("mae", "rmse", "bias")), *averaged]
-        with curve.open("a", newline="") as file:
-            csv.writer(file).writerow(row)
-        log.info("epoch %d: %s", epoch + 1, dict(zip(
-            ["epoch", "seconds", "loss", *[f"{n}_{k}" for n in val
-                                           for k in ("mae", "rmse", "bias")]],
-            row, strict=False)))
-        save_checkpoint(work, parts, epoch + 1, average)
+        end_epoch(work, parts, epoch + 1, time.perf_counter() - started, float(np.mean(losses)),
+                  scores, averaged, average)
     if settings.average_last:
         assert average is not None
         return averaged_net(settings, average)

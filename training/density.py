@@ -266,7 +266,6 @@ def train(settings: Settings, cache: Path, work: Path,
     start_epoch, average = begin(
         work, parts, ["epoch", "seconds", "lr", "train_loss", *curve_columns(list(val))])
     weights = [settings.mix.get(i.dataset, 1.0) for i in data]
-    curve = work / "curve.csv"
     for epoch in range(start_epoch, settings.epochs):
         # The epoch's own seed: a resumed run draws the same crops as an uninterrupted one.
         rng = random.Random(settings.seed * 1000 + epoch)
@@ -294,16 +293,8 @@ def train(settings: Settings, cache: Path, work: Path,
             head = averaged_head(settings, average)
             averaged = [round(evaluate(head, items)["mae"], 3) for items in val.values()]
         seconds = time.perf_counter() - t0
-        row = [epoch + 1, round(seconds, 1), f"{scheduler.get_last_lr()[0]:.2e}",
-               round(float(np.mean(losses)), 2),
-               *(round(score[k], 3) for score in scores.values()
-                 for k in ("mae", "rmse", "bias")), *averaged]
-        with curve.open("a", newline="") as file:
-            csv.writer(file).writerow(row)
-        log.info("epoch %d %.0fs loss %.1f %s", epoch + 1, seconds, row[3],
-                 " ".join(f"{name} MAE {score['mae']:.2f} bias {score['bias']:+.2f}"
-                          for name, score in scores.items()))
-        save_checkpoint(work, parts, epoch + 1, average)
+        end_epoch(work, parts, epoch + 1, seconds, float(np.mean(losses)), scores, averaged,
+                  average, f"{scheduler.get_last_lr()[0]:.2e}")
     if settings.average_last:
         assert average is not None
         return averaged_head(settings, average)
@@ -361,6 +352,23 @@ def begin(work: Path, parts: dict[str, Any], header: list[str]
     with (work / "curve.csv").open("w", newline="") as file:
         csv.writer(file).writerow(header)
     return 0, None
+
+
+def end_epoch(work: Path, parts: dict[str, Any], epoch: int, seconds: float, loss: float,
+              scores: dict[str, dict[str, float]], averaged: list[object],
+              average: dict[str, torch.Tensor] | None, *extra: object) -> None:
+    """An epoch's end (epoch counted from 1): its row of the learning curve (epoch, seconds,
+    extra columns, loss, each validation set's scores, the averaged weights' MAE), a log
+    line, and the checkpoint."""
+    row = [epoch, round(seconds, 1), *extra, round(loss, 2),
+           *(round(score[k], 3) for score in scores.values() for k in ("mae", "rmse", "bias")),
+           *averaged]
+    with (work / "curve.csv").open("a", newline="") as file:
+        csv.writer(file).writerow(row)
+    log.info("epoch %d %.0fs loss %.1f %s", epoch, seconds, loss,
+             " ".join(f"{name} MAE {score['mae']:.2f} bias {score['bias']:+.2f}"
+                      for name, score in scores.items()))
+    save_checkpoint(work, parts, epoch, average)
 
 
 def resume(work: Path, parts: dict[str, Any]

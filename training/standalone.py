@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import csv
 import json
 import logging
 import random
@@ -38,7 +37,7 @@ from training.density import (
     density_loss,
     density_target,
     ema_update,
-    save_checkpoint,
+    end_epoch,
     step_once,
 )
 from training.head import conv_bn
@@ -199,7 +198,6 @@ def train(settings: StandaloneSettings, shared: Path, work: Path,
     start_epoch, average = begin(work, parts,
                                  ["epoch", "seconds", "train_loss", *curve_columns(list(val))])
     weights = [settings.mix.get(item.dataset, 1.0) for item in data]
-    curve = work / "curve.csv"
     for epoch in range(start_epoch, settings.epochs):
         if stop_after is not None and epoch >= stop_after:
             return None
@@ -224,15 +222,8 @@ def train(settings: StandaloneSettings, shared: Path, work: Path,
             average = average_in(average, ema, epoch - first_averaged)
             averaged = [round(evaluate(averaged_model(settings, average), items)["mae"], 3)
                         for items in val.values()]
-        row = [epoch + 1, round(time.perf_counter() - t0, 1), round(float(np.mean(losses)), 2),
-               *(round(score[k], 3) for score in scores.values()
-                 for k in ("mae", "rmse", "bias")), *averaged]
-        with curve.open("a", newline="") as file:
-            csv.writer(file).writerow(row)
-        log.info("epoch %d %.0fs loss %.1f %s", epoch + 1, row[1], row[2],
-                 " ".join(f"{n} MAE {s['mae']:.2f} bias {s['bias']:+.2f}"
-                          for n, s in scores.items()))
-        save_checkpoint(work, parts, epoch + 1, average)
+        end_epoch(work, parts, epoch + 1, time.perf_counter() - t0, float(np.mean(losses)),
+                  scores, averaged, average)
     return averaged_model(settings, average) if average is not None else ema
 
 
