@@ -215,15 +215,24 @@ class OpenVINOBackend(Detector):
             "PERFORMANCE_HINT": "THROUGHPUT",
             "INFERENCE_NUM_THREADS": self._threads,
         })
-        crowd = None
-        if self._crowd is not None and self._head is not None:
-            # Run in the thread that asks, on frames the dense rule picks and their tiles: all
-            # the cores for one small request (one thread each cost more on such a frame).
-            crowd = partial(self._core.compile_model, self._crowd(input_hw), "CPU", {
-                "PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": self._threads})
-        entry = _Compiled(compiled, crowd)
+        entry = _Compiled(compiled, self._crowd_compiler(input_hw))
         self._compiled[input_hw] = entry
         return entry
+
+    def _crowd_compiler(self, input_hw: tuple[int, int]
+                        ) -> Callable[[], ov.CompiledModel] | None:
+        """What sizes and compiles the crowd head run apart at this input size, when a frame
+        first reads its map (None without one)."""
+        sized = self._crowd
+        if sized is None or self._head is None:
+            return None
+
+        def compile_crowd() -> ov.CompiledModel:
+            # Run in the thread that asks, on frames the dense rule picks and their tiles: all
+            # the cores for one small request (one thread each cost more on such a frame).
+            return self._core.compile_model(sized(input_hw), "CPU", {
+                "PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": self._threads})
+        return compile_crowd
 
     def _compiled_for(self, frame_hw: tuple[int, int]) -> tuple[_Compiled, tuple[int, int]]:
         mode = "square" if self._reshape_failed else self.config.input_shape
