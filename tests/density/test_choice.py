@@ -18,18 +18,20 @@ def heights(count: int, height: float) -> np.ndarray:
 @pytest.mark.parametrize(("boxes", "height", "density", "expected"), [
     # PETS-like: 6 people, density over-counts an empty-ish scene: sparse, boxes.
     (6, 120.0, 14.0, "boxes"),
-    # A crowd the boxes see fully (within 5 people): either will do, no vote.
-    (40, 60.0, 43.0, None),
+    # A crowd the boxes see fully (within 5 people): the map counts a crowd better, density.
+    (40, 60.0, 43.0, "density"),
     # Not quite a crowd, and the two agree: boxes.
     (18, 60.0, 20.0, "boxes"),
     # A street crowd with half the people missed: 60 of 120 (gap 60 >= 25 % of 120).
     (60, 40.0, 120.0, "density"),
     # The Mall: 20 boxes of 31 people (gap 11 >= 7.75).
     (20, 50.0, 31.0, "density"),
-    # A crowd, some missed but under the share, boxes tall: undecided.
-    (100, 80.0, 120.0, None),
+    # A crowd, some missed but under the share, boxes tall: still a crowd, density.
+    (100, 80.0, 120.0, "density"),
+    # A crowd whose boxes see clearly more than the map (60 of 40: 20 >= max(5, 10)): undecided.
+    (60, 60.0, 40.0, None),
     # The same with small people (median 20 px of 480 < 5 %): density.
-    (100, 20.0, 120.0, "density"),
+    (60, 20.0, 40.0, "density"),
     # Between sparse and crowd with a gap: undecided.
     (5, 50.0, 20.0, None),
     # Each threshold's edge (the rule's words: "fewer than", "at least"):
@@ -41,11 +43,27 @@ def heights(count: int, height: float) -> np.ndarray:
     (15, 60.0, 20.0, None),
     # A crowd of 40 whose boxes miss exactly a quarter (10): density.
     (30, 60.0, 40.0, "density"),
+    # Boxes exceeding the map by exactly the margin (50 of 40: 10 = max(5, 10)): undecided;
+    # by one fewer: density.
+    (50, 60.0, 40.0, None),
+    (49, 60.0, 40.0, "density"),
+    # A map of 25: the margin is a quarter (6.25), more than min_gap: 32 boxes, undecided;
+    # 31, density.
+    (32, 60.0, 25.0, None),
+    (31, 60.0, 25.0, "density"),
     # Boxes exactly 5 % of the frame high (24 of 480) are not small: undecided.
-    (100, 24.0, 120.0, None),
+    (60, 24.0, 40.0, None),
 ])
 def test_each_frame_votes_from_what_it_shows(boxes, height, density, expected) -> None:
     assert vote(RULE, heights(boxes, height), density, 480) == expected
+
+
+@pytest.mark.parametrize(("boxes", "expected"), [(35, None), (34, "density")])
+def test_boxes_seeing_more_of_a_crowd_are_judged_by_min_gap_when_it_is_the_larger(
+        boxes: int, expected: str | None) -> None:
+    # min_gap 10 against a quarter of 25 (6.25): 10 more boxes than the map put it in doubt.
+    rule = ChoiceRule(crowd_people=25, sparse_people=15, min_gap=10, missing_share=0.25)
+    assert vote(rule, heights(boxes, 60.0), 25.0, 480) == expected
 
 
 CROWD, SPARSE, UNSURE = (heights(60, 40), 120.0), (heights(6, 120), 10.0), (heights(5, 50), 20.0)

@@ -1,11 +1,12 @@
 """Boxes or density: which count a camera reports, chosen from what its frames show.
 
 Each frame votes. Density when the scene is a crowd (the density map sees at least
-crowd_people) and the boxes evidently miss people (density exceeds the box count by at least
-min_gap people and by missing_share of the density count), or the people are small (median
-box height under small_box_share of the frame height). Boxes when the density map sees fewer
-than sparse_people (a density head over-counts empty scenes: PETS, docs/ACCURACY.md), or
-fewer than crowd_people and the two agree within min_gap. Otherwise no vote.
+crowd_people) unless the boxes evidently see more people than the map (by at least min_gap
+people and missing_share of the density count) and the people are not small (median box
+height at least small_box_share of the frame height): in a crowd the map counts better than
+the boxes even where the two agree (docs/ACCURACY.md). Boxes when the density map sees fewer
+than sparse_people (a density head over-counts empty scenes: PETS), or fewer than
+crowd_people and the two agree within min_gap. Otherwise no vote.
 
 For its first switch_frames frames (the probe) a camera uses the majority of the votes so
 far (boxes on a tie or none), so a short source gets the choice a longer one would; after
@@ -52,11 +53,13 @@ def vote(rule: ChoiceRule, box_heights: npt.NDArray[np.floating], density_count:
         return "boxes"
     if density_count < rule.crowd_people:
         return "boxes" if abs(gap) < rule.min_gap else None
-    # A crowd: density if the boxes evidently miss people or the people are small; a crowd
-    # the boxes see as well keeps whichever method is in use.
-    missing = gap >= max(rule.min_gap, rule.missing_share * density_count)
+    # A crowd: density, as the map counts a crowd better than the boxes even where they agree
+    # (a crowd the boxes saw as well used to vote nothing, which kept a Mall camera on its
+    # boxes). Boxes that see clearly more than the map put that in doubt, unless the people
+    # are small, where boxes miss more than they invent.
+    boxes_see_more = -gap >= max(rule.min_gap, rule.missing_share * density_count)
     small = boxes > 0 and float(np.median(box_heights)) < rule.small_box_share * frame_height
-    return "density" if missing or small else None
+    return "density" if small or not boxes_see_more else None
 
 
 @dataclass
