@@ -57,9 +57,10 @@ def vote(rule: ChoiceRule, box_heights: npt.NDArray[np.floating], density_count:
     # (a crowd the boxes saw as well used to vote nothing, which kept a Mall camera on its
     # boxes). Boxes that see clearly more than the map put that in doubt, unless the people
     # are small, where boxes miss more than they invent.
-    boxes_see_more = -gap >= max(rule.min_gap, rule.missing_share * density_count)
-    small = boxes > 0 and float(np.median(box_heights)) < rule.small_box_share * frame_height
-    return "density" if small or not boxes_see_more else None
+    if -gap < max(rule.min_gap, rule.missing_share * density_count):
+        return "density"
+    small = float(np.median(box_heights)) < rule.small_box_share * frame_height
+    return "density" if small else None
 
 
 @dataclass
