@@ -67,6 +67,8 @@ def test_boxes_seeing_more_of_a_crowd_are_judged_by_min_gap_when_it_is_the_large
 
 
 CROWD, SPARSE, UNSURE = (heights(60, 40), 120.0), (heights(6, 120), 10.0), (heights(5, 50), 20.0)
+# More boxes than the map sees (60 on 40), all small (20 of 480 px) or all tall (60 px).
+SMALL_OUTCOUNT, TALL_OUTCOUNT = (heights(60, 20), 40.0), (heights(60, 60), 40.0)
 
 
 def test_the_method_changes_only_after_enough_votes_for_the_other() -> None:
@@ -99,6 +101,9 @@ def test_undecided_frames_neither_count_nor_break_a_run_of_votes() -> None:
     ([UNSURE, UNSURE, CROWD, SPARSE], ["boxes", "boxes", "density", "density"]),
     ([SPARSE, CROWD, CROWD, SPARSE], ["boxes", "boxes", "density", "density"]),
     ([CROWD, SPARSE, SPARSE, CROWD], ["density", "boxes", "boxes", "boxes"]),
+    # The frame's height reaches the vote: small people out-counting the map vote density.
+    ([SMALL_OUTCOUNT, SPARSE], ["density", "boxes"]),
+    ([TALL_OUTCOUNT, SPARSE], ["boxes", "boxes"]),
 ])
 def test_the_probe_takes_the_majority_so_far(frames, expected) -> None:
     chooser = MethodChooser(RULE)
