@@ -7,7 +7,7 @@ import pytest
 
 from crowdwatch.density.choice import ChoiceRule, MethodChooser, vote
 
-RULE = ChoiceRule(crowd_people=25, sparse_people=15, min_gap=5, missing_share=0.25,
+RULE = ChoiceRule(crowd_people=25, sparse_people=15, min_gap=5, outcount_share=0.25,
                   small_box_share=0.05, switch_frames=3)
 
 
@@ -62,7 +62,7 @@ def test_each_frame_votes_from_what_it_shows(boxes, height, density, expected) -
 def test_boxes_seeing_more_of_a_crowd_are_judged_by_min_gap_when_it_is_the_larger(
         boxes: int, expected: str | None) -> None:
     # min_gap 10 against a quarter of 25 (6.25): 10 more boxes than the map put it in doubt.
-    rule = ChoiceRule(crowd_people=25, sparse_people=15, min_gap=10, missing_share=0.25)
+    rule = ChoiceRule(crowd_people=25, sparse_people=15, min_gap=10, outcount_share=0.25)
     assert vote(rule, heights(boxes, 60.0), 25.0, 480) == expected
 
 

@@ -2,7 +2,7 @@
 
 Each frame votes. Density when the scene is a crowd (the density map sees at least
 crowd_people) unless the boxes evidently see more people than the map (by at least min_gap
-people and missing_share of the density count) and the people are not small (median box
+people and outcount_share of the density count) and the people are not small (median box
 height at least small_box_share of the frame height): in a crowd the map counts better than
 the boxes even where the two agree (docs/ACCURACY.md). Boxes when the density map sees fewer
 than sparse_people (a density head over-counts empty scenes: PETS), or fewer than
@@ -33,7 +33,7 @@ class ChoiceRule:
     crowd_people: float = 25.0
     sparse_people: float = 15.0
     min_gap: float = 5.0
-    missing_share: float = 0.25
+    outcount_share: float = 0.25
     small_box_share: float = 0.05
     switch_frames: int = 10
 
@@ -57,7 +57,7 @@ def vote(rule: ChoiceRule, box_heights: npt.NDArray[np.floating], density_count:
     # (a crowd the boxes saw as well used to vote nothing, which kept a Mall camera on its
     # boxes). Boxes that see clearly more than the map put that in doubt, unless the people
     # are small, where boxes miss more than they invent.
-    if -gap < max(rule.min_gap, rule.missing_share * density_count):
+    if -gap < max(rule.min_gap, rule.outcount_share * density_count):
         return "density"
     small = float(np.median(box_heights)) < rule.small_box_share * frame_height
     return "density" if small else None
