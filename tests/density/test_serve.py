@@ -170,5 +170,7 @@ def test_the_pipelines_density_tiles_give_the_standalone_counters_map(
                               max_det=config.max_det, threads=2, tiles=rule).run(pets_frame)
     assert refine.tiled_frames == 1
     assert not np.allclose(stitched.cells, pending.density.cells, atol=1e-2)
-    np.testing.assert_allclose(stitched.cells, expected.density.cells, atol=1e-3)
-    assert stitched.total() == pytest.approx(expected.density.total(), abs=0.01)
+    # rtol: the backend feeds the (fp32) crowd head the pass's features exposed in fp16, the
+    # standalone counter's one graph in fp32 (0.1 % on the densest cells).
+    np.testing.assert_allclose(stitched.cells, expected.density.cells, rtol=2e-3, atol=1e-3)
+    assert stitched.total() == pytest.approx(expected.density.total(), rel=5e-4, abs=0.01)

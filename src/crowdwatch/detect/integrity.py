@@ -35,9 +35,9 @@ KNOWN_MODELS: dict[str, dict[str, str]] = {
     },
     # The density head (crowdwatch/density/model.py), shipped beside the detector.
     "yolo11n_density_head": {
-        "density_head.xml": "30bf25db09eb3420a31f19f91c693f983083faf4998fad4bdbf33aa724acb46d",
-        "density_head.bin": "0a96ee21f22b12f518f9f458ff583e5756719759a4de34a1af1445e4a0ad5d74",
-        "metadata.yaml": "d70012cbb52ce5014c40f126269c580d7579eb5a5a2217976dc8a62c228d12e3",
+        "density_head.xml": "f0781993f1303536d318c23ac5fa9f341d63ec5e5babdc8200a7cc574608dc07",
+        "density_head.bin": "ce6dcc8ce928a6315404eea01b04fdd9060d6055bcaad3a8c699ba5f516c54d0",
+        "metadata.yaml": "cddad7597aff2f024ab4ec1ef6df31f77fecedbb61c29796c6d6cd7869403c32",
     },
     "yolo11n_int8_320.onnx": {
         "": "5ea9b19c6c4d89041175fd2d4f9d2e1581d16f37b817021d547278fc5e2f2b58",
