@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 import shapely
 
+from crowdwatch.config import CountingConfig, DetectorConfig
 from crowdwatch.density.choice import ChoiceRule, MethodChooser, vote
 from crowdwatch.density.counter import DensityCounter, DensityResult
 from crowdwatch.density.neck import NeckModel
@@ -161,7 +162,11 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shared", type=Path, default=Path("../shared"))
     parser.add_argument("--head", type=Path, required=True, help="folder with density_head.xml")
-    parser.add_argument("--imgsz", type=int, default=640)
+    parser.add_argument("--imgsz", type=int, default=CountingConfig().density_imgsz or 640,
+                        help="whole frames' input long side (default: counting.density_imgsz, "
+                             "as a camera counting from density runs it)")
+    parser.add_argument("--tile-imgsz", type=int, default=DetectorConfig().imgsz,
+                        help="density tiles' input long side (default: detector.imgsz)")
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--skip-counts", action="store_true")
     parser.add_argument("--sha", type=int, nargs=2, default=None, metavar=("FIRST", "END"),
@@ -172,10 +177,11 @@ def main() -> None:
                              "runtime's counting.density_tiles.mode off)")
     args = parser.parse_args()
     report: dict[str, object] = {"head": str(args.head), "imgsz": args.imgsz,
+                                 "tile_imgsz": args.tile_imgsz,
                                  "density_tiles": not args.no_density_tiles}
     if not args.skip_counts:
         counter = DensityCounter(DETECTOR, args.head / "density_head.xml", imgsz=args.imgsz,
-                                 threads=2,
+                                 threads=2, tile_imgsz=args.tile_imgsz,
                                  tiles=None if args.no_density_tiles else DenseTiles())
         report["counts"] = counts(counter, args.shared,
                                   range(*args.sha) if args.sha else range(0))

@@ -76,7 +76,18 @@ def build_chain(camera: CameraConfig, config: AppConfig, source: FrameSource,
     # box tiler (tiles are not tiled again).
     dense = density_tiles(config.counting, detector.submit)
     return CameraChain(camera.id, source, tiler or detector, analysis, tiler,
-                       config.detector.detect_every, camera.analysis_fps, monitor, dense)
+                       config.detector.detect_every, camera.analysis_fps, monitor, dense,
+                       density_input_size(config, counter))
+
+
+def density_input_size(config: AppConfig, counter: PeopleCounter) -> Callable[[], int | None]:
+    """The input size of a camera's next pass: counting.density_imgsz while it counts from
+    density (read when the frame is submitted: a switch applies from the frames after the
+    one that made it), else the detector's own (None)."""
+    size = config.counting.density_imgsz
+    if size is None or size == config.detector.imgsz or config.counting.method == "boxes":
+        return lambda: None
+    return lambda: size if counter.last_method == "density" else None
 
 
 def build_chains(config: AppConfig, detector: Detector,

@@ -82,6 +82,9 @@ class CameraChain:
     # (frame, its density map) -> the map to count from: density/tiles.py's TiledDensity
     # recounts very dense frames on tiles; None: the map as the detector gave it.
     refine_density: Callable[[Image, DensityMap], DensityMap] | None = None
+    # The input long side of the next frame's pass when it differs from detector.imgsz
+    # (counting.density_imgsz while the camera counts from density); None: the detector's.
+    input_size: Callable[[], int | None] = lambda: None
 
 
 @dataclass
@@ -195,7 +198,12 @@ class CameraWorker:
         chain = self.chain
         detect_now = self._started % chain.detect_every == 0
         self._started += 1
-        pending = chain.detector.submit(frame.image) if detect_now else None
+        pending = None
+        if detect_now:
+            size = chain.input_size()
+            # Only where it differs: a detector with one input size need not take it.
+            pending = (chain.detector.submit(frame.image) if size is None
+                       else chain.detector.submit(frame.image, input_size=size))
         # Read right after the submit, which may have closed an auto block and chosen anew:
         # nothing else changes the choice before this frame's result is collected.
         height, width = frame.image.shape[:2]

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 import yaml
 
+from crowdwatch.config import CountingConfig, DetectorConfig
 from crowdwatch.density.counter import DensityCounter
 from crowdwatch.density.model import resolve_head
 from crowdwatch.density.scoring import count_errors, game
@@ -75,8 +76,12 @@ def test_density_count_accuracy_gate(name: str) -> None:
                     f"{variable}=1 to run it (CI does)")
     folder = data_dir(clip["dataset"])
     points = read_points(folder / "points.csv")
-    # As the pipeline counts by default: very dense images on tiles (counting.density_tiles).
-    counter = DensityCounter(DETECTOR, resolve_head(), threads=2, tiles=DenseTiles())
+    # As a camera counting from density does by default: whole images at
+    # counting.density_imgsz, very dense ones again on tiles at detector.imgsz
+    # (counting.density_tiles).
+    counter = DensityCounter(DETECTOR, resolve_head(), threads=2, tiles=DenseTiles(),
+                             imgsz=CountingConfig().density_imgsz or DetectorConfig().imgsz,
+                             tile_imgsz=DetectorConfig().imgsz)
     counts, truth, games = [], [], []
     for index in range(clip["first"], clip["last"] + 1):
         image = cv2.imread(str(folder / "frames" / f"{index:06d}.jpg"))

@@ -104,6 +104,28 @@ def test_the_map_travels_through_fair_share_and_the_tilers_whole_frame(
         np.testing.assert_array_equal(pending.density.cells, plain.density.cells)
 
 
+def test_a_larger_input_size_is_the_standalone_counters_at_that_size_through_every_wrapper(
+        backend: OpenVINOBackend, pets_frame: np.ndarray) -> None:
+    # counting.density_imgsz: the PETS frame (576 x 768) at 768 is a 576 x 768 input, 72 x 96
+    # cells of 8 pixels, where 640 gives 60 x 80.
+    expected = DensityCounter(DETECTOR_DIR / "yolo11n.xml", resolve_head(), imgsz=768,
+                              threads=2).run(pets_frame)
+    assert expected.density.cells.shape == (72, 96)
+    direct = backend.submit(pets_frame, input_size=768)
+    lane = fair_share(backend).lane("cam0").submit(pets_frame, input_size=768)
+    tiler = tiled(backend, TilingConfig(mode="on"), 640)
+    whole = tiler.submit(pets_frame, input_size=768)
+    for pending in (direct, lane, whole):
+        pending.result()
+        assert pending.density is not None
+        assert pending.density.letterbox == expected.density.letterbox
+        np.testing.assert_allclose(pending.density.cells, expected.density.cells, atol=1e-3)
+    # The backend's own size is untouched by it.
+    plain = backend.submit(pets_frame)
+    plain.result()
+    assert plain.density is not None and plain.density.cells.shape == (60, 80)
+
+
 def test_a_plain_backend_has_no_map(pets_frame: np.ndarray) -> None:
     pending = OpenVINOBackend(DetectorConfig(threads=2), DETECTOR_DIR).submit(pets_frame)
     pending.result()

@@ -63,6 +63,14 @@ class CountingConfig(Strict):
                                    "hysteresis; boxes where density is unavailable). Lines and "
                                    "dwell always use boxes")
 
+    density_imgsz: int | None = Field(
+        None, ge=32, le=4096, multiple_of=32, description="model input size (32-4096, a "
+        "multiple of 32; long side for detector.input_shape stream) of a camera's whole-frame "
+        "passes while it counts from density; null (the default): detector.imgsz always. "
+        "768 counts crowds of tens to hundreds better (Mall 2.1 against 2.6, streets 9.3 "
+        "against 11.9) but the densest photos worse (ShanghaiTech A 156 against 139), and a "
+        "pass costs about 1.5x (docs/ACCURACY.md). Boxes, lines and dwell come from the same "
+        "pass; tiles and cameras counting from boxes keep detector.imgsz")
     density_tiles: DensityTilesConfig = Field(default_factory=DensityTilesConfig,
                                               description="very dense frames counted on tiles")
     smoothing: Smoothing = Field("persistence", description="temporal filter: none, median (of the "

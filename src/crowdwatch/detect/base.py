@@ -60,8 +60,13 @@ class Detector:
     # Requests the engine runs at once; None: one per CPU core. FairShare sizes its slots by it.
     parallel_streams: int | None = None
 
-    def submit(self, image: Image) -> Pending:
-        """Start detecting people in one image; the Pending's result() waits for them."""
+    def submit(self, image: Image, input_size: int | None = None) -> Pending:
+        """Start detecting people in one image; the Pending's result() waits for them.
+
+        input_size: the model input's long side for this image (None: the configured
+        detector.imgsz); callers pass it only where it differs, so a backend that has one
+        size may ignore it.
+        """
         raise NotImplementedError
 
     def prepare(self, width: int, height: int) -> None:

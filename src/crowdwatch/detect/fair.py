@@ -88,10 +88,12 @@ class AdmissionQueue:
 class _FairPending:
     """A frame held by FairShare, then in the backend holding a slot until it finishes."""
 
-    def __init__(self, share: FairShare, camera: str, image: Image) -> None:
+    def __init__(self, share: FairShare, camera: str, image: Image,
+                 input_size: int | None = None) -> None:
         self._share = share
         self.camera = camera
         self.image: Image | None = image
+        self.input_size = input_size
         self.inner: Pending | None = None
         self.error: BaseException | None = None
         self.released = False
@@ -161,8 +163,8 @@ class FairShare:
         with self._lock:
             return self._queue.total
 
-    def submit(self, camera: str, image: Image) -> Pending:
-        pending = _FairPending(self, camera, image)
+    def submit(self, camera: str, image: Image, input_size: int | None = None) -> Pending:
+        pending = _FairPending(self, camera, image, input_size)
         with self._lock:
             self._held[self._queue.arrive(camera)] = pending
         self.dispatch()
@@ -183,7 +185,10 @@ class FairShare:
             image, pending.image = pending.image, None
             try:
                 # Outside the lock: cameras letterbox their frames in parallel.
-                inner = self.detector.submit(image)  # type: ignore[arg-type]
+                # The input size goes only where one was asked for (Detector.submit).
+                sized = ({} if pending.input_size is None
+                         else {"input_size": pending.input_size})
+                inner = self.detector.submit(image, **sized)  # type: ignore[arg-type]
             except BaseException as error:  # the frame's own camera raises it from result()
                 with self._lock:
                     pending.error = error
@@ -229,8 +234,8 @@ class FairLane(Detector):
         self.camera = camera
         self.name = share.name
 
-    def submit(self, image: Image) -> Pending:
-        return self.share.submit(self.camera, image)
+    def submit(self, image: Image, input_size: int | None = None) -> Pending:
+        return self.share.submit(self.camera, image, input_size)
 
     def prepare(self, width: int, height: int) -> None:
         self.share.prepare(width, height)

@@ -234,9 +234,11 @@ class OpenVINOBackend(Detector):
                 "PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": self._threads})
         return compile_crowd
 
-    def _compiled_for(self, frame_hw: tuple[int, int]) -> tuple[_Compiled, tuple[int, int]]:
+    def _compiled_for(self, frame_hw: tuple[int, int], input_size: int | None = None
+                      ) -> tuple[_Compiled, tuple[int, int]]:
+        size = input_size or self.config.imgsz
         mode = "square" if self._reshape_failed else self.config.input_shape
-        input_hw = input_shape_for(frame_hw, self.config.imgsz, mode)
+        input_hw = input_shape_for(frame_hw, size, mode)
         entry = self._compiled.get(input_hw)
         if entry is not None:
             return entry, input_hw
@@ -249,10 +251,9 @@ class OpenVINOBackend(Detector):
                 if mode != "stream":
                     raise
                 logging.getLogger("crowdwatch.detect").warning(
-                    "%s: %s; using a square %d input instead", self._xml, error,
-                    self.config.imgsz)
+                    "%s: %s; using a square %d input instead", self._xml, error, size)
                 self._reshape_failed = True
-                square = (self.config.imgsz, self.config.imgsz)
+                square = (size, size)
                 return self._compiled.get(square) or self._compile(square), square
 
     @property
@@ -269,10 +270,10 @@ class OpenVINOBackend(Detector):
         """Compile the model for frames of this size ahead of the first one."""
         self._compiled_for((height, width))
 
-    def submit(self, image: Image) -> Pending:
+    def submit(self, image: Image, input_size: int | None = None) -> Pending:
         started = time.perf_counter()
         frame_hw = (int(image.shape[0]), int(image.shape[1]))
-        entry, input_hw = self._compiled_for(frame_hw)
+        entry, input_hw = self._compiled_for(frame_hw, input_size)
         slot = entry.take()
         letterbox = Letterbox.fit(frame_hw, input_hw)
         letterbox.fill(image, slot.image, padded=slot.letterbox == letterbox)

@@ -40,7 +40,8 @@ from crowdwatch.types import Detections, Image
 if TYPE_CHECKING:
     from crowdwatch.detect.densitymap import DensityMap
 
-Submit = Callable[[Image], Pending]
+# A detector's submit (Detector.submit: the image, then an optional input_size keyword).
+Submit = Callable[..., Pending]
 Boxes = npt.NDArray[np.float32]
 
 
@@ -368,15 +369,20 @@ class TiledDetector(Detector):
         for pending in block:
             pending.add_tiles(tiles, self._submit)
 
-    def submit(self, image: Image) -> Pending:
-        """Start the whole frame and every tile; the Pending's result() merges them."""
+    def submit(self, image: Image, input_size: int | None = None) -> Pending:
+        """Start the whole frame and every tile; the Pending's result() merges them.
+
+        input_size: the whole frame's input long side (Detector.submit); tiles keep the
+        inner detector's own, which is what zooms them in.
+        """
         height, width = int(image.shape[0]), int(image.shape[1])
         if self.config.mode == "auto":
             self._close_block(width, height)
         tiles = self.tiles_for(width, height)
         if not self.tiles_wanted():
             tiles = tiles[:0]
-        whole = self._submit(image)
+        whole = (self._submit(image) if input_size is None
+                 else self._submit(image, input_size=input_size))
         auto = self.config.mode == "auto"
         if not auto and not len(tiles):
             return whole

@@ -65,14 +65,14 @@ class UltralyticsBackend(Detector):
             raise ModelError(f"cannot load model {model_path}: {error}") from None
         self._lock = threading.Lock()
 
-    def predict(self, images: Sequence[Image]) -> list[Done]:
+    def predict(self, images: Sequence[Image], input_size: int | None = None) -> list[Done]:
         with self._lock:
             results = self._model.predict(
                 list(images),
                 classes=[PERSON_CLASS],
                 conf=self.config.confidence,
                 iou=self.config.iou,
-                imgsz=self.config.imgsz,
+                imgsz=input_size or self.config.imgsz,
                 max_det=self.config.max_det,
                 # A .pt model letterboxes to the stream's aspect; fixed-shape exports ignore it.
                 rect=self.config.input_shape == "stream",
@@ -90,8 +90,8 @@ class UltralyticsBackend(Detector):
             out.append(Done(detections, seconds))
         return out
 
-    def submit(self, image: Image) -> Pending:
-        return self.predict([image])[0]
+    def submit(self, image: Image, input_size: int | None = None) -> Pending:
+        return self.predict([image], input_size)[0]
 
     def prepare(self, width: int, height: int) -> None:
         """Nothing to prepare: ultralytics sizes its input per call."""

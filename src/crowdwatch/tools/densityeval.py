@@ -54,9 +54,12 @@ def evaluate_density(config: AppConfig, points: Path, roi: str | None = None,
     detector = config.detector
     model = resolve_model(detector.model)
     xml = model if model.suffix == ".xml" else next(model.glob("*.xml"), model)
-    counter = DensityCounter(xml, resolve_head(), imgsz=detector.imgsz,
+    # As a camera counting from density runs it: whole frames at counting.density_imgsz,
+    # density tiles at detector.imgsz.
+    counter = DensityCounter(xml, resolve_head(),
+                             imgsz=config.counting.density_imgsz or detector.imgsz,
                              input_shape=detector.input_shape, threads=detector.threads or 0,
-                             tiles=dense_tiles_rule(config.counting))
+                             tiles=dense_tiles_rule(config.counting), tile_imgsz=detector.imgsz)
     source = open_source(config.cameras[0])
     started = time.perf_counter()
     counts, expected, games = [], [], []

@@ -178,7 +178,7 @@ def run_settings(settings: Sequence[Setting], start_frame: int = 0,
         counting = setting.config.counting
         key = (setting.config.detector.model_dump_json()
                + (counting.method != "boxes")
-               * f" density {counting.density_tiles.model_dump_json()}")
+               * f" density {counting.density_tiles.model_dump_json()} {counting.density_imgsz}")
         started = time.perf_counter()
         if key in detected:
             first = detected[key]
@@ -225,7 +225,7 @@ class ReplayDetector(Detector):
     def __init__(self, recorded: Sequence[Detections | Done]) -> None:
         self._recorded = iter(recorded)
 
-    def submit(self, image: Image) -> Pending:
+    def submit(self, image: Image, input_size: int | None = None) -> Pending:
         recorded = next(self._recorded)
         return recorded if isinstance(recorded, Done) else Done(recorded)
 
