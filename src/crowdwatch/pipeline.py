@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from crowdwatch.analytics.camera import CameraAnalysis
-from crowdwatch.detect.base import Detector, Pending
+from crowdwatch.detect.base import Detector, Pending, submit_at
 from crowdwatch.detect.densitymap import DensityMap
 from crowdwatch.detect.tiling import TiledDetector
 from crowdwatch.health import HealthState, SourceStatus
@@ -198,12 +198,8 @@ class CameraWorker:
         chain = self.chain
         detect_now = self._started % chain.detect_every == 0
         self._started += 1
-        pending = None
-        if detect_now:
-            size = chain.input_size()
-            # Only where it differs: a detector with one input size need not take it.
-            pending = (chain.detector.submit(frame.image) if size is None
-                       else chain.detector.submit(frame.image, input_size=size))
+        pending = (submit_at(chain.detector.submit, frame.image, chain.input_size())
+                   if detect_now else None)
         # Read right after the submit, which may have closed an auto block and chosen anew:
         # nothing else changes the choice before this frame's result is collected.
         height, width = frame.image.shape[:2]

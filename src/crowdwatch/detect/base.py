@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -71,6 +71,12 @@ class Detector:
 
     def prepare(self, width: int, height: int) -> None:
         """Load what frames of this size need now, so the first one is not slow."""
+
+
+def submit_at(submit: Callable[..., Pending], image: Image, input_size: int | None) -> Pending:
+    """submit(image), with input_size only where one is asked for: a Detector whose submit
+    predates input_size keeps working wherever nothing asks for another size."""
+    return submit(image) if input_size is None else submit(image, input_size=input_size)
 
 
 def detect(detector: Detector, image: Image) -> Detections:

@@ -19,7 +19,7 @@ import threading
 from collections import Counter
 from typing import TYPE_CHECKING
 
-from crowdwatch.detect.base import Detector, Image, Pending
+from crowdwatch.detect.base import Detector, Image, Pending, submit_at
 from crowdwatch.types import Detections
 
 if TYPE_CHECKING:
@@ -185,10 +185,8 @@ class FairShare:
             image, pending.image = pending.image, None
             try:
                 # Outside the lock: cameras letterbox their frames in parallel.
-                # The input size goes only where one was asked for (Detector.submit).
-                sized = ({} if pending.input_size is None
-                         else {"input_size": pending.input_size})
-                inner = self.detector.submit(image, **sized)  # type: ignore[arg-type]
+                inner = submit_at(self.detector.submit, image,  # type: ignore[arg-type]
+                                  pending.input_size)
             except BaseException as error:  # the frame's own camera raises it from result()
                 with self._lock:
                     pending.error = error

@@ -34,7 +34,7 @@ import numpy.typing as npt
 
 from crowdwatch.boxes import box_iou
 from crowdwatch.config.detector import TilingConfig
-from crowdwatch.detect.base import Detector, Pending
+from crowdwatch.detect.base import Detector, Pending, submit_at
 from crowdwatch.types import Detections, Image
 
 if TYPE_CHECKING:
@@ -381,8 +381,7 @@ class TiledDetector(Detector):
         tiles = self.tiles_for(width, height)
         if not self.tiles_wanted():
             tiles = tiles[:0]
-        whole = (self._submit(image) if input_size is None
-                 else self._submit(image, input_size=input_size))
+        whole = submit_at(self._submit, image, input_size)
         auto = self.config.mode == "auto"
         if not auto and not len(tiles):
             return whole
