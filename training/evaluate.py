@@ -162,7 +162,8 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shared", type=Path, default=Path("../shared"))
     parser.add_argument("--head", type=Path, required=True, help="folder with density_head.xml")
-    parser.add_argument("--imgsz", type=int, default=CountingConfig().density_imgsz or 640,
+    parser.add_argument("--imgsz", type=int,
+                        default=CountingConfig().density_imgsz or DetectorConfig().imgsz,
                         help="whole frames' input long side (default: counting.density_imgsz, "
                              "as a camera counting from density runs it)")
     parser.add_argument("--tile-imgsz", type=int, default=DetectorConfig().imgsz,
