@@ -11,9 +11,14 @@ import pytest
 from typer.testing import CliRunner
 
 from crowdwatch.cli import app
+from crowdwatch.config import parse_config
 from crowdwatch.density.counter import DensityCounter
 from crowdwatch.density.model import resolve_head
+from crowdwatch.detect.densitymap import DensityMap
 from crowdwatch.detect.models import EMBEDDED_DIR
+from crowdwatch.detect.yolo import Letterbox
+from crowdwatch.errors import CrowdwatchError
+from crowdwatch.tools.densityeval import evaluate_density
 from crowdwatch.tools.points import load_points
 
 DETECTOR = EMBEDDED_DIR / "yolo11n_int8_openvino_model" / "yolo11n.xml"
@@ -67,3 +72,49 @@ def test_density_needs_head_point_ground_truth(tmp_path: Path) -> None:
     assert result.exit_code != 0
     assert "--density applies to head-point ground truth" in result.output
     assert "Traceback" not in result.output
+
+
+class UniformCounter:
+    """0.01 people in each of a 480x640 input's 60x80 cells: 48 in a 4:3 frame."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        pass
+
+    def run(self, image: np.ndarray) -> object:
+        frame_hw = (image.shape[0], image.shape[1])
+        letterbox = Letterbox.fit(frame_hw, (480, 640))
+
+        class Result:
+            density = DensityMap(np.full((60, 80), 0.01, np.float32), letterbox)
+
+        return Result()
+
+
+@pytest.fixture
+def mixed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    """A folder of a 640x480 and a 1280x960 image (ShanghaiTech's folders mix sizes), 48 head
+    points on each, and the counter scripted."""
+    monkeypatch.setattr("crowdwatch.density.counter.DensityCounter", UniformCounter)
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, (h, w) in enumerate([(480, 640), (960, 1280)]):
+        cv2.imwrite(str(folder / f"{i:03d}.png"), np.zeros((h, w, 3), np.uint8))
+    points = tmp_path / "points.csv"
+    points.write_text("frame,x,y\n" + "".join(f"{i},5,5\n" for i in (0, 1) for _ in range(48)))
+    return folder, points
+
+
+def test_each_frame_counts_over_its_own_size(mixed: tuple[Path, Path]) -> None:
+    folder, points = mixed
+    config = parse_config({"cameras": [{"id": "c", "source": str(folder)}]})
+    row = evaluate_density(config, points)
+    # Counted over the first frame's rectangle, the second would give 12 of its 48.
+    assert row.frames == 2
+    assert row.mae == pytest.approx(0.0, abs=1e-4)
+
+
+def test_an_roi_over_frames_of_mixed_sizes_is_a_clear_error(mixed: tuple[Path, Path]) -> None:
+    folder, points = mixed
+    config = parse_config({"cameras": [{"id": "c", "source": str(folder)}]})
+    with pytest.raises(CrowdwatchError, match="--roi is 640x480 but frame 1 is 1280x960"):
+        evaluate_density(config, points, roi="0,0;320,0;320,480;0,480")

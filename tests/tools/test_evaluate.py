@@ -676,3 +676,46 @@ def test_a_frame_counted_from_density_is_scored_by_its_map_inside_the_roi() -> N
     assert rows[0].mae == pytest.approx(2.0)  # |12 - 10|
     boxes = FrameResult("c", 0, None, 0.0, 0, 0, density=density)  # boxes: none found
     assert score_points([boxes], truth, mask, counting, timed=False)[0].mae == pytest.approx(10)
+
+
+def _uniform_map(frame_hw: tuple[int, int]) -> object:
+    """0.01 people in each of a 480x640 input's 60x80 cells, the frame letterboxed in."""
+    from crowdwatch.detect.densitymap import DensityMap
+    from crowdwatch.detect.yolo import Letterbox
+
+    return DensityMap(np.full((60, 80), 0.01, np.float32), Letterbox.fit(frame_hw, (480, 640)))
+
+
+def test_frames_of_two_sizes_counted_from_density_each_count_their_own_frame() -> None:
+    # ShanghaiTech's folders mix image sizes. Both frames fill the 4:3 input: 48 people each;
+    # integrating the larger one over the first frame's rectangle would count a quarter (12).
+    counting = parse_config({"cameras": [{"id": "c", "source": "c/"}],
+                             "counting": {"smoothing": "none"}}).counting
+    results = [FrameResult("c", i, None, 0.0, 0, 0, method="density", density=_uniform_map(hw))
+               for i, hw in enumerate([(480, 640), (960, 1280)])]
+    truth = {0: np.full((48, 2), 5.0), 1: np.full((48, 2), 5.0)}
+    assert score_points(results, truth, None, counting, timed=False)[0].mae == pytest.approx(0.0)
+
+
+def test_a_density_frame_of_another_size_than_the_roi_is_a_clear_error() -> None:
+    counting = parse_config({"cameras": [{"id": "c", "source": "c/"}],
+                             "counting": {"smoothing": "none"}}).counting
+    result = FrameResult("c", 0, None, 0.0, 0, 0, method="density",
+                         density=_uniform_map((960, 1280)))
+    with pytest.raises(CrowdwatchError, match=r"--roi is 640x480 but a frame is 1280x960"):
+        score_points([result], {0: np.zeros((0, 2))}, np.ones((480, 640), bool), counting,
+                     timed=False)
+
+
+def test_an_roi_over_a_folder_of_mixed_frame_sizes_is_a_clear_error(tmp_path: Path) -> None:
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for i in range(FRAMES):
+        size = (HEIGHT, WIDTH) if i < 6 else (2 * HEIGHT, 2 * WIDTH)
+        cv2.imwrite(str(folder / f"{i:03d}.png"), np.full((*size, 3), i, np.uint8))
+    points = write_points(tmp_path / "points.csv")
+    with pytest.raises(CrowdwatchError, match=rf"--roi is {WIDTH}x{HEIGHT} but a frame is "
+                                              rf"{2 * WIDTH}x{2 * HEIGHT}"):
+        evaluate_points(clip_config(folder), points, LEFT_HALF, detect_factory=Factory())
+    # Without a region of interest the same folder is scored.
+    assert evaluate_points(clip_config(folder), points, detect_factory=Factory()).rows

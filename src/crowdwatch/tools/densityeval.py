@@ -63,7 +63,8 @@ def evaluate_density(config: AppConfig, points: Path, roi: str | None = None,
     source = open_source(config.cameras[0])
     started = time.perf_counter()
     counts, expected, games = [], [], []
-    integrator: ZoneIntegrator | None = None
+    # One per frame size: an image folder's frames (ShanghaiTech's) differ in size.
+    integrators: dict[tuple[int, int], ZoneIntegrator] = {}
     ignore: list = []
     mask = None
     last = max(truth) if truth else -1
@@ -77,16 +78,21 @@ def evaluate_density(config: AppConfig, points: Path, roi: str | None = None,
             if frame.index not in truth:
                 continue
             h, w = frame.image.shape[:2]
-            if integrator is None:
+            if (h, w) not in integrators:
                 import shapely
 
-                mask = None if roi is None else load_roi(roi, w, h)
-                ignore = [] if mask is None else roi_ignore(mask)
-                integrator = ZoneIntegrator([shapely.box(-1, -1, w + 1, h + 1)], ignore)
+                if roi is not None and mask is None:
+                    mask = load_roi(roi, w, h)
+                    ignore = roi_ignore(mask)
+                elif mask is not None and mask.shape != (h, w):
+                    raise CrowdwatchError(f"--roi is {mask.shape[1]}x{mask.shape[0]} but frame "
+                                          f"{frame.index} is {w}x{h}; score frames of one "
+                                          "size with a region of interest, or leave --roi out")
+                integrators[h, w] = ZoneIntegrator([shapely.box(-1, -1, w + 1, h + 1)], ignore)
             density = counter.run(frame.image).density
             heads = truth[frame.index]
             inside = heads[in_mask(mask, heads)] if mask is not None else heads
-            counts.append(float(integrator.counts(density)[0]))
+            counts.append(float(integrators[h, w].counts(density)[0]))
             expected.append(len(inside))
             games.append(game(density, inside, 2, ignore))
     finally:

@@ -107,12 +107,15 @@ def score_points(results: Sequence[FrameResult], truth: Mapping[int, npt.NDArray
     boxes = {r.frame_index: r.detections.xyxy for r in ordered}
     smoother = counting_smoother(counting, timed)
     counts = {}
-    roi = None
+    # One per frame size: an image folder's frames (ShanghaiTech's) differ in size.
+    integrators: dict[tuple[int, int], ZoneIntegrator] = {}
     for r in ordered:
         if r.method == "density" and r.density is not None:
             # Counted as the pipeline counts it: the map integrated over the ROI, whole people.
-            roi = roi or _roi_integrator(mask, r.density.letterbox.frame_hw)
-            inside = int(np.rint(max(roi.counts(r.density)[0], 0.0)))
+            frame_hw = r.density.letterbox.frame_hw
+            if frame_hw not in integrators:
+                integrators[frame_hw] = _roi_integrator(mask, frame_hw)
+            inside = int(np.rint(max(integrators[frame_hw].counts(r.density)[0], 0.0)))
         else:
             inside = int(in_mask(mask, head_points(r.detections.xyxy)).sum())
         counts[r.frame_index] = int(smoother.update(np.array([inside], np.int64),
@@ -142,8 +145,15 @@ def _roi_integrator(mask: npt.NDArray[np.bool_] | None, frame_hw: tuple[int, int
     from crowdwatch.tools.points import roi_ignore
 
     h, w = frame_hw
+    if mask is not None and mask.shape != (h, w):
+        raise CrowdwatchError(_roi_size_error(mask, w, h))
     ignore = [] if mask is None else roi_ignore(mask)
     return ZoneIntegrator([shapely.box(0, 0, w, h)], ignore)
+
+
+def _roi_size_error(mask: npt.NDArray[np.bool_], width: int, height: int) -> str:
+    return (f"--roi is {mask.shape[1]}x{mask.shape[0]} but a frame is {width}x{height}; score "
+            "frames of one size with a region of interest, or leave --roi out")
 
 
 def evaluate_points(config: AppConfig, points: Path, roi: str | None = None,
@@ -164,6 +174,10 @@ def evaluate_points(config: AppConfig, points: Path, roi: str | None = None,
     if not done.frames:
         raise CrowdwatchError(f"{config.cameras[0].source}: no frame was read")
     mask = None if roi is None else load_roi(roi, done.frames[0].width, done.frames[0].height)
+    if mask is not None:
+        other = next((f for f in done.frames if mask.shape != (f.height, f.width)), None)
+        if other is not None:
+            raise CrowdwatchError(_roi_size_error(mask, other.width, other.height))
     rows = score_points(done.results, truth, mask, config.counting, done.sequence, split, name)
     return PointsEvaluation(rows, done.frames[0].index, done.frames[-1].index,
                             time.perf_counter() - started,
