@@ -702,7 +702,7 @@ def test_a_density_frame_of_another_size_than_the_roi_is_a_clear_error() -> None
                              "counting": {"smoothing": "none"}}).counting
     result = FrameResult("c", 0, None, 0.0, 0, 0, method="density",
                          density=_uniform_map((960, 1280)))
-    with pytest.raises(CrowdwatchError, match=r"--roi is 640x480 but a frame is 1280x960"):
+    with pytest.raises(CrowdwatchError, match=r"--roi is 640x480 but frame 0 is 1280x960"):
         score_points([result], {0: np.zeros((0, 2))}, np.ones((480, 640), bool), counting,
                      timed=False)
 
@@ -714,7 +714,7 @@ def test_an_roi_over_a_folder_of_mixed_frame_sizes_is_a_clear_error(tmp_path: Pa
         size = (HEIGHT, WIDTH) if i < 6 else (2 * HEIGHT, 2 * WIDTH)
         cv2.imwrite(str(folder / f"{i:03d}.png"), np.full((*size, 3), i, np.uint8))
     points = write_points(tmp_path / "points.csv")
-    with pytest.raises(CrowdwatchError, match=rf"--roi is {WIDTH}x{HEIGHT} but a frame is "
+    with pytest.raises(CrowdwatchError, match=rf"--roi is {WIDTH}x{HEIGHT} but frame 6 is "
                                               rf"{2 * WIDTH}x{2 * HEIGHT}"):
         evaluate_points(clip_config(folder), points, LEFT_HALF, detect_factory=Factory())
     # Without a region of interest the same folder is scored.

@@ -44,7 +44,7 @@ def evaluate_density(config: AppConfig, points: Path, roi: str | None = None,
     from crowdwatch.density.zones import ZoneIntegrator
     from crowdwatch.detect.models import resolve_model
     from crowdwatch.sources import open_source
-    from crowdwatch.tools.headpoints import load_roi
+    from crowdwatch.tools.headpoints import load_roi, roi_size_error
     from crowdwatch.tools.points import in_mask, load_points
 
     try:
@@ -85,9 +85,7 @@ def evaluate_density(config: AppConfig, points: Path, roi: str | None = None,
                     mask = load_roi(roi, w, h)
                     ignore = roi_ignore(mask)
                 elif mask is not None and mask.shape != (h, w):
-                    raise CrowdwatchError(f"--roi is {mask.shape[1]}x{mask.shape[0]} but frame "
-                                          f"{frame.index} is {w}x{h}; score frames of one "
-                                          "size with a region of interest, or leave --roi out")
+                    raise CrowdwatchError(roi_size_error(mask, frame.index, w, h))
                 integrators[h, w] = ZoneIntegrator([shapely.box(-1, -1, w + 1, h + 1)], ignore)
             density = counter.run(frame.image).density
             heads = truth[frame.index]

@@ -114,7 +114,7 @@ def score_points(results: Sequence[FrameResult], truth: Mapping[int, npt.NDArray
             # Counted as the pipeline counts it: the map integrated over the ROI, whole people.
             frame_hw = r.density.letterbox.frame_hw
             if frame_hw not in integrators:
-                integrators[frame_hw] = _roi_integrator(mask, frame_hw)
+                integrators[frame_hw] = _roi_integrator(mask, frame_hw, r.frame_index)
             inside = int(np.rint(max(integrators[frame_hw].counts(r.density)[0], 0.0)))
         else:
             inside = int(in_mask(mask, head_points(r.detections.xyxy)).sum())
@@ -136,8 +136,8 @@ def score_points(results: Sequence[FrameResult], truth: Mapping[int, npt.NDArray
     return rows
 
 
-def _roi_integrator(mask: npt.NDArray[np.bool_] | None, frame_hw: tuple[int, int]
-                    ) -> ZoneIntegrator:
+def _roi_integrator(mask: npt.NDArray[np.bool_] | None, frame_hw: tuple[int, int],
+                    frame_index: int) -> ZoneIntegrator:
     """Density counts inside the ROI (the whole frame without one)."""
     import shapely
 
@@ -146,14 +146,17 @@ def _roi_integrator(mask: npt.NDArray[np.bool_] | None, frame_hw: tuple[int, int
 
     h, w = frame_hw
     if mask is not None and mask.shape != (h, w):
-        raise CrowdwatchError(_roi_size_error(mask, w, h))
+        raise CrowdwatchError(roi_size_error(mask, frame_index, w, h))
     ignore = [] if mask is None else roi_ignore(mask)
     return ZoneIntegrator([shapely.box(0, 0, w, h)], ignore)
 
 
-def _roi_size_error(mask: npt.NDArray[np.bool_], width: int, height: int) -> str:
-    return (f"--roi is {mask.shape[1]}x{mask.shape[0]} but a frame is {width}x{height}; score "
-            "frames of one size with a region of interest, or leave --roi out")
+def roi_size_error(mask: npt.NDArray[np.bool_], frame_index: int, width: int, height: int
+                   ) -> str:
+    """The error of a frame whose size is not the ROI mask's (a folder of mixed sizes)."""
+    return (f"--roi is {mask.shape[1]}x{mask.shape[0]} but frame {frame_index} is "
+            f"{width}x{height}; score frames of one size with a region of interest, or leave "
+            "--roi out")
 
 
 def evaluate_points(config: AppConfig, points: Path, roi: str | None = None,
@@ -177,7 +180,7 @@ def evaluate_points(config: AppConfig, points: Path, roi: str | None = None,
     if mask is not None:
         other = next((f for f in done.frames if mask.shape != (f.height, f.width)), None)
         if other is not None:
-            raise CrowdwatchError(_roi_size_error(mask, other.width, other.height))
+            raise CrowdwatchError(roi_size_error(mask, other.index, other.width, other.height))
     rows = score_points(done.results, truth, mask, config.counting, done.sequence, split, name)
     return PointsEvaluation(rows, done.frames[0].index, done.frames[-1].index,
                             time.perf_counter() - started,
