@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from crowdwatch.cli import app
 from crowdwatch.config import parse_config
-from crowdwatch.density.counter import DensityCounter
+from crowdwatch.density.counter import DensityCounter, DensityResult
 from crowdwatch.density.model import resolve_head
 from crowdwatch.detect.densitymap import DensityMap
 from crowdwatch.detect.models import EMBEDDED_DIR
@@ -20,6 +20,7 @@ from crowdwatch.detect.yolo import Letterbox
 from crowdwatch.errors import CrowdwatchError
 from crowdwatch.tools.densityeval import evaluate_density
 from crowdwatch.tools.points import load_points
+from crowdwatch.types import Detections
 
 DETECTOR = EMBEDDED_DIR / "yolo11n_int8_openvino_model" / "yolo11n.xml"
 
@@ -80,14 +81,10 @@ class UniformCounter:
     def __init__(self, *args: object, **kwargs: object) -> None:
         pass
 
-    def run(self, image: np.ndarray) -> object:
-        frame_hw = (image.shape[0], image.shape[1])
-        letterbox = Letterbox.fit(frame_hw, (480, 640))
-
-        class Result:
-            density = DensityMap(np.full((60, 80), 0.01, np.float32), letterbox)
-
-        return Result()
+    def run(self, image: np.ndarray) -> DensityResult:
+        letterbox = Letterbox.fit((image.shape[0], image.shape[1]), (480, 640))
+        return DensityResult(Detections.empty(),
+                             DensityMap(np.full((60, 80), 0.01, np.float32), letterbox))
 
 
 @pytest.fixture
